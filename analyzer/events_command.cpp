@@ -18,9 +18,11 @@ namespace lockscope::cli {
 namespace {
 
 // The comm each thread has at this point of the recording, the way perf keeps it: COMM records
-// set it, a forked thread starts with its parent's, and an unknown thread reads ":TID".
+// set it, a forked thread starts with its parent's, the idle task (0) is "swapper" until told
+// otherwise, and an unknown thread reads ":TID".
 class ThreadNames {
  public:
+  ThreadNames() { names_[0] = "swapper"; }
   void set(uint32_t tid, std::string_view comm) { names_[tid].assign(comm); }
   void fork(uint32_t child, uint32_t parent) {
     auto found = names_.find(parent);
