@@ -248,6 +248,15 @@ class TimeOrderQueue {
 
   uint64_t out_of_order() const { return out_of_order_; }
 
+  // The lowest file offset of a held-back record that points into the mapping.
+  uint64_t oldest_stable_offset() const {
+    uint64_t oldest = UINT64_MAX;
+    for (const Entry& entry : entries_) {
+      if (entry.stable_bytes != nullptr) oldest = std::min(oldest, entry.file_offset);
+    }
+    return oldest;
+  }
+
  private:
   const std::byte* bytes_of(const Entry& entry) const {
     return entry.stable_bytes != nullptr ? entry.stable_bytes : arena_.data() + entry.arena_offset;
@@ -650,6 +659,10 @@ class Reader final : public PerfDataReader {
       handle_record(record, [&](uint64_t size, uint64_t offset) {
         return source.take_trailing_payload(size, offset);
       });
+      if (file_ && file_->release_due(record.file_offset)) {
+        // Give back the mapped pages already read, but none that a held-back record still uses.
+        file_->release_before(std::min(record.file_offset, queue_.oldest_stable_offset()));
+      }
     }
   }
 
