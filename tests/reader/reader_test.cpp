@@ -355,7 +355,7 @@ TEST_CASE("samples found by ID when there is no IDENTIFIER") {
   CHECK(*c.samples[0].lock == 0xffff888000001000);
 }
 
-TEST_CASE("time order follows perf's rounds; file order keeps the bytes' order") {
+TEST_CASE("time order follows perf's rounds, file order keeps the bytes' order") {
   PerfDataBuilder builder = lock_recording();
   // Round 2: a COMM for tid 100 older than the next round's sample, written after it.
   SampleFields late;
