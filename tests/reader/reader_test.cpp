@@ -333,6 +333,23 @@ TEST_CASE("every sample_type field is laid out in kernel order") {
   CHECK(*c.samples[1].lock == 0xffffffff82b27f58);
 }
 
+TEST_CASE("callchains split into kernel and user frames at the context markers") {
+  std::vector<uint64_t> ips = {kContextKernel, 0xffffffff81000001, 0xffffffff81000002,
+                               kContextUser, 0x401000, 0x402000, 0x403000};
+  ByteWriter raw;
+  for (uint64_t ip : ips) raw.put(ip);
+  perf::Callchain chain(raw.bytes.data(), ips.size());
+  std::vector<std::pair<uint64_t, perf::FrameContext>> frames;
+  perf::for_each_frame(chain, [&](uint64_t address, perf::FrameContext context) {
+    frames.emplace_back(address, context);
+  });
+  REQUIRE(frames.size() == 5);
+  CHECK(frames[0] == std::pair{uint64_t{0xffffffff81000001}, perf::FrameContext::kernel});
+  CHECK(frames[1].second == perf::FrameContext::kernel);
+  CHECK(frames[2] == std::pair{uint64_t{0x401000}, perf::FrameContext::user});
+  CHECK(frames[4].second == perf::FrameContext::user);
+}
+
 TEST_CASE("samples found by ID when there is no IDENTIFIER") {
   PerfDataBuilder builder;
   builder.set_tracing_data(tracing_data({{"lock", {contention_begin_format(kBeginId),
