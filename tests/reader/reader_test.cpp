@@ -515,6 +515,24 @@ TEST_CASE("malformed input is one error naming the offset") {
   }
 }
 
+// Found by the fuzzer: the error context of an MMAP record pointed at a freed temporary.
+TEST_CASE("an MMAP file name without its NUL is an error naming the record") {
+  PerfDataBuilder builder = lock_recording();
+  ByteWriter body;
+  body.put<uint32_t>(1);
+  body.put<uint32_t>(1);
+  body.put<uint64_t>(0x1000);
+  body.put<uint64_t>(0x1000);
+  body.put<uint64_t>(0);
+  body.put_text("/usr/lib/libc.so");  // 16 bytes, no NUL, then the trailer
+  ByteWriter trailer;
+  for (int i = 0; i < 6; ++i) trailer.put<uint64_t>(0x4141414141414141);
+  body.put_bytes(trailer.bytes);
+  builder.raw_record(PERF_RECORD_MMAP, 0, body.bytes);
+  std::string error = read_error(builder.file_mode());
+  CHECK_THAT(error, Catch::Contains("PERF_RECORD_MMAP: the mapped file name is not NUL-terminated"));
+}
+
 TEST_CASE("a lock event whose payload is too short is counted, not read past") {
   PerfDataBuilder builder;
   builder.set_tracing_data(tracing_data({{"probe", {kprobe_format("_raw_spin_lock", kSpinLockId,
