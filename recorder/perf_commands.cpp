@@ -101,6 +101,13 @@ std::vector<std::string> preflight_problems(const KernelView& kernel, const Opti
       problems.push_back("kernel.perf_event_paranoid is " + std::to_string(*paranoid) +
                          ": system-wide tracing without root needs sysctl kernel.perf_event_paranoid=-1");
   }
+  auto kernel_side = kernel_problems(kernel, options);
+  problems.insert(problems.end(), kernel_side.begin(), kernel_side.end());
+  return problems;
+}
+
+std::vector<std::string> kernel_problems(const KernelView& kernel, const Options& options) {
+  std::vector<std::string> problems;
   if (!kernel.tracefs()) {
     problems.push_back("tracefs is not mounted; mount it: mount -t tracefs nodev /sys/kernel/tracing");
     return problems;  // every check below looks inside tracefs

@@ -367,6 +367,7 @@ int run_cleanup(const KernelView& kernel, const Options& options) {
 }
 
 int run_dry(const KernelView& kernel, const Options& options) {
+  if (auto problems = kernel_problems(kernel, options); !problems.empty()) throw Error(join(problems, "; "));
   Mode mode = resolve_mode(kernel, options.mode);
   say("dry run: the perf commands of a recording in " + std::string(name_of(mode)) + " mode, in order");
   std::vector<std::string> events = contention_events();

@@ -120,6 +120,9 @@ struct PerfFacts {
 };
 std::vector<std::string> preflight_problems(const KernelView& kernel, const Options& options,
                                             const PerfFacts& perf, bool privileged);
+// The part of the preflight about the kernel alone (tracefs, kprobes, tracepoints), which --dry-run
+// also checks: it needs neither root nor perf.
+std::vector<std::string> kernel_problems(const KernelView& kernel, const Options& options);
 
 // The mode a recording will use before any probe is added: auto picks kprobes when the kernel has
 // kprobe_events. (If adding the probes then fails, auto falls back to contention at run time.)
