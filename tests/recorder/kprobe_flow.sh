@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; [ -f "$work/last.err" ] && sed 's/^/  stderr: /' "$work/last.err"; exit 1; }
 [ "$(id -u)" = 0 ] || skip "lockrec's preflight wants root (or CAP_PERFMON and CAP_SYS_ADMIN)"
-command -v jq >/dev/null || skip "jq is not installed (Debian: jq)"
+command -v python3 >/dev/null || skip "python3 is not installed (setup.sh installs it)"
 
 work=$(mktemp -d /tmp/lockrec-kprobe-flow.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -49,8 +49,8 @@ grep -q "^perf probe --quiet --no-inlines --add lockrec:_raw_spin_lock=_raw_spin
 [ "$(awk '{print $2}' perf.log | tr '\n' ' ')" = "--version probe record probe " ] || fail "wrong order: $(cat perf.log)"
 grep -q -- '-e lockrec:_raw_spin_lock -e' perf.log || fail "record does not take the probes"
 grep -q -- 'probe --quiet --del lockrec:\\\*' perf.log || fail "no probe --del"
-[ "$(jq -r .mode rec.data.lockrec.json)" = kprobe ] || fail "mode is not kprobe"
-[ "$(jq -r '.probes[0].event' rec.data.lockrec.json)" = lockrec:_raw_spin_lock ] || fail "probes not in the JSON"
+[ "$("$here/json-field" rec.data.lockrec.json mode)" = kprobe ] || fail "mode is not kprobe"
+[ "$("$here/json-field" rec.data.lockrec.json probes.0.event)" = lockrec:_raw_spin_lock ] || fail "probes not in the JSON"
 grep -q "mutex_lock_nested *not in this kernel" last.err || fail "no skipped-probe table"
 
 echo "== --dry-run prints the same commands and runs none"

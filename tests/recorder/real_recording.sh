@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Real recordings on this machine, checked with perf's own tools: lockrec records real contention,
 # exits with COMMAND's status, leaves a complete file when interrupted, and --dry-run records
-# nothing. Needs root, perf, stress-ng and jq; exits 77 saying why when one is missing.
+# nothing. Needs root, perf, stress-ng and python3; exits 77 saying why when one is missing.
 # Usage: real_recording.sh LOCKREC [LOCKANALYZE]
 set -euo pipefail
 set -m  # background jobs keep SIGINT, as they would at a terminal, so the SIGINT checks mean something
 lockrec=$1
 lockanalyze=${2:-}
+here=$(cd "$(dirname "$0")" && pwd)
 
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; [ -f "${work:-}/last.err" ] && sed 's/^/  lockrec: /' "$work/last.err"; exit 1; }
@@ -14,7 +15,7 @@ fail() { echo "FAIL: $*"; [ -f "${work:-}/last.err" ] && sed 's/^/  lockrec: /' 
 command -v perf >/dev/null || skip "perf is not installed (Debian: linux-perf)"
 perf --version >/dev/null 2>&1 || skip "perf does not run on this kernel"
 command -v stress-ng >/dev/null || skip "stress-ng is not installed"
-command -v jq >/dev/null || skip "jq is not installed (Debian: jq)"
+command -v python3 >/dev/null || skip "python3 is not installed (setup.sh installs it)"
 
 work=$(mktemp -d /tmp/lockrec-real.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -31,7 +32,7 @@ sample_count() { perf script -i "$1" -F event 2>/dev/null | grep -c .; }
 
 echo "== a recording of real contention: $expected_mode mode"
 "$lockrec" -o stress.data -- stress-ng --fork 2 --timeout 3 >/dev/null 2>last.err || fail "lockrec exited $?"
-[ "$(jq -r .mode stress.data.lockrec.json)" = "$expected_mode" ] || fail "mode is not $expected_mode"
+[ "$("$here/json-field" stress.data.lockrec.json mode)" = "$expected_mode" ] || fail "mode is not $expected_mode"
 if [ "$expected_mode" = contention ]; then
   grep -q "only contended acquisitions will be seen" last.err || fail "no line saying only contention is seen"
 fi
@@ -39,10 +40,10 @@ perf script -i stress.data >script.txt 2>script.err || fail "perf script cannot 
 samples=$(sample_count stress.data)
 [ "$samples" -gt 0 ] || fail "perf script found no samples"
 echo "perf script reads $samples samples ($(stat -c %s stress.data) bytes)"
-[ "$(jq -r .kernel.build_id stress.data.lockrec.json)" = "$(perf buildid-list -k)" ] ||
+[ "$("$here/json-field" stress.data.lockrec.json kernel.build_id)" = "$(perf buildid-list -k)" ] ||
   fail "build-id differs from perf buildid-list -k"
-[ "$(jq -r .kernel.release stress.data.lockrec.json)" = "$(uname -r)" ] || fail "release differs from uname -r"
-[ "$(jq -r '.command_status.exit_code' stress.data.lockrec.json)" = 0 ] || fail "command status not recorded"
+[ "$("$here/json-field" stress.data.lockrec.json kernel.release)" = "$(uname -r)" ] || fail "release differs from uname -r"
+[ "$("$here/json-field" stress.data.lockrec.json command_status.exit_code)" = 0 ] || fail "command status not recorded"
 grep -q ' _raw_spin_lock$' stress.data.kallsyms || fail "kallsyms copy lacks _raw_spin_lock"
 [ "$(grep ' _raw_spin_lock$' stress.data.kallsyms)" = "$(grep ' _raw_spin_lock$' /proc/kallsyms)" ] ||
   fail "kallsyms copy disagrees with /proc/kallsyms"
@@ -59,7 +60,7 @@ echo "== exit status is COMMAND's"
 status=0
 "$lockrec" -o seven.data -- sh -c 'exit 7' 2>last.err || status=$?
 [ "$status" = 7 ] || fail "lockrec -- sh -c 'exit 7' exited $status"
-[ "$(jq -r '.command_status.exit_code' seven.data.lockrec.json)" = 7 ] || fail "exit 7 not in the JSON"
+[ "$("$here/json-field" seven.data.lockrec.json command_status.exit_code)" = 7 ] || fail "exit 7 not in the JSON"
 status=0
 "$lockrec" -o missing.data -- /nonexistent/command 2>last.err || status=$?
 [ "$status" = 127 ] || fail "a missing COMMAND gave $status, not 127"
@@ -90,7 +91,7 @@ interrupt() {  # signal, expected exit status
   [ "$status" = "$expected" ] || fail "SIG$signal to lockrec: exit $status, not $expected"
   perf script -i "$signal.data" -F event >/dev/null 2>&1 || fail "perf script cannot read the file left by SIG$signal"
   [ "$(lockrec_probes)" = 0 ] || fail "lockrec probes left behind after SIG$signal"
-  [ "$(jq -r '.command_status.signal' "$signal.data.lockrec.json")" = "$((expected - 128))" ] ||
+  [ "$("$here/json-field" "$signal.data.lockrec.json" command_status.signal)" = "$((expected - 128))" ] ||
     fail "COMMAND's signal not in the JSON"
 }
 echo "== SIGINT stops the recording cleanly"
