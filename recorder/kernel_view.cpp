@@ -38,6 +38,8 @@ fs::path KernelView::path(std::string_view absolute) const {
   return root_ / fs::path(absolute).relative_path();
 }
 
+std::string KernelView::read(std::string_view absolute) const { return read_text(path(absolute)); }
+
 std::optional<fs::path> KernelView::tracefs() const {
   for (std::string_view mount_point : tracefs_mount_points) {
     // The mount point directory exists even when nothing is mounted on it; events/ only when mounted.

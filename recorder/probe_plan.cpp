@@ -85,6 +85,16 @@ ProbePlan plan_probes(const std::set<std::string, std::less<>>& kernel_functions
   return plan;
 }
 
+ProbePlan plan_probes(const KernelView& kernel, const Options& options) {
+  return plan_probes(kernel.kernel_functions(), kernel.kprobe_blacklist(), kernel.machine(), options);
+}
+
+std::vector<std::string> ProbePlan::events() const {
+  std::vector<std::string> names;
+  for (const auto& probe : chosen) names.push_back(probe.event);
+  return names;
+}
+
 std::string format_skipped_table(const ProbePlan& plan) {
   size_t width = 8;
   for (const auto& skipped : plan.skipped) width = std::max(width, event_name(*skipped.row).size());

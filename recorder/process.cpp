@@ -34,6 +34,8 @@ std::string errno_text(int error) { return std::strerror(error); }
   _exit(127);
 }
 
+}  // namespace
+
 int wait_for(pid_t pid) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
@@ -41,8 +43,6 @@ int wait_for(pid_t pid) {
   }
   return status;
 }
-
-}  // namespace
 
 SignalWatch::SignalWatch() {
   sigset_t watched;

@@ -46,6 +46,9 @@ std::string describe_wait_status(int wait_status);
 // The exit code a shell would report for that wait status: the exit code, or 128 + signal.
 int shell_exit_code(int wait_status);
 
+// Waits for the child `pid` to end and returns its wait status.
+int wait_for(pid_t pid);
+
 // Runs argv to completion with lockrec's original signal mask and in its own process group (so a
 // Ctrl-C meant for COMMAND does not cut a perf probe in half). Returns the wait status.
 int run_to_completion(const std::vector<std::string>& argv, const SignalWatch& signals);

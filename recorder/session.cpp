@@ -248,7 +248,7 @@ class Recording {
     constexpr std::string_view enable = "enable\n";
     if (write(control_.write_end, enable.data(), enable.size()) != static_cast<ssize_t>(enable.size())) {
       // perf is gone already; its exit status tells why.
-      outcome_.perf_status = wait_blocking(perf_pid_);
+      outcome_.perf_status = wait_for(perf_pid_);
       perf_pid_ = -1;
       return false;
     }
@@ -263,7 +263,7 @@ class Recording {
         ssize_t got = read(ack_.read_end, reply, sizeof reply);
         if (got > 0) return true;
         // EOF: perf exited before enabling its events (it may have been reaped already).
-        if (perf_pid_ > 0) outcome_.perf_status = wait_blocking(perf_pid_);
+        if (perf_pid_ > 0) outcome_.perf_status = wait_for(perf_pid_);
         perf_pid_ = -1;
         return false;
       }
@@ -273,11 +273,16 @@ class Recording {
 
   // Reads queued signals; true once something ended the recording before COMMAND started.
   bool handle_signals() {
+    act_on_stop_signals();
+    reap();
+    return perf_pid_ < 0 || outcome_.stop_signal.has_value();
+  }
+
+  void act_on_stop_signals() {
+    // SIGCHLD needs nothing here: reap() asks each child by pid.
     while (auto received = signals_.take()) {
       if (is_stop_signal(received->signal)) on_stop_signal(*received);
     }
-    reap();
-    return perf_pid_ < 0 || outcome_.stop_signal.has_value();
   }
 
   void on_stop_signal(const SignalWatch::Received& received) {
@@ -313,13 +318,6 @@ class Recording {
     }
   }
 
-  static int wait_blocking(pid_t pid) {
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return status;
-  }
-
   // Waits until both COMMAND and perf have ended, acting on signals meanwhile.
   Outcome finish() {
     while (command_pid_ > 0 || perf_pid_ > 0) {
@@ -329,9 +327,7 @@ class Recording {
       if (command_pid_ <= 0 && perf_pid_ <= 0) break;
       if (poll(&watched, 1, -1) < 0 && errno != EINTR)
         throw Error(std::string("poll failed: ") + std::strerror(errno));
-      while (auto received = signals_.take()) {
-        if (is_stop_signal(received->signal)) on_stop_signal(*received);
-      }
+      act_on_stop_signals();
     }
     return outcome_;
   }
@@ -374,12 +370,11 @@ int run_dry(const KernelView& kernel, const Options& options) {
   if (mode == Mode::kprobe) {
     if (!kernel.probe_events_in_group(probe_group).empty())
       std::cout << shell_quote(probe_delete_command(options)) << "\n";
-    ProbePlan plan = plan_probes(kernel.kernel_functions(), kernel.kprobe_blacklist(), kernel.machine(), options);
+    ProbePlan plan = plan_probes(kernel, options);
     std::cerr << format_skipped_table(plan);
     if (plan.chosen.empty()) throw Error("none of lockrec's probe functions is in this kernel");
     std::cout << shell_quote(probe_add_command(options, plan)) << "\n";
-    events.clear();
-    for (const auto& probe : plan.chosen) events.push_back(probe.event);
+    events = plan.events();
   }
   std::cout << shell_quote(record_command(options, events)) << "\n";
   if (mode == Mode::kprobe) std::cout << shell_quote(probe_delete_command(options)) << "\n";
@@ -404,13 +399,13 @@ int run_recording(const KernelView& kernel, const Options& options) {
   if (mode == Mode::kprobe) {
     only_one.emplace(kernel);
     remove_stale_probes(kernel, options, signals);
-    plan = plan_probes(kernel.kernel_functions(), kernel.kprobe_blacklist(), kernel.machine(), options);
+    plan = plan_probes(kernel, options);
     std::cerr << format_skipped_table(*plan);
     try {
       if (plan->chosen.empty()) throw Error("none of lockrec's probe functions is in this kernel");
       summary.probe_command = probe_add_command(options, *plan);
       probes.emplace(kernel, options, *plan, signals);
-      for (const auto& probe : plan->chosen) summary.events.push_back(probe.event);
+      summary.events = plan->events();
       summary.plan = &*plan;
     } catch (const Error& error) {
       if (options.mode == Mode::kprobe) throw;

@@ -75,16 +75,8 @@ fs::path metadata_file_for(const fs::path& output) { return with_suffix(output, 
 
 void write_side_files(const KernelView& kernel, const Options& options, const RecordingSummary& summary) {
   fs::path kallsyms_copy = kallsyms_file_for(options.output);
-  // /proc files report size 0, so copy_file would copy nothing: stream it.
-  {
-    fs::path kallsyms = kernel.path("/proc/kallsyms");
-    std::ifstream in(kallsyms, std::ios::binary);
-    if (!in) throw Error("cannot read").file(kallsyms.string());
-    std::ofstream out(kallsyms_copy, std::ios::binary | std::ios::trunc);
-    out << in.rdbuf();
-    out.close();
-    if (!out) throw Error("cannot write").file(kallsyms_copy.string());
-  }
+  // Read, not fs::copy_file: /proc files report size 0, so copy_file would copy nothing.
+  write_file(kallsyms_copy, kernel.read("/proc/kallsyms"));
 
   auto build_id = kernel.build_id();
   json metadata = {

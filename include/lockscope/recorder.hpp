@@ -52,6 +52,7 @@ class KernelView {
   explicit KernelView(std::filesystem::path root);
 
   std::filesystem::path path(std::string_view absolute) const;  // "/proc/kallsyms" under the root
+  std::string read(std::string_view absolute) const;            // that file's whole content
   // The mounted tracefs (/sys/kernel/tracing, else /sys/kernel/debug/tracing), if any.
   std::optional<std::filesystem::path> tracefs() const;
   bool has_kprobe_events() const;
@@ -90,6 +91,8 @@ struct SkippedProbe {
 struct ProbePlan {
   std::vector<ChosenProbe> chosen;
   std::vector<SkippedProbe> skipped;
+
+  std::vector<std::string> events() const;  // the chosen probes' events, for perf record -e
 };
 
 // Which rows of the probe table to probe on this kernel, and how: rows whose function the kernel
@@ -97,6 +100,8 @@ struct ProbePlan {
 ProbePlan plan_probes(const std::set<std::string, std::less<>>& kernel_functions,
                       const std::set<std::string, std::less<>>& blacklist, std::string_view machine,
                       const Options& options);
+// The same for the kernel `kernel` shows.
+ProbePlan plan_probes(const KernelView& kernel, const Options& options);
 
 // The skipped rows as a table for the terminal.
 std::string format_skipped_table(const ProbePlan& plan);

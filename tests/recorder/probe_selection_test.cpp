@@ -20,12 +20,6 @@ namespace {
 
 const fs::path fixtures = LOCKSCOPE_RECORDER_FIXTURES;
 
-std::vector<std::string> chosen_events(const ProbePlan& plan) {
-  std::vector<std::string> events;
-  for (const auto& probe : plan.chosen) events.push_back(probe.event);
-  return events;
-}
-
 std::string definition_of(const ProbePlan& plan, std::string_view event) {
   for (const auto& probe : plan.chosen)
     if (probe.event == event) return probe.definition;
@@ -40,10 +34,6 @@ std::string skip_reason(const ProbePlan& plan, std::string_view function, probes
 
 bool contains(const std::vector<std::string>& list, std::string_view item) {
   return std::find(list.begin(), list.end(), item) != list.end();
-}
-
-ProbePlan plan_for(const KernelView& kernel, const Options& options) {
-  return plan_probes(kernel.kernel_functions(), kernel.kprobe_blacklist(), kernel.machine(), options);
 }
 
 }  // namespace
@@ -112,8 +102,8 @@ TEST_CASE("build-id is found after other notes", "[kernel]") {
 
 TEST_CASE("x86_64 default plan: acquisitions and trylock entries present on the kernel", "[plan]") {
   KernelView kernel(fixtures / "x86_64");
-  ProbePlan plan = plan_for(kernel, Options{});
-  auto events = chosen_events(plan);
+  ProbePlan plan = plan_probes(kernel, Options{});
+  auto events = plan.events();
   for (auto expected : {"lockrec:_raw_spin_lock", "lockrec:_raw_spin_lock_irq", "lockrec:_raw_spin_lock_irqsave",
                         "lockrec:_raw_spin_lock_bh", "lockrec:_raw_spin_trylock", "lockrec:_raw_spin_trylock_bh",
                         "lockrec:_raw_read_lock", "lockrec:_raw_write_lock", "lockrec:_raw_write_lock_nested",
@@ -148,8 +138,8 @@ TEST_CASE("release and trylock-result options add unlocks and trylock return pro
   Options options;
   options.release = true;
   options.trylock_result = true;
-  ProbePlan plan = plan_for(kernel, options);
-  auto events = chosen_events(plan);
+  ProbePlan plan = plan_probes(kernel, options);
+  auto events = plan.events();
   CHECK(contains(events, "lockrec:_raw_spin_unlock_irqrestore"));
   CHECK(contains(events, "lockrec:mutex_unlock"));
   CHECK(contains(events, "lockrec:up_write"));
@@ -168,7 +158,7 @@ TEST_CASE("release and trylock-result options add unlocks and trylock return pro
 TEST_CASE("a function on the kprobe blacklist is skipped", "[plan]") {
   KernelView kernel(fixtures / "x86_64");
   ProbePlan plan = plan_probes(kernel.kernel_functions(), {"_raw_spin_lock_bh"}, "x86_64", Options{});
-  CHECK_FALSE(contains(chosen_events(plan), "lockrec:_raw_spin_lock_bh"));
+  CHECK_FALSE(contains(plan.events(), "lockrec:_raw_spin_lock_bh"));
   CHECK(skip_reason(plan, "_raw_spin_lock_bh", probes::Role::acquire) == "on the kernel's kprobe blacklist");
 }
 
@@ -176,8 +166,8 @@ TEST_CASE("arm64 lockdep kernel: _nested names, %x0, tracefs under debugfs", "[p
   KernelView kernel(fixtures / "arm64-lockdep");
   CHECK(kernel.machine() == "aarch64");
   CHECK(kernel.tracefs() == fixtures / "arm64-lockdep/sys/kernel/debug/tracing");
-  ProbePlan plan = plan_for(kernel, Options{});
-  auto events = chosen_events(plan);
+  ProbePlan plan = plan_probes(kernel, Options{});
+  auto events = plan.events();
   for (auto expected : {"lockrec:_raw_spin_lock_nested", "lockrec:_raw_spin_lock_irqsave_nested",
                         "lockrec:_raw_spin_lock_nest_lock", "lockrec:mutex_lock_nested",
                         "lockrec:_mutex_lock_nest_lock", "lockrec:down_write_nested",
@@ -220,7 +210,7 @@ TEST_CASE("a stale lockrec group is found, and only lockrec's probes", "[kernel]
 
 TEST_CASE("perf probe command lines", "[commands]") {
   KernelView kernel(fixtures / "x86_64");
-  ProbePlan plan = plan_for(kernel, Options{});
+  ProbePlan plan = plan_probes(kernel, Options{});
   auto add = probe_add_command(Options{}, plan);
   REQUIRE(add.size() == 4 + 2 * plan.chosen.size());
   CHECK(std::vector<std::string>(add.begin(), add.begin() + 6) ==
@@ -297,11 +287,11 @@ TEST_CASE("side files: kallsyms copy and the JSON the analyzer reads", "[side_fi
   Options options;
   options.output = directory / "rec.data";
   options.command = {"true"};
-  ProbePlan plan = plan_for(kernel, options);
+  ProbePlan plan = plan_probes(kernel, options);
   RecordingSummary summary;
   summary.mode = Mode::kprobe;
   summary.plan = &plan;
-  summary.events = chosen_events(plan);
+  summary.events = plan.events();
   summary.record_command = record_command(options, summary.events);
   summary.probe_command = probe_add_command(options, plan);
   summary.command_wait_status = 3 << 8;  // exited with 3
