@@ -158,13 +158,14 @@ inline constexpr auto probe_table = [] {
 // _raw_spin_trylock__return.
 inline constexpr std::string_view return_event_suffix = "__return";
 
-// The event name lockrec gives a row's probe (without the group).
+// A perf event name taken apart (see parse_event_name).
 struct EventName {
-  std::string_view function;
+  std::string_view name;
   bool is_return;
 };
 
-// Splits "group:event" (or a bare "event") into the probed function and whether it is a return probe.
+// Splits "group:event" (or a bare "event") into the event's name without the return suffix (for
+// lockrec's probes the function) and whether it is a return probe.
 constexpr EventName parse_event_name(std::string_view event) {
   if (auto colon = event.find(':'); colon != std::string_view::npos) event.remove_prefix(colon + 1);
   bool is_return = event.ends_with(return_event_suffix);
@@ -172,13 +173,21 @@ constexpr EventName parse_event_name(std::string_view event) {
   return {event, is_return};
 }
 
+// The prefix of the spinlock and rwlock entry points that hand-named probes often drop
+// (`perf probe -a 'spin_lock=_raw_spin_lock ...'`).
+inline constexpr std::string_view raw_lock_prefix = "_raw_";
+
 // The row a perf event name stands for, whatever its group: probe:_raw_spin_lock,
-// lockrec:_raw_spin_lock and _raw_spin_lock all give the _raw_spin_lock acquire row;
-// probe:_raw_spin_trylock__return gives the _raw_spin_trylock trylock_return row.
+// lockrec:_raw_spin_lock, _raw_spin_lock and lockrec:spin_lock all give the _raw_spin_lock acquire
+// row; probe:_raw_spin_trylock__return gives the _raw_spin_trylock trylock_return row.
 constexpr const ProbeRow* find_probe_by_event(std::string_view event) {
-  auto [function, is_return] = parse_event_name(event);
+  auto [name, is_return] = parse_event_name(event);
+  auto names_function = [name](std::string_view function) {
+    return function == name ||
+           (function.starts_with(raw_lock_prefix) && function.substr(raw_lock_prefix.size()) == name);
+  };
   auto match = std::find_if(probe_table.begin(), probe_table.end(), [&](const ProbeRow& row) {
-    return row.function == function && (row.role == Role::trylock_return) == is_return;
+    return names_function(row.function) && (row.role == Role::trylock_return) == is_return;
   });
   return match == probe_table.end() ? nullptr : &*match;
 }

@@ -42,6 +42,8 @@ TEST_CASE("event names map back to table rows by function, whatever the group", 
   const probes::ProbeRow* spin = probes::find_probe_by_event("probe:_raw_spin_lock");
   REQUIRE(spin != nullptr);
   CHECK(spin == probes::find_probe_by_event("lockrec:_raw_spin_lock"));
+  CHECK(spin == probes::find_probe_by_event("lockrec:spin_lock"));  // hand-named: perf probe -a 'spin_lock=_raw_spin_lock ...'
+  CHECK(probes::find_probe_by_event("lockrec:write_lock_irq")->kind == probes::LockKind::rwlock_write);
   CHECK(spin->kind == probes::LockKind::spinlock);
   CHECK(spin->flavour == probes::Flavour::plain);
   CHECK(spin->role == probes::Role::acquire);
