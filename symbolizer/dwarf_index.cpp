@@ -339,7 +339,10 @@ std::optional<DwarfVariable> DwarfIndex::variable_at(uint64_t address, std::stri
     const char* cu_name = dwarf_diename(&cu_die);
     if (cu_name != nullptr) variable.cu_name = cu_name;
   }
-  if (follow_type(&die, &type)) variable.size = type_size(type);
+  if (follow_type(&die, &type)) {
+    variable.size = type_size(type);
+    variable.type = type_display(type);
+  }
   return variable;
 }
 

@@ -29,6 +29,7 @@ struct DwarfVariable {
   std::string function;   // for a function-local static: the function it is declared in
   std::string cu_name;    // "kernel/ucount.c", for a gdb file qualifier
   uint64_t size = 0;      // of its type; 0 when unknown
+  std::string type;       // its C type as gdb spells it ("spinlock_t", "struct mutex")
 };
 
 // Where an offset into a variable lands: the member path ("" for the variable itself, then

@@ -146,6 +146,7 @@ void ElfImage::read_symbols() {
     s.global = global;
     symbols_.push_back(s);
     ++name_counts_[s.name];
+    if (type == STT_FUNC) function_names_.insert(s.name);
     if (s.name == "_text") text_address_ = s.address;
   }
   // Among symbols at one address the preferred one sorts last, because lookups walk backwards:

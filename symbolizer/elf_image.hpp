@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace lockscope::symbolizer {
@@ -66,6 +67,8 @@ class ElfImage {
 
   // How many symbols have this exact name (to know when a name needs a file qualifier).
   size_t count_named(std::string_view name) const;
+  // Whether an out-of-line copy of the function exists (gdb resolves `func::var` only then).
+  bool has_function(std::string_view name) const { return function_names_.count(name) != 0; }
 
  private:
   SymbolHit symbol_at(uint64_t address, bool want_code) const;
@@ -82,6 +85,7 @@ class ElfImage {
   const SectionInfo* percpu_ = nullptr;
   std::vector<ElfSymbol> symbols_;               // by address
   std::unordered_map<std::string_view, uint32_t> name_counts_;
+  std::unordered_set<std::string_view> function_names_;
   std::string build_id_;
   uint64_t text_address_ = 0;
 };

@@ -82,7 +82,12 @@ class VmlinuxSymbolizer final : public Symbolizer {
 
   // gdb (and crash) evaluate `name` only when it is unambiguous: a name defined in several files
   // gets the file qualifier, a function-local static its function.
-  std::string gdb_name(const DwarfVariable& variable) const {
+  std::string gdb_name(const DwarfVariable& variable, uint64_t link_address) const {
+    if (!variable.function.empty() && !elf_.has_function(variable.function)) {
+      // The function was only ever inlined: gdb has no block to look `lock` up in, so the object is
+      // spelled by its type and (link-time) address instead.
+      return "(*(" + variable.type + " *)" + hex_address(link_address) + ")";
+    }
     if (!variable.function.empty()) {
       std::string name = variable.function + "::" + variable.name;
       if (elf_.count_named(variable.function) > 1 && !variable.cu_name.empty())
@@ -116,7 +121,7 @@ class VmlinuxSymbolizer final : public Symbolizer {
           index_->variable_at(hit.symbol->address, hit.symbol->global ? std::string_view() : hit.symbol->file);
       if (variable && (variable->size == 0 || hit.offset < variable->size)) {
         const MemberPath member = index_->member_path(*variable, hit.offset);
-        out.name = gdb_name(*variable) + member.path;
+        out.name = gdb_name(*variable, hit.symbol->address) + member.path;
         if (member.residual != 0) out.name += "+" + hex_address(member.residual);
         out.type = member.type;
         out.is_lock = member.is_lock && member.residual == 0;
