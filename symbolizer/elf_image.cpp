@@ -144,17 +144,28 @@ void ElfImage::read_symbols() {
     s.section_index = sym.st_shndx;
     s.type = static_cast<uint8_t>(type);
     s.global = global;
+    s.weak = GELF_ST_BIND(sym.st_info) == STB_WEAK;
+    s.index = static_cast<uint32_t>(i);
     symbols_.push_back(s);
     ++name_counts_[s.name];
     if (type == STT_FUNC) function_names_.insert(s.name);
     if (s.name == "_text") text_address_ = s.address;
   }
-  // Among symbols at one address the preferred one sorts last, because lookups walk backwards:
-  // sized before unsized, typed before NOTYPE, global before local.
-  auto rank = [](const ElfSymbol& s) { return (s.size ? 4 : 0) + (s.type != STT_NOTYPE ? 2 : 0) + (s.global ? 1 : 0); };
-  std::stable_sort(symbols_.begin(), symbols_.end(), [&](const ElfSymbol& a, const ElfSymbol& b) {
+  // Among aliases at one address the preferred one sorts last, because lookups walk backwards.
+  // The preference is perf's (choose_best_symbol), so frames read as in `perf script`: sized, not
+  // weak, global, fewer leading underscores, longer name, earlier in the table.
+  auto underscores = [](std::string_view name) { return name.find_first_not_of('_'); };
+  auto less_preferred = [&](const ElfSymbol& a, const ElfSymbol& b) {
+    if ((a.size != 0) != (b.size != 0)) return a.size == 0;
+    if (a.weak != b.weak) return a.weak;
+    if (a.global != b.global) return !a.global;
+    if (underscores(a.name) != underscores(b.name)) return underscores(a.name) > underscores(b.name);
+    if (a.name.size() != b.name.size()) return a.name.size() < b.name.size();
+    return a.index > b.index;
+  };
+  std::sort(symbols_.begin(), symbols_.end(), [&](const ElfSymbol& a, const ElfSymbol& b) {
     if (a.address != b.address) return a.address < b.address;
-    return rank(a) < rank(b);
+    return less_preferred(a, b);
   });
 }
 
@@ -210,11 +221,18 @@ SymbolHit ElfImage::symbol_at(uint64_t address, bool want_code) const {
       hit.symbol = &s;
       break;
     }
-    if (s.size == 0 && nearest_unsized == nullptr) nearest_unsized = &s;
-    // A sized symbol that ends before the address: whatever lies between is unnamed, unless an
-    // unsized label follows it.
-    if (s.size > 0 && nearest_unsized == nullptr) break;
-    if (s.size > 0) break;
+    if (s.size == 0) {
+      // Code: the nearest label reaches up to the next symbol, as in perf. Data: keep looking for a
+      // sized object around the address, the label being the fallback.
+      if (want_code) {
+        hit.symbol = &s;
+        break;
+      }
+      if (nearest_unsized == nullptr) nearest_unsized = &s;
+      continue;
+    }
+    // A sized symbol that ends before the address: the address lies in a gap after it.
+    break;
   }
   if (hit.symbol == nullptr) hit.symbol = nearest_unsized;
   if (hit.symbol != nullptr) hit.offset = address - hit.symbol->address;

@@ -30,6 +30,8 @@ struct ElfSymbol {
   uint16_t section_index = 0;
   uint8_t type = STT_NOTYPE;
   bool global = false;
+  bool weak = false;
+  uint32_t index = 0;  // in .symtab, to break ties as perf does
 };
 
 // One symbol with its section and the distance to it; `symbol` null when nothing contains the
@@ -59,9 +61,10 @@ class ElfImage {
   // The per-cpu section when it is linked at 0 (x86-64 SMP): its addresses are per-cpu offsets.
   const SectionInfo* percpu_section() const { return percpu_; }
 
-  // The symbol containing `address` in the same section: a sized symbol whose range holds the
-  // address, else the nearest symbol before it without a size. Data lookups skip functions and code
-  // lookups skip objects.
+  // The symbol containing `address` in the same section. Data: a sized object whose range holds the
+  // address, else the nearest unsized symbol before it. Code, as perf names frames: the nearest
+  // symbol before the address (an inner label such as entry_SYSCALL_64_after_hwframe wins over
+  // the function around it), an unsized one reaching up to the next symbol.
   SymbolHit data_symbol_at(uint64_t address) const;
   SymbolHit code_symbol_at(uint64_t address) const;
 
