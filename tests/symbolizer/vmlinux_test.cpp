@@ -143,5 +143,60 @@ int main() {
             << " perf could not name); " << with_lines << " have a source line\n";
   if (perf_names.empty() || frames_agreed != perf_names.size() - perf_unknown) ++failures;
   if (with_lines < frames_agreed) ++failures;
+
+  // --- inline frames and source lines of the same frames, against addr2line -i ---
+  if (!have_tool("addr2line")) return skip("addr2line is not installed; it checks inline frames and lines");
+  std::string addresses;
+  // Frames perf could not name (return addresses just past a noreturn call) are left out: neither
+  // perf nor we name them, while addr2line still finds their line.
+  size_t compared = 0;
+  for (const auto& [address, perf_name] : perf_names) {
+    if (perf_name == "[unknown]") continue;
+    addresses += " " + hex(address);
+    ++compared;
+  }
+  started = std::chrono::steady_clock::now();
+  const CommandResult oracle = run("addr2line -a -i -f -e '" + vmlinux + "'" + addresses);
+  std::cout << "addr2line answered " << compared << " addresses in " << seconds_since(started) << " s\n";
+  std::map<unsigned long long, std::vector<std::pair<std::string, std::string>>> chains;  // function, file:line
+  {
+    std::istringstream lines(oracle.out);
+    std::string function, location;
+    unsigned long long current = 0;
+    while (std::getline(lines, function)) {
+      if (function.rfind("0x", 0) == 0) {
+        current = std::stoull(function, nullptr, 16);
+        continue;
+      }
+      if (!std::getline(lines, location)) break;
+      chains[current].push_back({function, location.substr(0, location.find(' '))});
+    }
+  }
+  size_t chains_agreed = 0;
+  for (const auto& [address, expected] : chains) {
+    const auto where = symbolizer->name_code(address);
+    // Ours: inlines innermost first, then the outer function; addr2line's order is the same.
+    std::vector<std::pair<std::string, std::string>> ours;
+    for (const auto& frame : where.inlines) ours.push_back({frame.function, frame.file + ":" + std::to_string(frame.line)});
+    ours.push_back({"", where.file + ":" + std::to_string(where.line)});
+    bool same = ours.size() == expected.size();
+    for (size_t k = 0; same && k < ours.size(); ++k) {
+      // addr2line prints the build directory's view of the path; ours is relative to the source tree.
+      const std::string& theirs = expected[k].second;
+      const std::string& mine = ours[k].second;
+      same = theirs.size() >= mine.size() && theirs.compare(theirs.size() - mine.size(), mine.size(), mine) == 0 &&
+             (k + 1 == ours.size() || ours[k].first == expected[k].first);
+    }
+    chains_agreed += same;
+    if (!same) {
+      std::cout << "DISAGREE inlines " << hex(address) << ": ours";
+      for (const auto& [f, l] : ours) std::cout << " " << f << "@" << l;
+      std::cout << "; addr2line";
+      for (const auto& [f, l] : expected) std::cout << " " << f << "@" << l;
+      std::cout << "\n";
+    }
+  }
+  std::cout << "inlines and lines: " << chains_agreed << " of " << compared << " frames agree with addr2line -i\n";
+  if (chains_agreed != compared) ++failures;
   return failures ? 1 : 0;
 }
