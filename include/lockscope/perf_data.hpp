@@ -80,6 +80,7 @@ struct Metadata {
   uint32_t nr_cpus_available = 0;
   std::vector<BuildIdEntry> build_ids;
   std::vector<std::byte> tracing_data;  // the raw TRACING_DATA blob, parsed by TraceFormats
+  uint64_t tracing_data_offset = 0;     // where that blob starts in the file (for errors)
   std::vector<uint64_t> features;       // feature ids present
 };
 
@@ -169,7 +170,14 @@ class RecordVisitor {
   // Pipe mode: metadata (attrs, tracing data, features) is complete. File mode: called once before
   // the first record.
   virtual void on_metadata(const Metadata&) {}
+  // Checked after each record: a visitor that has what it needs stops the read early.
+  virtual bool wants_more() const { return true; }
 };
+
+// File order is the order records were written: per-CPU buffers one after another. Time order is
+// what `perf script` shows: records are held back until a FINISHED_ROUND proves that nothing older
+// can still come (perf's own rule), then sorted by time. Memory stays bounded by two rounds.
+enum class RecordOrder { file, time };
 
 // Counts of what was read, for the summary line and for tests.
 struct ReadStats {
@@ -180,6 +188,7 @@ struct ReadStats {
   uint64_t lost_events = 0;            // sum of LOST records' counts
   uint64_t lost_samples = 0;           // sum of LOST_SAMPLES
   uint64_t compressed_bytes_in = 0, compressed_bytes_out = 0;
+  uint64_t out_of_order_records = 0;   // time order: records older than what was already flushed
   std::vector<std::string> warnings;   // printed by the command line
 };
 
@@ -188,10 +197,12 @@ class PerfDataReader {
   // path "-" reads standard input (pipe mode). Throws Error if the file cannot be opened or its
   // header is bad. File mode reads the header, attrs and feature sections here.
   static std::unique_ptr<PerfDataReader> open(const std::string& path);
+  // Pipe mode from an open descriptor (a pipe or socket); `name` is used in messages.
+  static std::unique_ptr<PerfDataReader> open_stream(int fd, const std::string& name);
   virtual ~PerfDataReader() = default;
 
   // Reads all records, in file order, calling the visitor. Throws Error on malformed input.
-  virtual void read(RecordVisitor& visitor) = 0;
+  virtual void read(RecordVisitor& visitor, RecordOrder order = RecordOrder::file) = 0;
 
   // In pipe mode parts of the metadata are only known once read() has reached them.
   virtual const Metadata& metadata() const = 0;

@@ -1,0 +1,260 @@
+#include "record_sources.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "lockscope/error.hpp"
+
+namespace lockscope::perf {
+namespace {
+
+
+// Checks a record header against the bytes that follow it; returns the problem or nullptr.
+const char* record_size_problem(const perf_event_header& header, uint64_t available) {
+  if (header.size < sizeof(perf_event_header)) return "record size is smaller than its header";
+  if (header.size > available) return "record runs past the end of the data";
+  return nullptr;
+}
+
+}  // namespace
+
+MappedFile::MappedFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    throw Error(std::string("cannot open: ") + strerror(errno)).file(path);
+  }
+  struct stat info {};
+  if (fstat(fd, &info) != 0) {
+    int saved = errno;
+    ::close(fd);
+    throw Error(std::string("cannot stat: ") + strerror(saved)).file(path);
+  }
+  size_ = static_cast<size_t>(info.st_size);
+  if (size_ > 0) {
+    void* mapping = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (mapping == MAP_FAILED) {
+      int saved = errno;
+      ::close(fd);
+      throw Error(std::string("cannot mmap: ") + strerror(saved)).file(path);
+    }
+    madvise(mapping, size_, MADV_SEQUENTIAL);
+    data_ = static_cast<const std::byte*>(mapping);
+  }
+  ::close(fd);
+}
+
+MappedFile::~MappedFile() {
+  if (data_ != nullptr) munmap(const_cast<std::byte*>(data_), size_);
+}
+
+void MappedFile::populate_from(uint64_t offset) {
+  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  uint64_t start = std::max(populated_, offset / page * page);
+  uint64_t end = std::min<uint64_t>(size_, start + kPopulateWindow);
+  if (start >= end) return;
+  // Kernels before 5.14 do not know MADV_POPULATE_READ; then pages fault in one by one as before.
+  madvise(const_cast<std::byte*>(data_) + start, end - start, MADV_POPULATE_READ);
+  populated_ = end;
+}
+
+void MappedFile::release_before(uint64_t offset) {
+  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  uint64_t end = offset / page * page;
+  if (end <= released_) return;
+  madvise(const_cast<std::byte*>(data_) + released_, end - released_, MADV_DONTNEED);
+  released_ = end;
+}
+
+FileRecordSource::FileRecordSource(MappedFile& file, uint64_t begin, uint64_t end,
+                                   bool to_end_of_file)
+    : file_(file), position_(begin), end_(end), to_end_of_file_(to_end_of_file) {}
+
+bool FileRecordSource::next(RawRecord& out) {
+  Bytes all = file_.bytes();
+  if (position_ >= end_) return false;
+  uint64_t available = end_ - position_;
+  if (available < sizeof(perf_event_header)) {
+    if (to_end_of_file_) {
+      stopped_at_partial_ = true;
+      return false;
+    }
+    throw Error("a record header is cut off: " + std::to_string(available) +
+                " bytes remain in the data section")
+        .at(position_)
+        .hint("the file is truncated");
+  }
+  file_.populate_ahead(position_);
+  std::memcpy(&out.header, all.data() + position_, sizeof out.header);
+  if (const char* problem = record_size_problem(out.header, available)) {
+    if (to_end_of_file_ && out.header.size > available) {
+      stopped_at_partial_ = true;
+      return false;
+    }
+    throw Error(std::string(problem) + " (type " + std::to_string(out.header.type) + ", size " +
+                std::to_string(out.header.size) + ", " + std::to_string(available) +
+                " bytes left in the data section)")
+        .at(position_)
+        .hint("the file is corrupt or truncated");
+  }
+  out.bytes = all.subspan(position_, out.header.size);
+  out.file_offset = position_;
+  out.stable = true;
+  position_ += out.header.size;
+  return true;
+}
+
+Bytes FileRecordSource::take_trailing_payload(uint64_t size, uint64_t record_offset) {
+  if (size > end_ - position_) {
+    throw Error("the payload that follows this record (" + std::to_string(size) +
+                " bytes) runs past the end of the data (" + std::to_string(end_ - position_) +
+                " bytes left)")
+        .at(record_offset)
+        .hint("the file is truncated");
+  }
+  Bytes out = file_.bytes().subspan(position_, size);
+  position_ += size;
+  return out;
+}
+
+StreamRecordSource::StreamRecordSource(int fd, uint64_t start_offset)
+    : fd_(fd), buffer_(1 << 20), stream_offset_(start_offset) {}
+
+bool StreamRecordSource::fill(size_t size) {
+  if (end_pos_ - read_pos_ >= size) return true;
+  if (read_pos_ > 0) {  // move the unread tail to the front
+    std::memmove(buffer_.data(), buffer_.data() + read_pos_, end_pos_ - read_pos_);
+    end_pos_ -= read_pos_;
+    read_pos_ = 0;
+  }
+  if (buffer_.size() < size) buffer_.resize(size);
+  while (end_pos_ < size && !eof_) {
+    ssize_t got = ::read(fd_, buffer_.data() + end_pos_, buffer_.size() - end_pos_);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw Error(std::string("read failed: ") + strerror(errno)).at(stream_offset_ + end_pos_);
+    }
+    if (got == 0) eof_ = true;
+    end_pos_ += static_cast<size_t>(got);
+  }
+  return end_pos_ >= size;
+}
+
+Bytes StreamRecordSource::read_exact(size_t size, std::string_view what) {
+  if (!fill(size)) {
+    throw Error("the stream ends after " + std::to_string(end_pos_ - read_pos_) +
+                " bytes, expected " + std::to_string(size) + " for " + std::string(what))
+        .at(stream_offset_)
+        .hint("is this the output of `perf record -o -`?");
+  }
+  Bytes out(buffer_.data() + read_pos_, size);
+  read_pos_ += size;
+  stream_offset_ += size;
+  return out;
+}
+
+bool StreamRecordSource::next(RawRecord& out) {
+  if (!fill(sizeof(perf_event_header))) {
+    // A clean end between records, or perf stopped mid-write: keep what was read.
+    stopped_at_partial_ = end_pos_ != read_pos_;
+    return false;
+  }
+  std::memcpy(&out.header, buffer_.data() + read_pos_, sizeof out.header);
+  if (out.header.size < sizeof(perf_event_header)) {
+    throw Error("record size " + std::to_string(out.header.size) +
+                " is smaller than its header (type " + std::to_string(out.header.type) + ")")
+        .at(stream_offset_)
+        .hint("the stream is corrupt");
+  }
+  if (!fill(out.header.size)) {
+    stopped_at_partial_ = true;
+    return false;
+  }
+  // The view stays valid until the next call: fill() only moves data on the next call.
+  out.bytes = Bytes(buffer_.data() + read_pos_, out.header.size);
+  out.file_offset = stream_offset_;
+  out.stable = false;
+  read_pos_ += out.header.size;
+  stream_offset_ += out.header.size;
+  return true;
+}
+
+Bytes StreamRecordSource::take_trailing_payload(uint64_t size, uint64_t record_offset) {
+  // The trailing payload comes right after the record; keep the record's bytes valid by not
+  // compacting over them: read_exact may move data, so callers copy what they need first.
+  constexpr uint64_t kLargestPayload = 1ull << 32;
+  if (size > kLargestPayload) {
+    throw Error("the payload following this record claims " + std::to_string(size) + " bytes")
+        .at(record_offset)
+        .hint("the stream is corrupt");
+  }
+  return read_exact(static_cast<size_t>(size), "the payload that follows a record");
+}
+
+DecompressedRecordSource::DecompressedRecordSource()
+    : context_(ZSTD_createDCtx()), buffer_(1 << 20) {
+  if (context_ == nullptr) throw Error("cannot allocate a zstd decompression context");
+}
+
+DecompressedRecordSource::~DecompressedRecordSource() { ZSTD_freeDCtx(context_); }
+
+uint64_t DecompressedRecordSource::feed(Bytes compressed, uint64_t record_offset) {
+  if (read_pos_ > 0) {
+    std::memmove(buffer_.data(), buffer_.data() + read_pos_, end_pos_ - read_pos_);
+    end_pos_ -= read_pos_;
+    read_pos_ = 0;
+  }
+  current_offset_ = record_offset;
+  ZSTD_inBuffer input{compressed.data(), compressed.size(), 0};
+  // Records are at most 64 KiB, so pending bytes beyond a generous limit mean garbage (or a
+  // decompression bomb); stop before the buffer grows without bound.
+  constexpr size_t kMaxPending = 256u << 20;
+  uint64_t produced = 0;
+  while (input.pos < input.size) {
+    if (end_pos_ > kMaxPending) {
+      throw Error("a compressed payload decodes to more than 256 MiB of pending records")
+          .at(record_offset)
+          .in("PERF_RECORD_COMPRESSED")
+          .hint("the compressed data is corrupt");
+    }
+    if (buffer_.size() - end_pos_ < (64u << 10)) buffer_.resize(buffer_.size() * 2);
+    ZSTD_outBuffer output{buffer_.data() + end_pos_, buffer_.size() - end_pos_, 0};
+    size_t result = ZSTD_decompressStream(context_, &output, &input);
+    if (ZSTD_isError(result)) {
+      throw Error(std::string("zstd cannot decompress this payload: ") +
+                  ZSTD_getErrorName(result))
+          .at(record_offset)
+          .in("PERF_RECORD_COMPRESSED")
+          .hint("the compressed data is corrupt");
+    }
+    end_pos_ += output.pos;
+    produced += output.pos;
+  }
+  return produced;
+}
+
+bool DecompressedRecordSource::next(RawRecord& out) {
+  size_t available = end_pos_ - read_pos_;
+  if (available < sizeof(perf_event_header)) return false;
+  std::memcpy(&out.header, buffer_.data() + read_pos_, sizeof out.header);
+  if (out.header.size < sizeof(perf_event_header)) {
+    throw Error("a decompressed record has size " + std::to_string(out.header.size) +
+                ", smaller than its header")
+        .at(current_offset_)
+        .in("PERF_RECORD_COMPRESSED")
+        .hint("the compressed data is corrupt");
+  }
+  if (out.header.size > available) return false;  // completed by the next payload
+  out.bytes = Bytes(buffer_.data() + read_pos_, out.header.size);
+  out.file_offset = current_offset_;
+  out.stable = false;
+  read_pos_ += out.header.size;
+  return true;
+}
+
+}  // namespace lockscope::perf

@@ -1,0 +1,513 @@
+// Unit tests of the perf.data reader on recordings built in memory: each mode, each sample field,
+// compression, trailers, ordering, and malformed input.
+#include <catch2/catch.hpp>
+
+#include <thread>
+#include <unistd.h>
+
+#include "lockscope/error.hpp"
+#include "lockscope/lock_events.hpp"
+#include "lockscope/perf_data.hpp"
+#include "perf_data_builder.hpp"
+
+using namespace lockscope;
+using namespace lockscope::testing;
+
+namespace {
+
+constexpr int kSpinLockId = 1359, kTrylockReturnId = 1366, kBeginId = 200, kEndId = 201;
+constexpr uint64_t kLockSampleType = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID |
+                                     PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_PERIOD |
+                                     PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW;
+constexpr uint64_t kContextKernel = static_cast<uint64_t>(-128);
+constexpr uint64_t kContextUser = static_cast<uint64_t>(-512);
+
+struct DecodedSample {
+  std::string event;
+  uint32_t pid, tid, cpu;
+  uint64_t time, ip;
+  std::vector<uint64_t> callchain;
+  std::optional<uint64_t> lock;
+  std::optional<int64_t> ret;
+  ExecContext context;
+  bool irqs_off;
+};
+
+// Collects everything the reader reports, decoding lock events as the events command does.
+class Collector : public perf::RecordVisitor {
+ public:
+  void on_metadata(const perf::Metadata& metadata) override {
+    ++metadata_calls;
+    decoder = std::make_unique<LockEventDecoder>(metadata);
+  }
+  void on_sample(const perf::Sample& sample) override {
+    DecodedSample out{};
+    out.pid = sample.pid;
+    out.tid = sample.tid;
+    out.cpu = sample.cpu;
+    out.time = sample.time;
+    out.ip = sample.ip;
+    for (uint64_t i = 0; i < sample.callchain.size(); ++i) out.callchain.push_back(sample.callchain[i]);
+    out.event = decoder->event_name(sample.event->index);
+    if (const LockEvent* event = decoder->decode(sample)) {
+      out.lock = event->lock;
+      out.ret = event->ret;
+      out.context = event->context;
+      out.irqs_off = event->irqs_off;
+    }
+    samples.push_back(out);
+    last_raw_size = sample.raw.size();
+    last_period = sample.period;
+    last_addr = sample.addr;
+    last_stream_id = sample.stream_id;
+  }
+  void on_comm(const perf::CommRecord& comm) override {
+    comms.push_back({comm.tid, std::string(comm.comm), comm.exec, comm.sample_id.time,
+                     comm.sample_id.cpu});
+  }
+  void on_fork(const perf::TaskRecord& task) override { forks.push_back(task.tid); }
+  void on_exit(const perf::TaskRecord& task) override { exits.push_back(task.tid); }
+  void on_mmap(const perf::MmapRecord& map) override {
+    maps.push_back({std::string(map.filename), map.pgoff, map.kernel});
+  }
+  void on_lost(const perf::LostRecord& lost) override { lost_total += lost.lost; }
+
+  struct Comm {
+    uint32_t tid;
+    std::string comm;
+    bool exec;
+    uint64_t time;
+    uint32_t cpu;
+  };
+  struct Map {
+    std::string name;
+    uint64_t pgoff;
+    bool kernel;
+  };
+  std::unique_ptr<LockEventDecoder> decoder;
+  std::vector<DecodedSample> samples;
+  std::vector<Comm> comms;
+  std::vector<uint32_t> forks, exits;
+  std::vector<Map> maps;
+  uint64_t lost_total = 0;
+  size_t last_raw_size = 0;
+  uint64_t last_period = 0, last_addr = 0, last_stream_id = 0;
+  int metadata_calls = 0;
+};
+
+PerfDataBuilder lock_recording() {
+  PerfDataBuilder builder;
+  builder.set_tracing_data(tracing_data({
+      {"probe",
+       {kprobe_format("_raw_spin_lock", kSpinLockId, {"__probe_ip", "lock"}),
+        kprobe_format("_raw_spin_trylock__return", kTrylockReturnId,
+                      {"__probe_func", "__probe_ret_ip", "ret"})}},
+      {"lock", {contention_begin_format(kBeginId), contention_end_format(kEndId)}},
+  }));
+  builder.add_event(tracepoint_attr(kSpinLockId, kLockSampleType), "probe:_raw_spin_lock", {11, 12});
+  builder.add_event(tracepoint_attr(kTrylockReturnId, kLockSampleType),
+                    "probe:_raw_spin_trylock__return", {13, 14});
+  builder.add_event(tracepoint_attr(kBeginId, kLockSampleType), "lock:contention_begin", {15});
+  builder.add_kernel_build_id("eb4fbcd0112233445566778899aabbccddeeff00");
+  builder.kernel_mmap(0xffffffff81000000, 0x1000000, 0xffffffffae200000, {UINT32_MAX, 0, 0, 0});
+  builder.comm(100, 100, "unshare", true, {100, 100, 1000, 0});
+  builder.fork(100, 100, 101, 100, {100, 101, 1500, 1});
+
+  SampleFields spin;
+  spin.ip = 0xffffffff81a59b40;
+  spin.pid = 100;
+  spin.tid = 100;
+  spin.time = 2000;
+  spin.cpu = 1;
+  spin.callchain = {kContextKernel, 0xffffffff81a59b40, 0xffffffff81123456, kContextUser, 0x401000};
+  spin.raw = trace_payload(kSpinLockId, 0x08 | 0x01, 1, 100, {0xffffffff81a59b40, 0xffffffff83f84768});
+  builder.sample(0, spin);
+
+  SampleFields trylock = spin;
+  trylock.time = 3000;
+  trylock.tid = 101;
+  trylock.raw = trace_payload(kTrylockReturnId, 0x10, 2, 101, {0xffffffff81a59b40, 0xffffffff81138240, 1});
+  builder.sample(1, trylock);
+
+  SampleFields begin = spin;
+  begin.time = 4000;
+  ByteWriter contention;
+  contention.put_bytes(trace_payload(kBeginId, 0, 0, 100, {0xffffffff83008080}));
+  contention.put<uint32_t>(1 | 4);
+  begin.raw = contention.bytes;
+  builder.sample(2, begin);
+  builder.lost(11, 7, {0, 0, 4500, 0});
+  builder.finished_round();
+  return builder;
+}
+
+Collector read_all(const std::string& path, perf::RecordOrder order = perf::RecordOrder::time) {
+  auto reader = perf::PerfDataReader::open(path);
+  Collector collector;
+  reader->read(collector, order);
+  return collector;
+}
+
+void check_lock_recording(const Collector& c) {
+  REQUIRE(c.samples.size() == 3);
+  const auto& spin = c.samples[0];
+  CHECK(spin.event == "probe:_raw_spin_lock");
+  CHECK(spin.pid == 100);
+  CHECK(spin.tid == 100);
+  CHECK(spin.cpu == 1);
+  CHECK(spin.time == 2000);
+  CHECK(spin.ip == 0xffffffff81a59b40);
+  CHECK(spin.callchain.size() == 5);
+  CHECK(spin.callchain[4] == 0x401000);
+  REQUIRE(spin.lock);
+  CHECK(*spin.lock == 0xffffffff83f84768);
+  CHECK_FALSE(spin.ret);
+  CHECK(spin.context == ExecContext::hardirq);
+  CHECK(spin.irqs_off);
+
+  const auto& trylock = c.samples[1];
+  CHECK(trylock.event == "probe:_raw_spin_trylock__return");
+  CHECK_FALSE(trylock.lock);
+  REQUIRE(trylock.ret);
+  CHECK(*trylock.ret == 1);
+  CHECK(trylock.context == ExecContext::softirq);
+  CHECK_FALSE(trylock.irqs_off);
+
+  const auto& begin = c.samples[2];
+  CHECK(begin.event == "lock:contention_begin");
+  REQUIRE(begin.lock);
+  CHECK(*begin.lock == 0xffffffff83008080);
+  CHECK(begin.context == ExecContext::task);
+
+  REQUIRE(c.comms.size() == 1);
+  CHECK(c.comms[0].comm == "unshare");
+  CHECK(c.comms[0].exec);
+  CHECK(c.comms[0].time == 1000);
+  CHECK(c.forks == std::vector<uint32_t>{101});
+  REQUIRE(c.maps.size() == 1);
+  CHECK(c.maps[0].name == "[kernel.kallsyms]_text");
+  CHECK(c.maps[0].pgoff == 0xffffffffae200000);
+  CHECK(c.maps[0].kernel);
+  CHECK(c.lost_total == 7);
+  CHECK(c.metadata_calls == 1);
+}
+
+std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+std::string read_error(const ByteVector& bytes) {
+  std::string path = write_temp_file(bytes);
+  return error_of([&] { read_all(path); });
+}
+
+}  // namespace
+
+TEST_CASE("file mode: header, features, samples, trailers") {
+  PerfDataBuilder builder = lock_recording();
+  std::string path = write_temp_file(builder.file_mode());
+  auto reader = perf::PerfDataReader::open(path);
+  const perf::Metadata& metadata = reader->metadata();
+  CHECK_FALSE(metadata.pipe_mode);
+  REQUIRE(metadata.events.size() == 3);
+  CHECK(metadata.events[0].name == "probe:_raw_spin_lock");
+  CHECK(metadata.events[0].ids == std::vector<uint64_t>{11, 12});
+  CHECK(metadata.hostname == "testhost");
+  CHECK(metadata.os_release == "6.1.0-test");
+  REQUIRE(metadata.build_ids.size() == 1);
+  CHECK(metadata.build_ids[0].filename == "[kernel.kallsyms]");
+  CHECK(metadata.build_ids[0].build_id_hex == "eb4fbcd0112233445566778899aabbccddeeff00");
+  Collector collector;
+  reader->read(collector, perf::RecordOrder::file);
+  check_lock_recording(collector);
+  CHECK(reader->stats().records_by_type.at("SAMPLE") == 3);
+  CHECK(reader->stats().lost_events == 7);
+
+  auto info = perf::read_kernel_image_info(path);
+  CHECK(info.has_text_address);
+  CHECK(info.text_address == 0xffffffffae200000);
+  CHECK(info.build_id_hex == "eb4fbcd0112233445566778899aabbccddeeff00");
+  CHECK(info.os_release == "6.1.0-test");
+}
+
+TEST_CASE("pipe mode from a pipe and from a saved file") {
+  PerfDataBuilder builder = lock_recording();
+  ByteVector bytes = builder.pipe_mode();
+
+  SECTION("saved to a file") { check_lock_recording(read_all(write_temp_file(bytes))); }
+
+  SECTION("through a real pipe") {
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    std::thread writer([&] {
+      size_t done = 0;
+      while (done < bytes.size()) {
+        // Small writes make the reader assemble records across reads.
+        ssize_t n = ::write(fds[1], bytes.data() + done, std::min<size_t>(37, bytes.size() - done));
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+      }
+      ::close(fds[1]);
+    });
+    auto reader = perf::PerfDataReader::open_stream(fds[0], "<pipe>");
+    Collector collector;
+    reader->read(collector, perf::RecordOrder::time);
+    writer.join();
+    ::close(fds[0]);
+    check_lock_recording(collector);
+    CHECK(reader->metadata().pipe_mode);
+    CHECK(reader->metadata().hostname == "testhost");
+    // Pipe mode has no EVENT_DESC: names come from the trace formats.
+    CHECK(collector.decoder->event_name(0) == "probe:_raw_spin_lock");
+  }
+}
+
+TEST_CASE("zstd-compressed records, straddling payloads, in file and pipe mode") {
+  PerfDataBuilder builder = lock_recording();
+  for (size_t chunk : {17, 64, 1000}) {
+    INFO("chunk " << chunk);
+    check_lock_recording(read_all(write_temp_file(builder.file_mode(true, chunk))));
+    check_lock_recording(read_all(write_temp_file(builder.pipe_mode(true, chunk))));
+  }
+}
+
+TEST_CASE("every sample_type field is laid out in kernel order") {
+  uint64_t all_fields =
+      PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME |
+      PERF_SAMPLE_ADDR | PERF_SAMPLE_ID | PERF_SAMPLE_STREAM_ID | PERF_SAMPLE_CPU |
+      PERF_SAMPLE_PERIOD | PERF_SAMPLE_READ | PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW |
+      PERF_SAMPLE_BRANCH_STACK | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER |
+      PERF_SAMPLE_WEIGHT | PERF_SAMPLE_DATA_SRC | PERF_SAMPLE_TRANSACTION |
+      PERF_SAMPLE_REGS_INTR | PERF_SAMPLE_PHYS_ADDR | PERF_SAMPLE_CGROUP |
+      PERF_SAMPLE_DATA_PAGE_SIZE | PERF_SAMPLE_CODE_PAGE_SIZE | PERF_SAMPLE_AUX;
+  PerfDataBuilder builder;
+  builder.set_tracing_data(
+      tracing_data({{"probe", {kprobe_format("_raw_spin_lock", kSpinLockId, {"__probe_ip", "lock"})}}}));
+  perf_event_attr attr = tracepoint_attr(kSpinLockId, all_fields);
+  attr.read_format = PERF_FORMAT_ID | PERF_FORMAT_LOST | PERF_FORMAT_GROUP |
+                     PERF_FORMAT_TOTAL_TIME_ENABLED;
+  attr.branch_sample_type = PERF_SAMPLE_BRANCH_HW_INDEX;
+  attr.sample_regs_user = 0b1011;  // three registers
+  attr.sample_regs_intr = 0b11;    // two registers
+  builder.add_event(attr, "probe:_raw_spin_lock", {5});
+  SampleFields f;
+  f.ip = 0x1111;
+  f.pid = 7;
+  f.tid = 8;
+  f.time = 99;
+  f.addr = 0xadd;
+  f.stream_id = 0x5;
+  f.cpu = 3;
+  f.period = 42;
+  f.read_values = {2, 1000, 10, 5, 0, 20, 6, 0};  // nr=2, time_enabled, {value,id,lost} x2
+  f.callchain = {kContextKernel, 0xffffffff81000010};
+  f.raw = trace_payload(kSpinLockId, 0, 0, 8, {0x1111, 0xffffffff82b27f58});
+  f.branch_entries = {1, 2, 3, 4, 5, 6};
+  f.regs_user = {2, 10, 11, 12};
+  f.stack_user = ByteVector(24, std::byte{0x5a});
+  f.regs_intr = {2, 20, 21};
+  f.aux = ByteVector(16, std::byte{1});
+  builder.sample(0, f);
+  // A second sample right after proves the first one's size was walked exactly.
+  f.time = 100;
+  builder.sample(0, f);
+
+  Collector c = read_all(write_temp_file(builder.file_mode()), perf::RecordOrder::file);
+  REQUIRE(c.samples.size() == 2);
+  CHECK(c.samples[0].ip == 0x1111);
+  CHECK(c.samples[0].pid == 7);
+  CHECK(c.samples[0].tid == 8);
+  CHECK(c.samples[0].time == 99);
+  CHECK(c.samples[0].cpu == 3);
+  CHECK(c.samples[1].time == 100);
+  CHECK(c.last_period == 42);
+  CHECK(c.last_addr == 0xadd);
+  CHECK(c.last_stream_id == 0x5);
+  CHECK(c.samples[0].callchain == std::vector<uint64_t>{kContextKernel, 0xffffffff81000010});
+  REQUIRE(c.samples[1].lock);
+  CHECK(*c.samples[1].lock == 0xffffffff82b27f58);
+}
+
+TEST_CASE("samples found by ID when there is no IDENTIFIER") {
+  PerfDataBuilder builder;
+  builder.set_tracing_data(tracing_data({{"lock", {contention_begin_format(kBeginId),
+                                                   contention_end_format(kEndId)}}}));
+  uint64_t type = PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_ID |
+                  PERF_SAMPLE_CPU | PERF_SAMPLE_RAW;
+  builder.add_event(tracepoint_attr(kBeginId, type), "lock:contention_begin", {21});
+  builder.add_event(tracepoint_attr(kEndId, type), "lock:contention_end", {22});
+  SampleFields f;
+  f.time = 5;
+  ByteWriter end_payload;
+  end_payload.put_bytes(trace_payload(kEndId, 0, 0, 1, {0xffff888000001000}));
+  end_payload.put<int32_t>(-4);
+  f.raw = end_payload.bytes;
+  builder.sample(1, f);
+  Collector c = read_all(write_temp_file(builder.file_mode()));
+  REQUIRE(c.samples.size() == 1);
+  CHECK(c.samples[0].event == "lock:contention_end");
+  CHECK(*c.samples[0].ret == -4);
+  CHECK(*c.samples[0].lock == 0xffff888000001000);
+}
+
+TEST_CASE("time order follows perf's rounds, file order keeps the bytes' order") {
+  PerfDataBuilder builder = lock_recording();
+  // Round 2: a COMM for tid 100 older than the next round's sample, written after it.
+  SampleFields late;
+  late.pid = late.tid = 100;
+  late.time = 7000;
+  late.raw = trace_payload(kSpinLockId, 0, 0, 100, {0, 0x1000});
+  late.callchain = {};
+  builder.sample(0, late);
+  builder.comm(100, 100, "renamed", false, {100, 100, 6000, 0});
+  builder.finished_round();
+  builder.finished_round();
+  std::string path = write_temp_file(builder.file_mode());
+
+  Collector in_time = read_all(path, perf::RecordOrder::time);
+  Collector in_file = read_all(path, perf::RecordOrder::file);
+  REQUIRE(in_time.samples.size() == 4);
+  REQUIRE(in_file.samples.size() == 4);
+  for (size_t i = 1; i < in_time.samples.size(); ++i) {
+    CHECK(in_time.samples[i - 1].time <= in_time.samples[i].time);
+  }
+  CHECK(in_time.comms.back().comm == "renamed");
+}
+
+TEST_CASE("unknown record types are skipped by size and counted") {
+  PerfDataBuilder builder = lock_recording();
+  builder.raw_record(120, 0, ByteVector(24, std::byte{0x77}));
+  builder.raw_record(PERF_RECORD_TEXT_POKE, 0, ByteVector(40, std::byte{0}));
+  std::string path = write_temp_file(builder.file_mode());
+  auto reader = perf::PerfDataReader::open(path);
+  Collector collector;
+  reader->read(collector);
+  CHECK(collector.samples.size() == 3);
+  CHECK(reader->stats().unknown_records_skipped == 1);
+}
+
+TEST_CASE("a header with data size 0 (perf killed) is read to its last whole record") {
+  PerfDataBuilder builder = lock_recording();
+  ByteVector bytes = builder.file_mode();
+  // Zero the data size and cut the file inside the features, as a killed perf leaves it.
+  uint64_t data_offset, data_size;
+  std::memcpy(&data_offset, bytes.data() + 40, 8);
+  std::memcpy(&data_size, bytes.data() + 48, 8);
+  std::memset(bytes.data() + 48, 0, 8);
+  bytes.resize(data_offset + data_size - 5);  // the last record (FINISHED_ROUND) is cut
+  auto reader = perf::PerfDataReader::open(write_temp_file(bytes));
+  Collector collector;
+  reader->read(collector);
+  CHECK(collector.samples.size() == 3);
+  CHECK(reader->metadata().data_size_was_zero);
+  REQUIRE_FALSE(reader->stats().warnings.empty());
+  CHECK_THAT(reader->stats().warnings.front(), Catch::Contains("data section is empty"));
+}
+
+TEST_CASE("malformed input is one error naming the offset") {
+  PerfDataBuilder builder = lock_recording();
+  ByteVector good = builder.file_mode();
+  uint64_t data_offset;
+  std::memcpy(&data_offset, good.data() + 40, 8);
+
+  SECTION("empty and truncated headers") {
+    CHECK_THAT(read_error({}), Catch::Contains("offset 0"));
+    CHECK_THAT(read_error(ByteVector(good.begin(), good.begin() + 50)),
+               Catch::Contains("file header"));
+  }
+  SECTION("not perf.data, and the other byte order") {
+    ByteVector text(200, std::byte{'x'});
+    CHECK_THAT(read_error(text), Catch::Contains("not a perf.data file"));
+    ByteVector swapped = good;
+    std::reverse(swapped.begin(), swapped.begin() + 8);
+    CHECK_THAT(read_error(swapped), Catch::Contains("other byte order"));
+  }
+  SECTION("an attr whose size lies") {
+    ByteVector bad = good;
+    uint64_t attrs_offset;
+    std::memcpy(&attrs_offset, bad.data() + 24, 8);
+    uint32_t lie = 4000;
+    std::memcpy(bad.data() + attrs_offset + 4, &lie, 4);
+    std::string error = read_error(bad);
+    CHECK_THAT(error, Catch::Contains("attr.size 4000"));
+    CHECK_THAT(error, Catch::Contains("offset " + std::to_string(attrs_offset + 4)));
+  }
+  SECTION("record size 0 and record past the end") {
+    ByteVector zero = good;
+    uint16_t size = 0;
+    uint64_t first_record = data_offset;
+    std::memcpy(zero.data() + first_record + 6, &size, 2);
+    std::string error = read_error(zero);
+    CHECK_THAT(error, Catch::Contains("smaller than its header"));
+    CHECK_THAT(error, Catch::Contains("offset " + std::to_string(first_record)));
+    ByteVector past = good;
+    size = 0xfff0;
+    std::memcpy(past.data() + first_record + 6, &size, 2);
+    CHECK_THAT(read_error(past), Catch::Contains("past the end of the data"));
+  }
+  SECTION("a callchain count that runs past the sample") {
+    PerfDataBuilder huge;
+    huge.set_tracing_data(tracing_data({{"probe", {kprobe_format("_raw_spin_lock", kSpinLockId,
+                                                                  {"__probe_ip", "lock"})}}}));
+    huge.add_event(tracepoint_attr(kSpinLockId, kLockSampleType), "probe:_raw_spin_lock", {1});
+    ByteWriter body;
+    body.put<uint64_t>(1);                    // identifier
+    body.put<uint64_t>(0);                    // ip
+    body.put<uint64_t>(0);                    // pid, tid
+    body.put<uint64_t>(0);                    // time
+    body.put<uint64_t>(0);                    // cpu
+    body.put<uint64_t>(1);                    // period
+    body.put<uint64_t>(0x2000000000000000);   // callchain nr: huge
+    huge.raw_record(PERF_RECORD_SAMPLE, 0, body.bytes);
+    std::string error = read_error(huge.file_mode());
+    CHECK_THAT(error, Catch::Contains("callchain entries"));
+    CHECK_THAT(error, Catch::Contains("PERF_RECORD_SAMPLE"));
+  }
+  SECTION("tracing data cut short") {
+    PerfDataBuilder cut = lock_recording();
+    ByteVector blob = tracing_data({{"probe", {kprobe_format("_raw_spin_lock", kSpinLockId,
+                                                             {"__probe_ip", "lock"})}}});
+    blob.resize(blob.size() / 2);
+    cut.set_tracing_data(blob);
+    std::string error = read_error(cut.file_mode());
+    CHECK_THAT(error, Catch::Contains("tracing data"));
+    CHECK_THAT(error, Catch::Contains("offset"));
+  }
+  SECTION("bad zstd") {
+    PerfDataBuilder zstd = lock_recording();
+    ByteVector bytes = zstd.file_mode(true, 64);
+    // Corrupt the first compressed payload's frame magic.
+    bytes[data_offset + 8] = std::byte{0};
+    bytes[data_offset + 9] = std::byte{0};
+    std::string error = read_error(bytes);
+    CHECK_THAT(error, Catch::Contains("zstd"));
+    CHECK_THAT(error, Catch::Contains("offset " + std::to_string(data_offset)));
+  }
+  SECTION("a feature section outside the file") {
+    ByteVector bad = good;
+    uint64_t data_size;
+    std::memcpy(&data_size, bad.data() + 48, 8);
+    uint64_t huge = 1ull << 62;
+    std::memcpy(bad.data() + data_offset + data_size, &huge, 8);
+    CHECK_THAT(read_error(bad), Catch::Contains("lies outside the file"));
+  }
+}
+
+TEST_CASE("a lock event whose payload is too short is counted, not read past") {
+  PerfDataBuilder builder;
+  builder.set_tracing_data(tracing_data({{"probe", {kprobe_format("_raw_spin_lock", kSpinLockId,
+                                                                   {"__probe_ip", "lock"})}}}));
+  builder.add_event(tracepoint_attr(kSpinLockId, kLockSampleType), "probe:_raw_spin_lock", {1});
+  SampleFields f;
+  f.raw = trace_payload(kSpinLockId, 0, 0, 1, {});  // no __probe_ip, no lock
+  builder.sample(0, f);
+  Collector c = read_all(write_temp_file(builder.file_mode()));
+  REQUIRE(c.samples.size() == 1);
+  CHECK_FALSE(c.samples[0].lock);
+  CHECK(c.decoder->short_payloads() == 1);
+}
