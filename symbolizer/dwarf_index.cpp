@@ -150,10 +150,16 @@ bool member_offset(Dwarf_Die* member, uint64_t* offset) {
   return false;
 }
 
-MemberPath describe(Dwarf_Die type, uint64_t offset, const std::string& path, int depth) {
+// `seen` holds the (type, offset) pairs on the way down: meeting one again means the DWARF has a type
+// that contains itself, which only malformed input has; the walk stops there.
+MemberPath describe(Dwarf_Die type, uint64_t offset, const std::string& path, int depth,
+                    std::vector<std::pair<Dwarf_Off, uint64_t>>& seen) {
   PeeledType peeled = peel(type);
   MemberPath here{path, peeled.display, peeled.is_lock, offset};
   if (!peeled.ok || depth > kMaxTypeDepth) return here;
+  const std::pair<Dwarf_Off, uint64_t> visit{dwarf_dieoffset(&peeled.core), offset};
+  if (std::find(seen.begin(), seen.end(), visit) != seen.end()) return here;
+  seen.push_back(visit);
   // The outermost lock that starts at the address is what the kernel locked.
   if (offset == 0 && peeled.is_lock) return here;
   const int tag = dwarf_tag(&peeled.core);
@@ -175,7 +181,9 @@ MemberPath describe(Dwarf_Die type, uint64_t offset, const std::string& path, in
       const char* name = dwarf_diename(&member);
       // Members of anonymous structs and unions are named directly in C (and gdb).
       const std::string member_path = name != nullptr ? path + "." + name : path;
-      MemberPath inner = describe(member_type, offset - start, member_path, depth + 1);
+      const size_t seen_before = seen.size();
+      MemberPath inner = describe(member_type, offset - start, member_path, depth + 1, seen);
+      seen.resize(seen_before);  // each union alternative is walked afresh
       if (tag != DW_TAG_union_type) return inner;
       // A union: prefer the alternative that is (or holds) a lock at this offset.
       if (inner.is_lock) return inner;
@@ -200,7 +208,7 @@ MemberPath describe(Dwarf_Die type, uint64_t offset, const std::string& path, in
       indexed += "[" + std::to_string(index) + "]";
       rest %= stride;
     }
-    return describe(element, rest, indexed, depth + 1);
+    return describe(element, rest, indexed, depth + 1, seen);
   }
   return here;
 }
@@ -349,7 +357,8 @@ std::optional<DwarfVariable> DwarfIndex::variable_at(uint64_t address, std::stri
 MemberPath DwarfIndex::member_path(const DwarfVariable& variable, uint64_t offset) {
   Dwarf_Die die, type;
   if (dwarf_offdie(dwarf_, variable.die, &die) == nullptr || !follow_type(&die, &type)) return {"", "", false, offset};
-  return describe(type, offset, "", 0);
+  std::vector<std::pair<Dwarf_Off, uint64_t>> seen;
+  return describe(type, offset, "", 0, seen);
 }
 
 const std::vector<DwarfIndex::Subprogram>& DwarfIndex::subprograms_of(Dwarf_Die* cu_die) {

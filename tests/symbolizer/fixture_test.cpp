@@ -294,6 +294,24 @@ TEST_CASE("without debug info the ELF symbols still name addresses, with a warni
   CHECK(named.type.empty());
 }
 
+TEST_CASE("DWARF type cycles end the walk instead of looping") {
+  // Hand-written DWARF (no compiler emits it): typedefs naming each other, a struct containing itself.
+  const std::string cycles = g_scratch + "/type-cycles";
+  REQUIRE(run("gcc -nostdlib -no-pie -o '" + cycles + "' '" + std::string(kFixtureDir) + "/type_cycles.s'").status == 0);
+  auto symbolizer = Symbolizer::open(cycles);
+  for (const char* variable : {"typedef_loop", "struct_loop"}) {
+    const CommandResult nm = run("nm '" + cycles + "' | awk '$3 == \"" + std::string(variable) + "\" {print $1}'");
+    const unsigned long long address = std::strtoull(nm.out.c_str(), nullptr, 16);
+    REQUIRE(address != 0);
+    const auto named = symbolizer->name_data(address);
+    INFO(variable << " named " << named.name);
+    CHECK(named.found);
+    CHECK(named.name.rfind(variable, 0) == 0);
+    CHECK(named.name.size() < 40);  // stopped at the first repeat, not at a depth limit
+    CHECK_FALSE(named.is_lock);
+  }
+}
+
 TEST_CASE("kallsyms files name code and data symbols, and say when data symbols are missing") {
   // nm prints the /proc/kallsyms format; the symbol sizes are not in it, as in the kernel's.
   const std::string all = g_scratch + "/kallsyms-all";
