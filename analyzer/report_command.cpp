@@ -1,0 +1,210 @@
+// `lockanalyze report FILE --vmlinux V` (also plain `lockanalyze FILE --vmlinux V`): which
+// processes hold common locks, with the first stack of each, groups and pairs of holders.
+#include <cinttypes>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "commands.hpp"
+#include "holder_model.hpp"
+#include "lockscope/error.hpp"
+#include "lockscope/perf_data.hpp"
+#include "lockscope/symbolizer.hpp"
+#include "report_output.hpp"
+#include "sharing_report.hpp"
+
+namespace lockscope::cli {
+namespace {
+
+struct ReportOptions {
+  std::string input;
+  std::string vmlinux;
+  std::string kallsyms;
+  std::string kaslr_offset;
+  std::string format = "text";
+  std::string output = "-";
+  std::string svg;
+  std::string by = "process";
+  std::string time_window;
+  bool irq_as_task = false;
+  size_t stacks = 1;
+  report::Filters filters;
+  bool kernel_threads = false, no_kernel_threads = false;
+  report::TextOptions text;
+};
+
+uint64_t parse_address(const std::string& text, std::string_view what) {
+  try {
+    size_t used = 0;
+    uint64_t value = std::stoull(text, &used, 0);
+    if (used == text.size()) return value;
+  } catch (const std::exception&) {
+  }
+  throw Error(std::string(what) + " '" + text + "' is not a number").hint("write it as 0x...");
+}
+
+// perf's --time syntax: START,END in seconds as perf script prints them; either may be empty.
+std::pair<std::optional<uint64_t>, std::optional<uint64_t>> parse_window(const std::string& text) {
+  auto comma = text.find(',');
+  if (comma == std::string::npos) {
+    throw Error("--time '" + text + "' needs a comma").hint("write START,END in seconds, e.g. 14.2,14.9");
+  }
+  auto seconds = [&](const std::string& part) -> std::optional<uint64_t> {
+    if (part.empty()) return std::nullopt;
+    try {
+      return static_cast<uint64_t>(std::stod(part) * 1e9);
+    } catch (const std::exception&) {
+      throw Error("--time '" + text + "': '" + part + "' is not a number of seconds");
+    }
+  };
+  return {seconds(text.substr(0, comma)), seconds(text.substr(comma + 1))};
+}
+
+bool file_exists(const std::string& path) { return access(path.c_str(), R_OK) == 0; }
+
+std::string running_kernel_release() {
+  utsname name{};
+  return uname(&name) == 0 ? name.release : "";
+}
+
+// The best source of kernel symbols: --vmlinux, --kallsyms, lockrec's side file, or this machine's
+// /proc/kallsyms when the recording is of the running kernel. Never a guess.
+std::unique_ptr<symbolizer::Symbolizer> open_symbols(const ReportOptions& options,
+                                                     const model::HolderModel& model,
+                                                     const perf::Metadata& metadata,
+                                                     report::Header& header) {
+  std::unique_ptr<symbolizer::Symbolizer> symbols;
+  if (!options.vmlinux.empty()) {
+    symbols = symbolizer::Symbolizer::open(options.vmlinux);
+    header.symbol_source = "vmlinux " + options.vmlinux;
+    header.vmlinux = options.vmlinux;
+    std::optional<uint64_t> runtime_text = model.kernel_text_address();
+    if (!options.kaslr_offset.empty()) {
+      symbols->set_relocation(static_cast<int64_t>(parse_address(options.kaslr_offset, "--kaslr-offset")));
+    } else if (runtime_text && symbols->text_address() != 0) {
+      symbols->set_relocation(static_cast<int64_t>(*runtime_text - symbols->text_address()));
+    }
+    for (const auto& entry : metadata.build_ids) {
+      if (entry.filename == "[kernel.kallsyms]") symbols->check_build_id(entry.build_id_hex);
+    }
+  } else {
+    std::string kallsyms = options.kallsyms;
+    if (kallsyms.empty() && options.input != "-" && file_exists(options.input + ".kallsyms")) {
+      kallsyms = options.input + ".kallsyms";
+    }
+    if (kallsyms.empty() && !metadata.os_release.empty() &&
+        metadata.os_release == running_kernel_release() && file_exists("/proc/kallsyms")) {
+      kallsyms = "/proc/kallsyms";
+    }
+    if (kallsyms.empty()) {
+      header.symbol_source = "none";
+      header.notes.push_back("no vmlinux or kallsyms for kernel " + metadata.os_release +
+                             ": addresses are not named (pass --vmlinux or --kallsyms)");
+      return nullptr;
+    }
+    symbols = symbolizer::Symbolizer::from_kallsyms(kallsyms);
+    header.symbol_source = "kallsyms " + kallsyms;
+  }
+  for (const auto& warning : symbols->warnings()) header.notes.push_back(warning);
+  return symbols;
+}
+
+void run_report(const ReportOptions& options) {
+  model::Options model_options;
+  model_options.group_by = options.by == "thread" ? model::GroupBy::thread : model::GroupBy::process;
+  model_options.irq_as_task = options.irq_as_task;
+  model_options.stacks_per_pair = std::max<size_t>(options.stacks, 1);
+  if (!options.time_window.empty()) {
+    std::tie(model_options.window_start_ns, model_options.window_end_ns) =
+        parse_window(options.time_window);
+  }
+
+  auto reader = perf::PerfDataReader::open(options.input);
+  model::HolderModel model(model_options);
+  reader->read(model, perf::RecordOrder::time);
+  model.finish();
+
+  report::Filters filters = options.filters;
+  if (options.kernel_threads) filters.kernel_threads = true;
+  if (options.no_kernel_threads) filters.kernel_threads = false;
+
+  report::Header symbol_header;
+  auto symbols = open_symbols(options, model, reader->metadata(), symbol_header);
+  report::Namer namer(symbols.get());
+  report::Report report = report::build_report(model, *reader, filters, namer);
+  report.header.symbol_source = symbol_header.symbol_source;
+  report.header.vmlinux = symbol_header.vmlinux;
+  report.header.notes.insert(report.header.notes.begin(), symbol_header.notes.begin(),
+                             symbol_header.notes.end());
+  for (const auto& warning : reader->stats().warnings) report.header.notes.push_back(warning);
+
+  if (options.output == "-") {
+    report::write_report(report, options.format, options.text, std::cout);
+    std::cout.flush();
+    if (!std::cout) throw Error("cannot write the report to standard output");
+  } else {
+    std::ofstream file(options.output);
+    report::write_report(report, options.format, options.text, file);
+    if (!file) throw Error("cannot write the report").file(options.output).hint("check the path");
+  }
+  if (!options.svg.empty()) {
+    std::ostringstream dot;
+    report::write_report(report, "dot", options.text, dot);
+    std::string command_line = "dot -Tsvg -o '" + options.svg + "'";
+    FILE* pipe = popen(command_line.c_str(), "w");
+    if (pipe == nullptr) throw Error("cannot run graphviz dot").hint("apt-get install graphviz");
+    fwrite(dot.str().data(), 1, dot.str().size(), pipe);
+    if (pclose(pipe) != 0) {
+      throw Error("graphviz dot failed to write the SVG").file(options.svg)
+          .hint("is graphviz installed (apt-get install graphviz)?");
+    }
+  }
+}
+
+}  // namespace
+
+void add_report_command(CLI::App& app) {
+  auto options = std::make_shared<ReportOptions>();
+  CLI::App* command = app.add_subcommand(
+      "report", "Which processes hold common locks (the default: `lockanalyze FILE --vmlinux V`)");
+  command->add_option("file", options->input, "perf.data recording, or - for a pipe-mode stream")
+      ->required();
+  command->add_option("--vmlinux", options->vmlinux, "vmlinux with DWARF of the recorded kernel");
+  command->add_option("--kallsyms", options->kallsyms,
+                      "kallsyms of the recorded kernel (default: lockrec's FILE.kallsyms, or "
+                      "/proc/kallsyms when the recording is of the running kernel)");
+  command->add_option("--kaslr-offset", options->kaslr_offset,
+                      "relocation of the kernel (default: from the recording's kernel map)");
+  command->add_option("--format", options->format, "Output format")
+      ->check(CLI::IsMember(report::output_formats()))
+      ->capture_default_str();
+  command->add_option("-o,--output", options->output, "Write the report here");
+  command->add_option("--svg", options->svg, "Also render the holder-lock graph as SVG (graphviz)");
+  command->add_option("--by", options->by, "process: threads roll up; thread: keep them apart")
+      ->check(CLI::IsMember({"process", "thread"}))
+      ->capture_default_str();
+  command->add_flag("--irq-as-task", options->irq_as_task,
+                    "Count interrupt-context acquisitions under the interrupted task");
+  command->add_option("--stacks", options->stacks, "Distinct stacks kept per (holder, lock)")
+      ->capture_default_str();
+  command->add_option("--pid", options->filters.pids, "Only these holders (pid; repeatable)");
+  command->add_option("--comm", options->filters.comms, "Only holders with this comm (repeatable)");
+  command->add_option("--lock", options->filters.locks, "Only this lock (name or 0x address)");
+  command->add_option("--min-holders", options->filters.min_holders,
+                      "Show locks held by at least N holders")
+      ->capture_default_str();
+  command->add_flag("--exclude-idle", options->filters.exclude_idle, "Leave out the idle task (pid 0)");
+  command->add_flag("--kernel-threads", options->kernel_threads, "Only kernel threads");
+  command->add_flag("--no-kernel-threads", options->no_kernel_threads, "Leave out kernel threads");
+  command->add_option("--time", options->time_window,
+                      "Only acquisitions in START,END (seconds, as perf script prints them)");
+  command->add_option("--top", options->text.top_locks, "Locks shown in the text report")
+      ->capture_default_str();
+  command->callback([options] { run_report(*options); });
+}
+
+}  // namespace lockscope::cli

@@ -1,0 +1,303 @@
+#include "report_output.hpp"
+
+#include <array>
+#include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/graphviz.hpp>
+#include <cinttypes>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "lockscope/lock_events.hpp"
+
+namespace lockscope::report {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::string hex(uint64_t value) {
+  char text[24];
+  snprintf(text, sizeof text, "0x%" PRIx64, value);
+  return text;
+}
+
+std::vector<std::string> context_names(uint8_t mask) {
+  std::vector<std::string> names;
+  for (auto context : {ExecContext::task, ExecContext::softirq, ExecContext::hardirq, ExecContext::nmi}) {
+    if (mask & (1u << static_cast<unsigned>(context))) names.emplace_back(context_name(context));
+  }
+  return names;
+}
+
+std::string join(const std::vector<std::string>& parts, std::string_view separator) {
+  std::string out;
+  for (const auto& part : parts) {
+    if (!out.empty()) out += separator;
+    out += part;
+  }
+  return out;
+}
+
+// ---- JSON ----
+
+Json frame_json(const Frame& frame) {
+  Json inlines = Json::array();
+  for (const auto& inl : frame.inlines) {
+    inlines.push_back({{"function", inl.function}, {"file", inl.file}, {"line", inl.line}});
+  }
+  return {{"address", hex(frame.address)}, {"symbol", frame.symbol}, {"inlines", inlines},
+          {"file", frame.file}, {"line", frame.line}};
+}
+
+Json stack_json(const std::vector<const Frame*>& frames) {
+  Json out = Json::array();
+  for (const Frame* frame : frames) out.push_back(frame_json(*frame));
+  return out;
+}
+
+Json holder_json(const Report& report, const HolderEntry& entry) {
+  const model::Holder& holder = *entry.holder;
+  const model::HolderLock& pair = *entry.pair;
+  Json stacks = Json::array();
+  for (size_t i = 1; i < pair.stacks.size(); ++i) stacks.push_back(stack_json(report.stack(pair.stacks[i])));
+  Json out = {{"holder", holder.label()},
+              {"pid", holder.pid},
+              {"comm", holder.is_pseudo() ? holder.label() : holder.comm},
+              {"generation", holder.generation},
+              {"kernel_thread", holder.is_kernel_thread()},
+              {"acquisitions", pair.acquisitions},
+              {"kinds", Json::array()},
+              {"flavours", model::flavour_names(pair.flavour_mask)},
+              {"contexts", context_names(pair.context_mask)},
+              {"irqs_off_at_entry", pair.irqs_off_at_entry},
+              {"trylock_failed", pair.trylock_failed},
+              {"first_time_ns", pair.first_time},
+              {"first_stack", pair.stacks.empty() ? Json::array() : stack_json(report.stack(pair.stacks[0]))},
+              {"more_stacks", stacks}};
+  Json kinds = Json::array();
+  for (size_t i = 0; i < model::kAccessCount; ++i) {
+    if (pair.access_mask & (1u << i)) kinds.push_back(model::access_name(static_cast<model::Access>(i)));
+  }
+  out["kinds"] = kinds;
+  if (holder.is_pseudo()) {
+    out["interrupted"] = entry.interrupted;
+    out["interrupted_more"] = pair.interrupted_more;
+  }
+  return out;
+}
+
+// Streamed: one small document per lock, so memory stays that of one lock however many there are.
+void write_json(const Report& report, std::ostream& out) {
+  const Header& h = report.header;
+  Json head = {{"schema", "lockscope-report"}, {"version", kReportSchemaVersion}};
+  head["recording"] = {{"file", h.recording},     {"kernel", h.kernel},
+                       {"hostname", h.hostname},  {"perf_version", h.perf_version},
+                       {"nr_cpus", h.nr_cpus},    {"duration_s", h.duration_s},
+                       {"lock_events", h.lock_events}, {"acquisitions", h.acquisitions},
+                       {"lost_events", h.lost_events}, {"lost_samples", h.lost_samples},
+                       {"holders", h.holders},    {"locks", h.locks},
+                       {"contention_recording", h.contention_recording},
+                       {"symbols", h.symbol_source}, {"notes", h.notes}};
+  head["filters"] = {{"min_holders", report.filters.min_holders},
+                     {"pids", report.filters.pids},
+                     {"comms", report.filters.comms},
+                     {"locks", report.filters.locks},
+                     {"exclude_idle", report.filters.exclude_idle}};
+  std::string text = head.dump();
+  text.pop_back();  // the closing brace: the arrays follow
+  out << text << ",\n\"locks\":[";
+  for (size_t i = 0; i < report.locks.size(); ++i) {
+    const LockEntry& lock = report.locks[i];
+    Json holders = Json::array();
+    for (const auto& holder : lock.holders) holders.push_back(holder_json(report, holder));
+    Json entry = {{"address", hex(lock.lock->address)},
+                  {"name", lock.name.empty() ? Json() : Json(lock.name)},
+                  {"class", lock.lock_class.empty() ? Json() : Json(lock.lock_class)},
+                  {"kind", lock.kind},
+                  {"symbol", lock.symbol},
+                  {"offset", lock.offset},
+                  {"section", lock.section},
+                  {"type", lock.type},
+                  {"percpu", lock.percpu},
+                  {"acquisitions", lock.acquisitions},
+                  {"holders", holders}};
+    out << (i ? ",\n" : "\n") << entry.dump();
+  }
+  out << "\n],\n\"pairs\":[";
+  for (size_t i = 0; i < report.pairs.size(); ++i) {
+    const HolderPair& pair = report.pairs[i];
+    Json shared = Json::array();
+    for (size_t index : pair.shared_locks) shared.push_back(report.locks[index].display_name());
+    Json entry = {{"holders", {pair.first->label(), pair.second->label()}}, {"shared_locks", shared}};
+    out << (i ? ",\n" : "\n") << entry.dump();
+  }
+  out << "\n],\n\"groups\":[";
+  for (size_t i = 0; i < report.groups.size(); ++i) {
+    const Group& group = report.groups[i];
+    Json holders = Json::array(), locks_in_group = Json::array();
+    for (const auto* holder : group.holders) holders.push_back(holder->label());
+    for (size_t index : group.locks) locks_in_group.push_back(report.locks[index].display_name());
+    out << (i ? ",\n" : "\n") << Json{{"holders", holders}, {"locks", locks_in_group}}.dump();
+  }
+  out << "\n],\n\"contention\":[]}\n";
+}
+
+// ---- text ----
+
+void write_frame(std::ostream& out, const Frame& frame, std::string_view indent) {
+  out << indent << frame.symbol;
+  if (!frame.file.empty()) out << "  " << frame.file << ":" << frame.line;
+  out << "\n";
+  for (const auto& inl : frame.inlines) {
+    out << indent << "    inlined " << inl.function;
+    if (!inl.file.empty()) out << "  " << inl.file << ":" << inl.line;
+    out << "\n";
+  }
+}
+
+void write_text(const Report& report, const TextOptions& options, std::ostream& out) {
+  const Header& h = report.header;
+  char line[512];
+  out << "lockscope report: " << h.recording << "\n";
+  snprintf(line, sizeof line,
+           "kernel %s, host %s, %u CPUs, %.3f s, %" PRIu64 " lock events, %" PRIu64
+           " acquisitions, %" PRIu64 " holders, %" PRIu64 " locks, lost %" PRIu64 "\n",
+           h.kernel.empty() ? "?" : h.kernel.c_str(), h.hostname.empty() ? "?" : h.hostname.c_str(),
+           h.nr_cpus, h.duration_s, h.lock_events, h.acquisitions, h.holders, h.locks,
+           h.lost_events + h.lost_samples);
+  out << line;
+  out << "symbols: " << h.symbol_source << "\n";
+  for (const auto& note : h.notes) out << "note: " << note << "\n";
+
+  out << "\nLocks shared by the most holders (at least " << report.filters.min_holders << "): "
+      << report.locks.size() << "\n";
+  size_t shown = 0;
+  for (const auto& lock : report.locks) {
+    if (shown++ == options.top_locks) {
+      out << "\n... " << report.locks.size() - options.top_locks
+          << " more locks (--top N shows more, --format json shows all)\n";
+      break;
+    }
+    out << "\n" << lock.display_name() << "  [" << lock.kind << "]  " << hex(lock.lock->address);
+    if (!lock.type.empty()) out << "  (" << lock.type << ")";
+    if (lock.percpu) out << "  per-cpu";
+    out << "\n  " << lock.holders.size() << " holders, " << lock.acquisitions << " acquisitions\n";
+    size_t holders_shown = 0;
+    for (const auto& entry : lock.holders) {
+      if (holders_shown++ == options.holders_per_lock) {
+        out << "    ... " << lock.holders.size() - options.holders_per_lock << " more holders\n";
+        break;
+      }
+      const model::HolderLock& pair = *entry.pair;
+      snprintf(line, sizeof line, "  %-24s %8" PRIu64 " acq  %s  %s%s\n",
+               entry.holder->label().c_str(), pair.acquisitions,
+               join(model::flavour_names(pair.flavour_mask), ",").c_str(),
+               join(context_names(pair.context_mask), ",").c_str(),
+               pair.irqs_off_at_entry ? (" irqs-off:" + std::to_string(pair.irqs_off_at_entry)).c_str()
+                                      : "");
+      out << line;
+      if (!entry.interrupted.empty()) {
+        out << "      interrupted: " << join(entry.interrupted, " ");
+        if (pair.interrupted_more) out << " and " << pair.interrupted_more << " more";
+        out << "\n";
+      }
+      if (!pair.stacks.empty()) {
+        size_t frames = 0;
+        for (const Frame* frame : report.stack(pair.stacks.front())) {
+          if (frames++ == options.frames_per_stack) {
+            out << "        ...\n";
+            break;
+          }
+          write_frame(out, *frame, "        ");
+        }
+      }
+    }
+  }
+
+  out << "\nGroups of holders coupled through shared locks: " << report.groups.size() << "\n";
+  for (size_t i = 0; i < report.groups.size() && i < options.top_locks; ++i) {
+    const Group& group = report.groups[i];
+    std::vector<std::string> holders;
+    for (const auto* holder : group.holders) holders.push_back(holder->label());
+    out << "  group " << i + 1 << ": " << group.holders.size() << " holders through "
+        << group.locks.size() << " locks: " << join(holders, " ") << "\n";
+  }
+
+  out << "\nPairs of holders sharing the most locks:\n";
+  for (size_t i = 0; i < report.pairs.size() && i < options.top_locks; ++i) {
+    const HolderPair& pair = report.pairs[i];
+    std::vector<std::string> names;
+    for (size_t index : pair.shared_locks) {
+      if (names.size() == 6) {
+        names.push_back("...");
+        break;
+      }
+      names.push_back(report.locks[index].display_name());
+    }
+    out << "  " << pair.first->label() << " & " << pair.second->label() << ": "
+        << pair.shared_locks.size() << " locks (" << join(names, ", ") << ")\n";
+  }
+}
+
+// ---- dot ----
+
+void write_dot(const Report& report, std::ostream& out) {
+  using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::undirectedS>;
+  std::vector<std::string> labels, shapes;
+  std::map<const model::Holder*, size_t> holder_vertex;
+  for (const auto& lock : report.locks) {
+    for (const auto& holder : lock.holders) {
+      if (holder_vertex.try_emplace(holder.holder, labels.size()).second) {
+        labels.push_back(holder.holder->label());
+        shapes.push_back("box");
+      }
+    }
+  }
+  std::vector<size_t> lock_vertex;
+  for (const auto& lock : report.locks) {
+    lock_vertex.push_back(labels.size());
+    labels.push_back(lock.display_name());
+    shapes.push_back("ellipse");
+  }
+  Graph graph(labels.size());
+  std::vector<std::string> edge_labels;
+  for (size_t i = 0; i < report.locks.size(); ++i) {
+    for (const auto& holder : report.locks[i].holders) {
+      boost::add_edge(holder_vertex[holder.holder], lock_vertex[i], graph);
+      edge_labels.push_back(std::to_string(holder.pair->acquisitions));
+    }
+  }
+  auto vertex_writer = [&](std::ostream& stream, size_t vertex) {
+    stream << "[label=" << boost::escape_dot_string(labels[vertex]) << ", shape=" << shapes[vertex] << "]";
+  };
+  boost::write_graphviz(out, graph, vertex_writer);
+}
+
+struct OutputFormat {
+  std::string_view name;
+  void (*write)(const Report&, const TextOptions&, std::ostream&);
+};
+constexpr std::array kFormats = {
+    OutputFormat{"text", write_text},
+    OutputFormat{"json", [](const Report& r, const TextOptions&, std::ostream& o) { write_json(r, o); }},
+    OutputFormat{"dot", [](const Report& r, const TextOptions&, std::ostream& o) { write_dot(r, o); }},
+};
+
+}  // namespace
+
+std::vector<std::string> output_formats() {
+  std::vector<std::string> names;
+  for (const auto& format : kFormats) names.emplace_back(format.name);
+  return names;
+}
+
+void write_report(const Report& report, std::string_view format, const TextOptions& options,
+                  std::ostream& out) {
+  for (const auto& candidate : kFormats) {
+    if (candidate.name == format) {
+      candidate.write(report, options, out);
+      return;
+    }
+  }
+}
+
+}  // namespace lockscope::report

@@ -1,0 +1,272 @@
+#include "sharing_report.hpp"
+
+#include <algorithm>
+#include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/connected_components.hpp>
+#include <cinttypes>
+#include <map>
+
+#include "lockscope/probe_table.hpp"
+
+namespace lockscope::report {
+namespace {
+
+std::string hex(uint64_t value) {
+  char text[24];
+  snprintf(text, sizeof text, "0x%" PRIx64, value);
+  return text;
+}
+
+bool is_lock_function(std::string_view function) {
+  return std::any_of(probes::probe_table.begin(), probes::probe_table.end(),
+                     [&](const probes::ProbeRow& row) { return row.function == function; });
+}
+
+bool holder_passes(const model::Holder& holder, const Filters& filters) {
+  if (filters.exclude_idle && holder.is_idle()) return false;
+  if (filters.kernel_threads && holder.is_kernel_thread() != *filters.kernel_threads &&
+      !holder.is_pseudo()) {
+    return false;
+  }
+  if (!filters.pids.empty() &&
+      std::find(filters.pids.begin(), filters.pids.end(), holder.pid) == filters.pids.end()) {
+    return false;
+  }
+  if (!filters.comms.empty() &&
+      std::find(filters.comms.begin(), filters.comms.end(), holder.comm) == filters.comms.end()) {
+    return false;
+  }
+  return true;
+}
+
+bool lock_passes(const LockEntry& lock, const Filters& filters) {
+  if (filters.locks.empty()) return true;
+  for (const auto& wanted : filters.locks) {
+    if (wanted == lock.name || wanted == lock.lock_class || wanted == lock.symbol) return true;
+    if (wanted.starts_with("0x") && std::stoull(wanted, nullptr, 16) == lock.lock->address) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string join_access(uint32_t mask) {
+  std::string out;
+  for (size_t i = 0; i < model::kAccessCount; ++i) {
+    if (!(mask & (1u << i))) continue;
+    if (!out.empty()) out += ",";
+    out += model::access_name(static_cast<model::Access>(i));
+  }
+  return out;
+}
+
+// The class of a dynamic lock: the first caller outside the lock functions, by the innermost
+// function inlined at that call (rq_lock inlined into __schedule names the rq lock better).
+std::string lock_class(const std::vector<const Frame*>& frames) {
+  for (const Frame* frame : frames) {
+    if (frame->function.empty() || is_lock_function(frame->function)) continue;
+    for (const auto& inl : frame->inlines) {
+      if (!is_lock_function(inl.function)) return inl.function;
+    }
+    return frame->function;
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string LockEntry::display_name() const {
+  if (!name.empty()) return name;
+  if (!lock_class.empty()) return lock_class + " (dynamic " + hex(lock->address) + ")";
+  return hex(lock->address);
+}
+
+const symbolizer::DataName& Namer::data(uint64_t address) {
+  auto [it, inserted] = data_.try_emplace(address);
+  if (inserted) {
+    if (symbolizer_ != nullptr) {
+      it->second = symbolizer_->name_data(address);
+    } else {
+      it->second.why_unnamed = "no vmlinux or kallsyms given";
+    }
+  }
+  return it->second;
+}
+
+const Frame& Namer::code(uint64_t address, bool is_return_address) {
+  // Kernel text addresses are never odd-and-even twins of each other's cache keys: the key keeps
+  // the two lookups of one address apart by the top bit, which kernel addresses always have set.
+  uint64_t key = is_return_address ? address & ~(1ull << 63) : address;
+  auto [it, inserted] = code_.try_emplace(key);
+  if (!inserted) return it->second;
+  Frame& frame = it->second;
+  frame.address = address;
+  if (symbolizer_ != nullptr) {
+    symbolizer::CodeLocation location = symbolizer_->name_code(address);
+    if (location.found) {
+      frame.function = location.function;
+      frame.symbol = location.name();
+      if (is_return_address && address > 0) {
+        symbolizer::CodeLocation call = symbolizer_->name_code(address - 1);
+        if (call.found && call.function == location.function) location = std::move(call);
+      }
+      frame.inlines = std::move(location.inlines);
+      frame.file = std::move(location.file);
+      frame.line = location.line;
+      return frame;
+    }
+  }
+  frame.symbol = hex(address);
+  return frame;
+}
+
+std::vector<const Frame*> Namer::stack(std::span<const uint64_t> frames) {
+  std::vector<const Frame*> out;
+  out.reserve(frames.size());
+  for (size_t i = 0; i < frames.size(); ++i) out.push_back(&code(frames[i], i > 0));
+  return out;
+}
+
+Report build_report(const model::HolderModel& model, const perf::PerfDataReader& reader,
+                    const Filters& filters, Namer& namer) {
+  Report report;
+  report.namer = &namer;
+  report.stacks = &model.stacks();
+  report.filters = filters;
+  const perf::Metadata& metadata = reader.metadata();
+  const model::ModelStats& stats = model.stats();
+  Header& header = report.header;
+  header.recording = reader.path();
+  header.kernel = metadata.os_release;
+  header.hostname = metadata.hostname;
+  header.perf_version = metadata.perf_version;
+  header.nr_cpus = metadata.nr_cpus_online;
+  header.duration_s = stats.last_time > stats.first_time
+                          ? static_cast<double>(stats.last_time - stats.first_time) / 1e9
+                          : 0.0;
+  header.lock_events = stats.lock_events;
+  header.acquisitions = stats.acquisitions;
+  header.lost_events = reader.stats().lost_events;
+  header.lost_samples = reader.stats().lost_samples;
+  header.holders = model.holders().size();
+  header.locks = model.locks().size();
+  header.contention_recording = model.is_contention_recording();
+
+  // Pairs by lock, only those that held the lock and pass the holder filters.
+  std::vector<std::vector<const model::HolderLock*>> pairs_by_lock(model.locks().size());
+  for (const auto& pair : model.pairs()) {
+    if (pair.acquisitions == 0) continue;
+    if (!holder_passes(model.holders()[pair.holder], filters)) continue;
+    pairs_by_lock[pair.lock].push_back(&pair);
+  }
+
+  for (size_t lock_index = 0; lock_index < pairs_by_lock.size(); ++lock_index) {
+    auto& pairs = pairs_by_lock[lock_index];
+    if (pairs.size() < filters.min_holders || pairs.empty()) continue;
+    const model::Lock& lock = model.locks()[lock_index];
+    LockEntry entry;
+    entry.lock = &lock;
+    entry.kind = join_access(lock.access_mask);
+    const symbolizer::DataName& data = namer.data(lock.address);
+    if (data.found) {
+      entry.name = data.name;
+      entry.symbol = data.symbol;
+      entry.offset = data.offset;
+      entry.section = data.section;
+      entry.type = data.type;
+      entry.percpu = data.percpu;
+    }
+    std::sort(pairs.begin(), pairs.end(), [](const auto* a, const auto* b) {
+      if (a->acquisitions != b->acquisitions) return a->acquisitions > b->acquisitions;
+      return a->first_time < b->first_time;
+    });
+    // The lock's first stack is that of the pair that took it first.
+    const model::HolderLock* earliest = *std::min_element(
+        pairs.begin(), pairs.end(),
+        [](const auto* a, const auto* b) { return a->first_time < b->first_time; });
+    for (const model::HolderLock* pair : pairs) {
+      HolderEntry holder;
+      holder.holder = &model.holders()[pair->holder];
+      holder.pair = pair;
+      for (uint32_t task : pair->interrupted_holders) {
+        holder.interrupted.push_back(model.holders()[task].label());
+      }
+      entry.acquisitions += pair->acquisitions;
+      if (pair == earliest && !data.found && !pair->stacks.empty()) {
+        entry.lock_class = lock_class(report.stack(pair->stacks.front()));
+      }
+      entry.holders.push_back(std::move(holder));
+    }
+    if (!lock_passes(entry, filters)) continue;
+    report.locks.push_back(std::move(entry));
+  }
+  std::sort(report.locks.begin(), report.locks.end(), [](const LockEntry& a, const LockEntry& b) {
+    if (a.holders.size() != b.holders.size()) return a.holders.size() > b.holders.size();
+    if (a.acquisitions != b.acquisitions) return a.acquisitions > b.acquisitions;
+    return a.lock->address < b.lock->address;
+  });
+
+  // Pairs of holders and the locks they share.
+  std::map<std::pair<const model::Holder*, const model::Holder*>, std::vector<size_t>> shared;
+  for (size_t i = 0; i < report.locks.size(); ++i) {
+    const auto& holders = report.locks[i].holders;
+    for (size_t a = 0; a < holders.size(); ++a) {
+      for (size_t b = a + 1; b < holders.size(); ++b) {
+        auto key = std::minmax(holders[a].holder, holders[b].holder);
+        shared[{key.first, key.second}].push_back(i);
+      }
+    }
+  }
+  for (auto& [key, locks] : shared) report.pairs.push_back({key.first, key.second, std::move(locks)});
+  std::stable_sort(report.pairs.begin(), report.pairs.end(), [](const auto& a, const auto& b) {
+    return a.shared_locks.size() > b.shared_locks.size();
+  });
+
+  // Groups: connected components of the bipartite holder–lock graph of the reported locks.
+  using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::undirectedS>;
+  std::map<const model::Holder*, size_t> holder_vertex;
+  for (const auto& lock : report.locks) {
+    for (const auto& holder : lock.holders) holder_vertex.try_emplace(holder.holder, holder_vertex.size());
+  }
+  size_t holder_count = holder_vertex.size();
+  Graph graph(holder_count + report.locks.size());
+  for (size_t i = 0; i < report.locks.size(); ++i) {
+    for (const auto& holder : report.locks[i].holders) {
+      boost::add_edge(holder_vertex[holder.holder], holder_count + i, graph);
+    }
+  }
+  std::vector<size_t> component(boost::num_vertices(graph));
+  size_t components = boost::connected_components(graph, component.data());
+  std::vector<Group> groups(components);
+  for (const auto& [holder, vertex] : holder_vertex) groups[component[vertex]].holders.push_back(holder);
+  for (size_t i = 0; i < report.locks.size(); ++i) {
+    groups[component[holder_count + i]].locks.push_back(i);
+  }
+  for (auto& group : groups) {
+    if (group.holders.size() < 2) continue;
+    std::sort(group.holders.begin(), group.holders.end(), [](const auto* a, const auto* b) {
+      return a->pid != b->pid ? a->pid < b->pid : a->comm < b->comm;
+    });
+    report.groups.push_back(std::move(group));
+  }
+  std::stable_sort(report.groups.begin(), report.groups.end(), [](const Group& a, const Group& b) {
+    return a.holders.size() > b.holders.size();
+  });
+
+  if (stats.trylock_results_without_entry > 0) {
+    header.notes.push_back(std::to_string(stats.trylock_results_without_entry) +
+                           " trylock results came without an entry probe, so their lock is "
+                           "unknown (record with lockrec --trylock-result to pair them)");
+  }
+  if (stats.trylock_entries_without_result > 0) {
+    header.notes.push_back(std::to_string(stats.trylock_entries_without_result) +
+                           " trylocks have no result probe: counted as acquisitions");
+  }
+  if (header.contention_recording) {
+    header.notes.push_back("a contention recording: holders are the processes that had to wait "
+                           "for a lock; uncontended acquisitions are not seen");
+  }
+  return report;
+}
+
+}  // namespace lockscope::report

@@ -1,0 +1,120 @@
+// The sharing report: which holders take the same locks. Built from the holder model after the
+// read: filters, names (through the symbolizer), the bipartite holder–lock graph and its analyses
+// (Boost.Graph), ready for an output format. Internal to analyzer/.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "holder_model.hpp"
+#include "lockscope/perf_data.hpp"
+#include "lockscope/symbolizer.hpp"
+
+namespace lockscope::report {
+
+struct Filters {
+  std::vector<int64_t> pids;
+  std::vector<std::string> comms;
+  std::vector<std::string> locks;  // names or 0x addresses
+  size_t min_holders = 2;
+  bool exclude_idle = false;
+  std::optional<bool> kernel_threads;  // nullopt: both
+};
+
+struct Frame {
+  uint64_t address = 0;
+  std::string function;  // "alloc_ucounts"; empty when nothing names the address
+  std::string symbol;    // "alloc_ucounts+0x35", or "0x…" when nothing names it
+  std::vector<symbolizer::InlineFrame> inlines;
+  std::string file;
+  int line = 0;
+};
+
+struct HolderEntry {
+  const model::Holder* holder = nullptr;
+  const model::HolderLock* pair = nullptr;  // pair->stacks: interned stack ids, the first first
+  std::vector<std::string> interrupted;     // labels of interrupted tasks (pseudo-holders)
+};
+
+struct LockEntry {
+  const model::Lock* lock = nullptr;
+  std::string name;        // gdb expression for static locks; empty for dynamic ones
+  std::string lock_class;  // dynamic locks: the first caller outside the lock functions
+  std::string symbol;
+  uint64_t offset = 0;
+  std::string section;
+  std::string type;        // C type from DWARF
+  bool percpu = false;
+  std::string kind;        // access names joined: "spinlock", "rwlock-read,rwlock-write"
+  uint64_t acquisitions = 0;
+  std::vector<HolderEntry> holders;  // by acquisitions, most first
+  std::string display_name() const;  // name, or "<class> (dynamic)", or the address
+};
+
+struct HolderPair {
+  const model::Holder* first = nullptr;
+  const model::Holder* second = nullptr;
+  std::vector<size_t> shared_locks;  // indexes into Report::locks
+};
+
+struct Group {
+  std::vector<const model::Holder*> holders;
+  std::vector<size_t> locks;  // indexes into Report::locks
+};
+
+struct Header {
+  std::string recording;
+  std::string kernel;
+  std::string hostname;
+  std::string perf_version;
+  std::string vmlinux;
+  std::string symbol_source;  // "vmlinux (DWARF)", "kallsyms FILE", "none"
+  uint32_t nr_cpus = 0;
+  double duration_s = 0;
+  uint64_t lock_events = 0;
+  uint64_t acquisitions = 0;
+  uint64_t lost_events = 0;
+  uint64_t lost_samples = 0;
+  uint64_t holders = 0;
+  uint64_t locks = 0;
+  bool contention_recording = false;
+  std::vector<std::string> notes;  // one line each: what the reader should know
+};
+
+// Names a lock address and code addresses; caches by address. Without a symbolizer it names
+// nothing and says so. Stacks are named only when an output asks for them.
+class Namer {
+ public:
+  explicit Namer(symbolizer::Symbolizer* symbolizer) : symbolizer_(symbolizer) {}
+  const symbolizer::DataName& data(uint64_t address);
+  // A frame of a call stack: `is_return_address` frames (all but the first) are looked up at the
+  // call instruction (address - 1) for their line and inlines, as addr2line and gdb do, and named
+  // symbol+offset of the address itself, as perf does.
+  const Frame& code(uint64_t address, bool is_return_address);
+  std::vector<const Frame*> stack(std::span<const uint64_t> frames);
+
+ private:
+  symbolizer::Symbolizer* symbolizer_;
+  std::unordered_map<uint64_t, symbolizer::DataName> data_;
+  std::unordered_map<uint64_t, Frame> code_;  // key: address, low bit of a spare: see code()
+};
+
+struct Report {
+  Namer* namer = nullptr;
+  const model::StackTable* stacks = nullptr;
+  std::vector<const Frame*> stack(uint32_t id) const { return namer->stack(stacks->frames(id)); }
+  Header header;
+  Filters filters;
+  std::vector<LockEntry> locks;  // shared by >= min_holders, most holders first
+  std::vector<HolderPair> pairs;  // most shared locks first
+  std::vector<Group> groups;      // largest first
+};
+
+Report build_report(const model::HolderModel& model, const perf::PerfDataReader& reader,
+                    const Filters& filters, Namer& namer);
+
+}  // namespace lockscope::report
