@@ -66,8 +66,9 @@ struct Holder {
   bool saw_user_frames = false;
   bool is_pseudo() const { return pseudo_context != ExecContext::task; }
   bool is_idle() const { return pid == 0 && !is_pseudo(); }
+  // The idle task (0), kthreadd (2) and what it forked, or a task never seen in user space.
   bool is_kernel_thread() const {
-    return !is_pseudo() && pid > 0 && (kernel_thread_by_fork || pid == 2 || !saw_user_frames);
+    return !is_pseudo() && (pid == 0 || pid == 2 || kernel_thread_by_fork || !saw_user_frames);
   }
   std::string label() const;  // "mkdir[245]", "[hardirq]"
 };
