@@ -13,7 +13,7 @@ SAMPLE_TID, SAMPLE_TIME, SAMPLE_ID, SAMPLE_STREAM_ID, SAMPLE_CPU, SAMPLE_IDENTIF
 SAMPLE_IP = 1 << 0
 
 
-def main(src, dst, copies):
+def main(src, dst, copies, samples_only=False):
     data = bytearray(open(src, "rb").read())
     magic, hsize, attr_size, a_off, a_size, d_off, d_size = struct.unpack_from("<7Q", data, 0)
     assert magic == 0x32454C4946524550 and hsize == 104, "file-mode perf.data expected"
@@ -47,7 +47,9 @@ def main(src, dst, copies):
             rtype, misc, size = struct.unpack_from("<IHH", chunk, pos)
             if size < 8:
                 break
-            if rtype == 9:
+            if samples_only and rtype in (3, 4, 7):  # COMM, EXIT, FORK become unknown records
+                struct.pack_into("<I", chunk, pos, 120)
+            elif rtype == 9:
                 struct.pack_into("<Q", chunk, pos + t_off,
                                  struct.unpack_from("<Q", chunk, pos + t_off)[0] + shift)
             elif 0 < rtype < 64 and tr_time is not None and size >= 8 + tr_size:
@@ -70,4 +72,5 @@ def main(src, dst, copies):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    args = [a for a in sys.argv[1:] if a != "--samples-only"]
+    main(args[0], args[1], int(args[2]), "--samples-only" in sys.argv)

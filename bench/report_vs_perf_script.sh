@@ -10,8 +10,10 @@ runs=${RUNS:-3}
 cache=${LOCKSCOPE_CACHE:-/var/cache/lockscope}
 shared=$("$top/tests/support/shared-recording")
 vmlinux=$("$top/tests/support/fetch-vmlinux")
-longer="$cache/shared-x10.perf.data"
-[ -s "$longer" ] || python3 "$top/bench/make_longer_recording.py" "$shared" "$longer" 10
+# The same processes taking the same locks for ten times as long (their FORK/COMM/EXIT records
+# are kept only in the first copy, so the pids are not reborn as new processes).
+longer="$cache/shared-x10-samples.perf.data"
+[ -s "$longer" ] || python3 "$top/bench/make_longer_recording.py" --samples-only "$shared" "$longer" 10
 
 measure() {
   local best=999999 rss=0 line t m out
