@@ -11,14 +11,7 @@ workload=(stress-ng --pthread 4 --fork 2 --timeout 5 --quiet)
 [ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (perf records system-wide)" >&2; exit 1; }
 [ -x "$bin/lockanalyze" ] || { echo "demo.sh: $bin/lockanalyze is missing; run ./setup.sh" >&2; exit 1; }
 
-if [ -x "$bin/lockrec" ]; then
-  "$bin/lockrec" -o "$recording" -- "${workload[@]}"
-else
-  # Until lockrec is built: the tracepoints it falls back to on kernels without kprobes.
-  echo "demo.sh: recording lock contention with perf for 5 s" >&2
-  perf record -q -e lock:contention_begin,lock:contention_end -g -a -o "$recording" -- "${workload[@]}"
-fi
-echo "demo.sh: lock events of $recording (first rows; the summary follows)" >&2
-"$bin/lockanalyze" events "$recording" -o "$recording.events.csv"
-head -n 11 "$recording.events.csv"
-echo "(all rows: $recording.events.csv)"
+# lockrec picks kprobes where the kernel has them, else the contention tracepoints, and says so.
+"$bin/lockrec" -o "$recording" -- "${workload[@]}"
+# The report names kernel addresses from lockrec's kallsyms side file; pass --vmlinux for DWARF names.
+"$bin/lockanalyze" "$recording"
