@@ -66,6 +66,42 @@ std::pair<std::optional<uint64_t>, std::optional<uint64_t>> parse_window(const s
 
 bool file_exists(const std::string& path) { return access(path.c_str(), R_OK) == 0; }
 
+// Forwards every record to the model and, when stderr is a terminal, shows how far the read is.
+class ProgressVisitor final : public perf::RecordVisitor {
+ public:
+  ProgressVisitor(perf::RecordVisitor& inner, uint64_t file_size)
+      : inner_(inner), file_size_(file_size), enabled_(isatty(STDERR_FILENO) && file_size > (64u << 20)) {}
+  ~ProgressVisitor() override {
+    if (shown_) std::fprintf(stderr, "\r%60s\r", "");
+  }
+  ProgressVisitor(const ProgressVisitor&) = delete;
+  ProgressVisitor& operator=(const ProgressVisitor&) = delete;
+
+  void on_metadata(const perf::Metadata& m) override { inner_.on_metadata(m); }
+  void on_comm(const perf::CommRecord& r) override { inner_.on_comm(r); }
+  void on_fork(const perf::TaskRecord& r) override { inner_.on_fork(r); }
+  void on_exit(const perf::TaskRecord& r) override { inner_.on_exit(r); }
+  void on_mmap(const perf::MmapRecord& r) override { inner_.on_mmap(r); }
+  void on_lost(const perf::LostRecord& r) override { inner_.on_lost(r); }
+  void on_lost_samples(uint64_t lost, const perf::SampleId& id) override { inner_.on_lost_samples(lost, id); }
+  void on_throttle(const perf::ThrottleRecord& r) override { inner_.on_throttle(r); }
+  void on_sample(const perf::Sample& sample) override {
+    inner_.on_sample(sample);
+    if (enabled_ && (++samples_ & 0xffff) == 0) {
+      std::fprintf(stderr, "\rlockanalyze: read %" PRIu64 " of %" PRIu64 " MB", sample.file_offset >> 20,
+                   file_size_ >> 20);
+      shown_ = true;
+    }
+  }
+
+ private:
+  perf::RecordVisitor& inner_;
+  uint64_t file_size_;
+  bool enabled_;
+  bool shown_ = false;
+  uint64_t samples_ = 0;
+};
+
 std::string running_kernel_release() {
   utsname name{};
   return uname(&name) == 0 ? name.release : "";
@@ -125,7 +161,11 @@ void run_report(const ReportOptions& options) {
 
   auto reader = perf::PerfDataReader::open(options.input);
   model::HolderModel model(model_options);
-  reader->read(model, perf::RecordOrder::time);
+  {
+    const perf::Metadata& metadata = reader->metadata();
+    ProgressVisitor progress(model, metadata.pipe_mode ? 0 : metadata.data_offset + metadata.data_size);
+    reader->read(progress, perf::RecordOrder::time);
+  }
   model.finish();
 
   report::Filters filters = options.filters;
