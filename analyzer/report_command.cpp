@@ -29,6 +29,7 @@ struct ReportOptions {
   std::string output = "-";
   std::string svg;
   std::string by = "process";
+  std::string locks_by = "address";
   std::string time_window;
   bool irq_as_task = false;
   size_t stacks = 1;
@@ -169,6 +170,7 @@ void run_report(const ReportOptions& options) {
   model.finish();
 
   report::Filters filters = options.filters;
+  if (options.locks_by == "class") filters.identity = report::LockIdentity::lock_class;
   if (options.kernel_threads) filters.kernel_threads = true;
   if (options.no_kernel_threads) filters.kernel_threads = false;
 
@@ -224,6 +226,10 @@ void add_report_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("-o,--output", options->output, "Write the report here");
   command->add_option("--svg", options->svg, "Also render the holder-lock graph as SVG (graphviz)");
+  command->add_option("--locks-by", options->locks_by,
+                      "address: each lock apart; class: unnamed (dynamic) locks of one class as one")
+      ->check(CLI::IsMember({"address", "class"}))
+      ->capture_default_str();
   command->add_option("--by", options->by, "process: threads roll up; thread: keep them apart")
       ->check(CLI::IsMember({"process", "thread"}))
       ->capture_default_str();

@@ -119,6 +119,7 @@ void write_json(const Report& report, std::ostream& out) {
                   {"type", lock.type},
                   {"percpu", lock.percpu},
                   {"acquisitions", lock.acquisitions},
+                  {"instances", lock.instances},
                   {"holders", holders}};
     out << (i ? ",\n" : "\n") << entry.dump();
   }

@@ -73,10 +73,57 @@ std::string lock_class(const std::vector<const Frame*>& frames) {
   return "";
 }
 
+const model::HolderLock* earliest_pair(const std::vector<const model::HolderLock*>& pairs) {
+  return *std::min_element(pairs.begin(), pairs.end(),
+                           [](const auto* a, const auto* b) { return a->first_time < b->first_time; });
+}
+
+// One pair per holder over several locks of a class: counts summed, sets joined, the earliest
+// pair's stacks kept. The summed pairs live in `storage`.
+std::vector<const model::HolderLock*> merge_by_holder(const std::vector<const model::HolderLock*>& pairs,
+                                                      std::deque<model::HolderLock>& storage) {
+  std::map<uint32_t, model::HolderLock*> by_holder;
+  std::vector<const model::HolderLock*> out;
+  for (const model::HolderLock* pair : pairs) {
+    auto [it, inserted] = by_holder.try_emplace(pair->holder, nullptr);
+    if (inserted) {
+      it->second = &storage.emplace_back(*pair);
+      out.push_back(it->second);
+      continue;
+    }
+    model::HolderLock& sum = *it->second;
+    if (pair->first_time < sum.first_time) {
+      sum.first_time = pair->first_time;
+      sum.stacks = pair->stacks;
+    }
+    sum.acquisitions += pair->acquisitions;
+    sum.trylock_failed += pair->trylock_failed;
+    sum.irqs_off_at_entry += pair->irqs_off_at_entry;
+    sum.access_mask |= pair->access_mask;
+    sum.flavour_mask |= pair->flavour_mask;
+    sum.context_mask |= pair->context_mask;
+    for (uint32_t task : pair->interrupted_holders) {
+      if (std::find(sum.interrupted_holders.begin(), sum.interrupted_holders.end(), task) !=
+          sum.interrupted_holders.end()) {
+        continue;
+      }
+      if (sum.interrupted_holders.size() < model::kMaxInterruptedTasks) {
+        sum.interrupted_holders.push_back(task);
+      } else {
+        ++sum.interrupted_more;
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string LockEntry::display_name() const {
   if (!name.empty()) return name;
+  if (!lock_class.empty() && instances > 1) {
+    return lock_class + " (" + std::to_string(instances) + " dynamic locks)";
+  }
   if (!lock_class.empty()) return lock_class + " (dynamic " + hex(lock->address) + ")";
   return hex(lock->address);
 }
@@ -160,15 +207,41 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     pairs_by_lock[pair.lock].push_back(&pair);
   }
 
-  for (size_t lock_index = 0; lock_index < pairs_by_lock.size(); ++lock_index) {
-    auto& pairs = pairs_by_lock[lock_index];
-    if (pairs.size() < filters.min_holders || pairs.empty()) continue;
-    const model::Lock& lock = model.locks()[lock_index];
+  // Which locks count as one: each address alone, or every unnamed lock of one class together.
+  std::vector<std::vector<size_t>> identities;
+  if (filters.identity == LockIdentity::address) {
+    for (size_t i = 0; i < pairs_by_lock.size(); ++i) identities.push_back({i});
+  } else {
+    std::map<std::string, size_t> by_class;
+    for (size_t i = 0; i < pairs_by_lock.size(); ++i) {
+      std::string key;
+      if (!pairs_by_lock[i].empty() && !namer.data(model.locks()[i].address).found) {
+        key = lock_class(report.stack(earliest_pair(pairs_by_lock[i])->stacks.front()));
+      }
+      if (key.empty()) {
+        identities.push_back({i});
+        continue;
+      }
+      auto [it, inserted] = by_class.try_emplace(key, identities.size());
+      if (inserted) identities.emplace_back();
+      identities[it->second].push_back(i);
+    }
+  }
+
+  for (const auto& members : identities) {
+    std::vector<const model::HolderLock*> pairs;
+    for (size_t index : members) pairs.insert(pairs.end(), pairs_by_lock[index].begin(), pairs_by_lock[index].end());
+    if (members.size() > 1) pairs = merge_by_holder(pairs, report.merged_pairs);
+    if (pairs.empty() || pairs.size() < filters.min_holders) continue;
+    const model::Lock& lock = model.locks()[members.front()];
     LockEntry entry;
     entry.lock = &lock;
-    entry.kind = join_access(lock.access_mask);
+    entry.instances = members.size();
+    uint32_t access_mask = 0;
+    for (size_t index : members) access_mask |= model.locks()[index].access_mask;
+    entry.kind = join_access(access_mask);
     const symbolizer::DataName& data = namer.data(lock.address);
-    if (data.found) {
+    if (data.found && members.size() == 1) {
       entry.name = data.name;
       entry.symbol = data.symbol;
       entry.offset = data.offset;
@@ -181,9 +254,10 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
       return a->first_time < b->first_time;
     });
     // The lock's first stack is that of the pair that took it first.
-    const model::HolderLock* earliest = *std::min_element(
-        pairs.begin(), pairs.end(),
-        [](const auto* a, const auto* b) { return a->first_time < b->first_time; });
+    const model::HolderLock* earliest = earliest_pair(pairs);
+    if (entry.name.empty() && !earliest->stacks.empty()) {
+      entry.lock_class = lock_class(report.stack(earliest->stacks.front()));
+    }
     for (const model::HolderLock* pair : pairs) {
       HolderEntry holder;
       holder.holder = &model.holders()[pair->holder];
@@ -192,9 +266,6 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
         holder.interrupted.push_back(model.holders()[task].label());
       }
       entry.acquisitions += pair->acquisitions;
-      if (pair == earliest && !data.found && !pair->stacks.empty()) {
-        entry.lock_class = lock_class(report.stack(pair->stacks.front()));
-      }
       entry.holders.push_back(std::move(holder));
     }
     if (!lock_passes(entry, filters)) continue;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <span>
 #include <string>
@@ -16,7 +17,12 @@
 
 namespace lockscope::report {
 
+// What makes two acquisitions the same lock: its address, or for dynamic (unnamed) locks the
+// class their first stack gives them (all rq locks as one `raw_spin_rq_lock_nested`).
+enum class LockIdentity { address, lock_class };
+
 struct Filters {
+  LockIdentity identity = LockIdentity::address;
   std::vector<int64_t> pids;
   std::vector<std::string> comms;
   std::vector<std::string> locks;  // names or 0x addresses
@@ -51,6 +57,7 @@ struct LockEntry {
   bool percpu = false;
   std::string kind;        // access names joined: "spinlock", "rwlock-read,rwlock-write"
   uint64_t acquisitions = 0;
+  size_t instances = 1;    // lock addresses merged into this entry (LockIdentity::lock_class)
   std::vector<HolderEntry> holders;  // by acquisitions, most first
   std::string display_name() const;  // name, or "<class> (dynamic)", or the address
 };
@@ -104,6 +111,7 @@ class Namer {
 };
 
 struct Report {
+  std::deque<model::HolderLock> merged_pairs;  // pairs summed over a class's locks
   Namer* namer = nullptr;
   const model::StackTable* stacks = nullptr;
   std::vector<const Frame*> stack(uint32_t id) const { return namer->stack(stacks->frames(id)); }
