@@ -111,7 +111,10 @@ for name, text in (("shared-recording.txt", report_text), ("shared-recording.jso
     golden = open(path).read() if os.path.exists(path) else None
     check(golden == normalized(text), f"{name} equals the golden file")
     if golden is not None and golden != normalized(text):
-        subprocess.run(["diff", path, "-"], input=normalized(text), text=True)
+        import difflib
+        for line in list(difflib.unified_diff(golden.splitlines(), normalized(text).splitlines(),
+                                              "golden", "now", lineterm="", n=0))[:20]:
+            print("  " + line[:300])
 
 print(f"{len(failures)} failed")
 sys.exit(1 if failures else 0)
