@@ -198,5 +198,20 @@ int main() {
   }
   std::cout << "inlines and lines: " << chains_agreed << " of " << compared << " frames agree with addr2line -i\n";
   if (chains_agreed != compared) ++failures;
+
+  // --- the command with the recording: relocation and build-id come from the perf.data ---
+#ifdef LOCKSCOPE_LOCKANALYZE
+  const CommandResult command = run(std::string("'") + LOCKSCOPE_LOCKANALYZE + "' symbolize --vmlinux '" + vmlinux +
+                                    "' --perf-data '" + recording + "' --format jsonl " + hex(*locks.begin()) +
+                                    " 2>&1");
+  const auto expected = symbolizer->name_data(*locks.begin()).name;
+  const bool command_ok = command.status == 0 && command.out.find("\"name\":\"" + expected + "\"") != std::string::npos &&
+                          command.out.find("warning") == std::string::npos;
+  std::cout << "lockanalyze symbolize --perf-data: " << (command_ok ? "named " + expected + " without warnings" : command.out)
+            << "\n";
+  if (!command_ok) ++failures;
+#else
+  std::cout << "lockanalyze is not built in this tree; its --perf-data path was not checked\n";
+#endif
   return failures ? 1 : 0;
 }
