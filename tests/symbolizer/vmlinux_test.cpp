@@ -60,6 +60,19 @@ int main() {
     std::cout << "FAIL: no static lock addresses in the recording\n";
     return 1;
   }
+  const size_t recorded_locks = locks.size();
+  // Plus the locks whose name several files define as statics (nm as the oracle), which gdb
+  // evaluates only with the file qualifier.
+  if (have_tool("nm")) {
+    const CommandResult duplicates = run(
+        "nm '" + vmlinux + "' | awk '$2 ~ /^[bdBD]$/ && $3 ~ /_(lock|mutex|sem)$/ && $3 !~ /[.]/ "
+        "{c[$3]++; a[$3] = a[$3] \" \" $1} END {for (n in c) if (c[n] > 1) print a[n]}'");
+    std::istringstream words(duplicates.out);
+    std::string word;
+    while (words >> word) locks.insert(std::stoull(word, nullptr, 16));
+  }
+  std::cout << "checking " << recorded_locks << " static lock addresses from the recording and "
+            << locks.size() - recorded_locks << " file-static locks with duplicate names\n";
 
   auto started = std::chrono::steady_clock::now();
   auto symbolizer = Symbolizer::open(vmlinux);
