@@ -1,0 +1,212 @@
+// `lockanalyze symbolize`: names kernel addresses (locks and code) from a vmlinux or a kallsyms file,
+// relocated by --kaslr-offset or by the `_text` the recording saw.
+#include <sys/utsname.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "lockscope/error.hpp"
+#include "lockscope/perf_data.hpp"
+#include "lockscope/symbolizer.hpp"
+
+namespace lockscope::cli {
+
+namespace {
+
+using symbolizer::CodeLocation;
+using symbolizer::DataName;
+using symbolizer::Symbolizer;
+
+struct SymbolizeOptions {
+  std::string vmlinux;
+  std::string kallsyms;
+  std::string perf_data;
+  std::string kaslr_offset;
+  std::string format = "text";
+  std::vector<std::string> addresses;
+};
+
+std::string hex(uint64_t value) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
+  return buf;
+}
+
+uint64_t parse_address(const std::string& text) {
+  const std::string digits = text.rfind("0x", 0) == 0 || text.rfind("0X", 0) == 0 ? text.substr(2) : text;
+  char* end = nullptr;
+  errno = 0;
+  const uint64_t value = std::strtoull(digits.c_str(), &end, 16);
+  if (digits.empty() || errno != 0 || *end != '\0')
+    throw Error("bad address \"" + text + "\"").hint("give addresses in hex, like 0xffffffff83f84768");
+  return value;
+}
+
+int64_t parse_offset(const std::string& text) {
+  const bool negative = !text.empty() && text[0] == '-';
+  const uint64_t magnitude = parse_address(negative ? text.substr(1) : text);
+  return negative ? -static_cast<int64_t>(magnitude) : static_cast<int64_t>(magnitude);
+}
+
+std::string running_kernel_release() {
+  struct utsname names {};
+  return uname(&names) == 0 ? names.release : "";
+}
+
+// The primary source, and kallsyms as a second one for what the vmlinux cannot name (modules).
+struct Sources {
+  std::unique_ptr<Symbolizer> primary;
+  std::unique_ptr<Symbolizer> fallback;
+};
+
+Sources open_sources(const SymbolizeOptions& options, const perf::KernelImageInfo* recording) {
+  Sources sources;
+  if (!options.vmlinux.empty()) {
+    sources.primary = Symbolizer::open(options.vmlinux);
+    if (!options.kallsyms.empty()) sources.fallback = Symbolizer::from_kallsyms(options.kallsyms);
+  } else if (!options.kallsyms.empty()) {
+    sources.primary = Symbolizer::from_kallsyms(options.kallsyms);
+  } else if (recording != nullptr && !recording->os_release.empty() &&
+             recording->os_release == running_kernel_release()) {
+    sources.primary = Symbolizer::from_kallsyms("/proc/kallsyms");
+  } else {
+    throw Error("nothing to name addresses with")
+        .in("symbolize")
+        .hint(recording != nullptr ? "the recording's kernel (" + recording->os_release +
+                                         ") is not the running one; pass --vmlinux or --kallsyms"
+                                   : "pass --vmlinux (from linux-image-*-dbg) or --kallsyms");
+  }
+  for (Symbolizer* s : {sources.primary.get(), sources.fallback.get()}) {
+    if (s == nullptr) continue;
+    if (!options.kaslr_offset.empty()) {
+      s->set_relocation(parse_offset(options.kaslr_offset));
+    } else if (recording != nullptr && recording->has_text_address && s->text_address() != 0) {
+      s->set_relocation(static_cast<int64_t>(recording->text_address - s->text_address()));
+    } else if (recording != nullptr && !recording->has_text_address) {
+      std::cerr << "warning: " << options.perf_data
+                << ": the recording has no kernel map with _text; assuming no KASLR (pass --kaslr-offset)\n";
+    }
+    if (recording != nullptr) s->check_build_id(recording->build_id_hex);
+  }
+  return sources;
+}
+
+nlohmann::json describe_json(uint64_t address, Symbolizer& primary, Symbolizer* fallback) {
+  nlohmann::json out;
+  out["address"] = hex(address);
+  Symbolizer* source = &primary;
+  bool code = primary.is_code(address);
+  if (!code && fallback != nullptr && !primary.name_data(address).found && fallback->is_code(address)) {
+    source = fallback;
+    code = true;
+  }
+  if (code) {
+    CodeLocation where = source->name_code(address);
+    if (!where.found && fallback != nullptr && source != fallback) where = fallback->name_code(address);
+    out["kind"] = "code";
+    out["found"] = where.found;
+    out["name"] = where.found ? where.name() : "";
+    out["symbol"] = where.function;
+    out["offset"] = where.offset;
+    out["section"] = where.section;
+    out["percpu"] = false;
+    out["function"] = where.function;
+    nlohmann::json inlines = nlohmann::json::array();
+    for (const auto& frame : where.inlines)
+      inlines.push_back({{"function", frame.function}, {"file", frame.file}, {"line", frame.line}});
+    out["inlines"] = inlines;
+    out["file"] = where.file;
+    out["line"] = where.line;
+    if (!where.found) out["why"] = where.why_unnamed;
+    return out;
+  }
+  DataName what = primary.name_data(address);
+  if (!what.found && fallback != nullptr) {
+    DataName other = fallback->name_data(address);
+    if (other.found) what = other;
+  }
+  out["kind"] = "data";
+  out["found"] = what.found;
+  out["name"] = what.name;
+  out["symbol"] = what.symbol;
+  out["offset"] = what.offset;
+  out["section"] = what.section;
+  out["percpu"] = what.percpu;
+  out["type"] = what.type;
+  out["is_lock"] = what.is_lock;
+  if (!what.found) out["why"] = what.why_unnamed;
+  return out;
+}
+
+std::string describe_text(const nlohmann::json& j) {
+  std::string line = j["address"].get<std::string>() + " ";
+  if (!j["found"].get<bool>()) return line + "?? (" + j["why"].get<std::string>() + ")";
+  line += j["name"].get<std::string>();
+  if (j["kind"] == "code") {
+    if (j["line"].get<int>() > 0) line += " " + j["file"].get<std::string>() + ":" + std::to_string(j["line"].get<int>());
+    for (const auto& frame : j["inlines"]) {
+      line += " [inlined " + frame["function"].get<std::string>();
+      if (frame["line"].get<int>() > 0)
+        line += " " + frame["file"].get<std::string>() + ":" + std::to_string(frame["line"].get<int>());
+      line += "]";
+    }
+    return line;
+  }
+  if (!j["type"].get<std::string>().empty()) line += " (" + j["type"].get<std::string>() + ")";
+  line += " = " + j["symbol"].get<std::string>() + "+" + std::to_string(j["offset"].get<uint64_t>());
+  if (!j["section"].get<std::string>().empty()) line += " in " + j["section"].get<std::string>();
+  if (j["percpu"].get<bool>()) line += " per-cpu";
+  return line;
+}
+
+void run_symbolize(const SymbolizeOptions& options) {
+  if (options.format != "text" && options.format != "jsonl")
+    throw Error("unknown --format \"" + options.format + "\"").hint("use text or jsonl");
+  std::unique_ptr<perf::KernelImageInfo> recording;
+  if (!options.perf_data.empty()) {
+    recording = std::make_unique<perf::KernelImageInfo>(perf::read_kernel_image_info(options.perf_data));
+  }
+  Sources sources = open_sources(options, recording.get());
+  for (Symbolizer* s : {sources.primary.get(), sources.fallback.get()})
+    if (s != nullptr)
+      for (const std::string& warning : s->warnings()) std::cerr << "warning: " << warning << "\n";
+
+  auto emit = [&](const std::string& token) {
+    const nlohmann::json j = describe_json(parse_address(token), *sources.primary, sources.fallback.get());
+    std::cout << (options.format == "jsonl" ? j.dump() : describe_text(j)) << "\n";
+  };
+  if (!options.addresses.empty()) {
+    for (const std::string& token : options.addresses) emit(token);
+  } else {
+    std::string token;
+    while (std::cin >> token) emit(token);
+  }
+  std::cout.flush();
+}
+
+}  // namespace
+
+void add_symbolize_command(CLI::App& app) {
+  auto options = std::make_shared<SymbolizeOptions>();
+  CLI::App* cmd = app.add_subcommand("symbolize", "Name kernel addresses: locks as gdb-evaluable member paths, "
+                                                  "code as function+offset with inlines and source lines");
+  cmd->add_option("--vmlinux", options->vmlinux, "vmlinux with DWARF (linux-image-*-dbg) of the recorded kernel");
+  auto* offset = cmd->add_option("--kaslr-offset", options->kaslr_offset,
+                                 "KASLR offset (runtime _text minus the vmlinux's _text), hex");
+  auto* perf_data = cmd->add_option("--perf-data", options->perf_data,
+                                    "take the relocation and build-id from this recording");
+  offset->excludes(perf_data);
+  cmd->add_option("--kallsyms", options->kallsyms, "a copy of /proc/kallsyms (alone, or for what the vmlinux lacks)");
+  cmd->add_option("--format", options->format, "text or jsonl")->check(CLI::IsMember({"text", "jsonl"}));
+  cmd->add_option("addresses", options->addresses, "addresses in hex; read from stdin when none are given");
+  cmd->callback([options] { run_symbolize(*options); });
+}
+
+}  // namespace lockscope::cli

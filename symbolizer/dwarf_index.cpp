@@ -1,0 +1,471 @@
+#include "dwarf_index.hpp"
+
+#include <dwarf.h>
+
+#include <algorithm>
+#include <array>
+
+namespace lockscope::symbolizer {
+
+namespace {
+
+// Deeper than any real kernel type nesting (a few levels of structs in arrays in structs); a DWARF
+// type cycle or a malformed chain stops here instead of recursing forever.
+constexpr int kMaxTypeDepth = 48;
+
+bool follow_type(Dwarf_Die* die, Dwarf_Die* result) {
+  Dwarf_Attribute attr;
+  if (dwarf_attr_integrate(die, DW_AT_type, &attr) == nullptr) return false;
+  return dwarf_formref_die(&attr, result) != nullptr;
+}
+
+bool is_qualifier(int tag) {
+  return tag == DW_TAG_const_type || tag == DW_TAG_volatile_type || tag == DW_TAG_restrict_type ||
+         tag == DW_TAG_atomic_type;
+}
+
+std::string tagged_name(Dwarf_Die* die) {
+  const char* name = dwarf_diename(die);
+  std::string base = name != nullptr ? name : "<anonymous>";
+  switch (dwarf_tag(die)) {
+    case DW_TAG_structure_type: return "struct " + (name != nullptr ? base : std::string("{...}"));
+    case DW_TAG_union_type: return "union " + (name != nullptr ? base : std::string("{...}"));
+    case DW_TAG_enumeration_type: return "enum " + (name != nullptr ? base : std::string("{...}"));
+    default: return base;
+  }
+}
+
+struct ArrayDims {
+  std::vector<uint64_t> counts;  // 0 = unknown (a flexible array)
+};
+
+ArrayDims array_dims(Dwarf_Die* array) {
+  ArrayDims dims;
+  Dwarf_Die child;
+  if (dwarf_child(array, &child) != 0) return dims;
+  do {
+    if (dwarf_tag(&child) != DW_TAG_subrange_type) continue;
+    Dwarf_Attribute attr;
+    Dwarf_Word value = 0;
+    if (dwarf_attr(&child, DW_AT_count, &attr) != nullptr && dwarf_formudata(&attr, &value) == 0) {
+      dims.counts.push_back(value);
+    } else if (dwarf_attr(&child, DW_AT_upper_bound, &attr) != nullptr && dwarf_formudata(&attr, &value) == 0) {
+      dims.counts.push_back(value + 1);  // C arrays start at 0
+    } else {
+      dims.counts.push_back(0);
+    }
+  } while (dwarf_siblingof(&child, &child) == 0);
+  return dims;
+}
+
+uint64_t type_size(Dwarf_Die type, int depth = 0) {
+  for (; depth < kMaxTypeDepth; ++depth) {
+    Dwarf_Attribute attr;
+    Dwarf_Word size = 0;
+    if (dwarf_attr(&type, DW_AT_byte_size, &attr) != nullptr && dwarf_formudata(&attr, &size) == 0) return size;
+    const int tag = dwarf_tag(&type);
+    if (tag == DW_TAG_array_type) {
+      Dwarf_Die element;
+      if (!follow_type(&type, &element)) return 0;
+      uint64_t total = type_size(element, depth + 1);
+      for (uint64_t count : array_dims(&type).counts) total *= count;
+      return total;
+    }
+    if (tag == DW_TAG_pointer_type) return 8;
+    if (tag != DW_TAG_typedef && !is_qualifier(tag)) return 0;
+    if (!follow_type(&type, &type)) return 0;
+  }
+  return 0;
+}
+
+std::string type_display(Dwarf_Die type, int depth = 0) {
+  if (depth > kMaxTypeDepth) return "?";
+  const int tag = dwarf_tag(&type);
+  Dwarf_Die target;
+  const bool has_target = follow_type(&type, &target);
+  switch (tag) {
+    case DW_TAG_pointer_type: return (has_target ? type_display(target, depth + 1) : "void") + " *";
+    case DW_TAG_const_type: return "const " + (has_target ? type_display(target, depth + 1) : "void");
+    case DW_TAG_volatile_type: return "volatile " + (has_target ? type_display(target, depth + 1) : "void");
+    case DW_TAG_array_type: {
+      std::string out = has_target ? type_display(target, depth + 1) : "?";
+      out += " ";
+      for (uint64_t count : array_dims(&type).counts) out += "[" + (count ? std::to_string(count) : "") + "]";
+      return out;
+    }
+    case DW_TAG_subroutine_type: return "function";
+    default: return tagged_name(&type);
+  }
+}
+
+// The type under typedefs and qualifiers, what to call it, and whether any name on the way is a
+// lock type's.
+struct PeeledType {
+  bool ok = false;
+  Dwarf_Die core{};
+  std::string display;
+  bool is_lock = false;
+};
+
+PeeledType peel(Dwarf_Die type) {
+  PeeledType out;
+  out.display = type_display(type);
+  for (int depth = 0; depth < kMaxTypeDepth; ++depth) {
+    const int tag = dwarf_tag(&type);
+    const char* name = dwarf_diename(&type);
+    if (tag == DW_TAG_typedef || is_qualifier(tag)) {
+      if (tag == DW_TAG_typedef && name != nullptr && is_lock_type_name(name)) out.is_lock = true;
+      if (!follow_type(&type, &type)) return out;
+      continue;
+    }
+    if ((tag == DW_TAG_structure_type || tag == DW_TAG_union_type) && name != nullptr && is_lock_type_name(name))
+      out.is_lock = true;
+    out.core = type;
+    out.ok = true;
+    return out;
+  }
+  return out;
+}
+
+bool member_offset(Dwarf_Die* member, uint64_t* offset) {
+  Dwarf_Attribute attr;
+  if (dwarf_attr(member, DW_AT_data_member_location, &attr) == nullptr) {
+    // Union members have no location; bit-fields have DW_AT_data_bit_offset and no address.
+    if (dwarf_hasattr(member, DW_AT_data_bit_offset) || dwarf_hasattr(member, DW_AT_bit_size)) return false;
+    *offset = 0;
+    return true;
+  }
+  if (dwarf_hasattr(member, DW_AT_bit_size)) return false;
+  Dwarf_Word value = 0;
+  if (dwarf_formudata(&attr, &value) == 0) {
+    *offset = value;
+    return true;
+  }
+  Dwarf_Op* ops = nullptr;
+  size_t count = 0;
+  if (dwarf_getlocation(&attr, &ops, &count) == 0 && count == 1 && ops[0].atom == DW_OP_plus_uconst) {
+    *offset = ops[0].number;
+    return true;
+  }
+  return false;
+}
+
+// `seen` holds the (type, offset) pairs on the way down: meeting one again means the DWARF has a type
+// that contains itself, which only malformed input has; the walk stops there.
+MemberPath describe(Dwarf_Die type, uint64_t offset, const std::string& path, int depth,
+                    std::vector<std::pair<Dwarf_Off, uint64_t>>& seen) {
+  PeeledType peeled = peel(type);
+  MemberPath here{path, peeled.display, peeled.is_lock, offset};
+  if (!peeled.ok || depth > kMaxTypeDepth) return here;
+  const std::pair<Dwarf_Off, uint64_t> visit{dwarf_dieoffset(&peeled.core), offset};
+  if (std::find(seen.begin(), seen.end(), visit) != seen.end()) return here;
+  seen.push_back(visit);
+  // The outermost lock that starts at the address is what the kernel locked.
+  if (offset == 0 && peeled.is_lock) return here;
+  const int tag = dwarf_tag(&peeled.core);
+  if (tag == DW_TAG_structure_type || tag == DW_TAG_union_type || tag == DW_TAG_class_type) {
+    std::optional<MemberPath> first;
+    Dwarf_Die member;
+    if (dwarf_child(&peeled.core, &member) != 0) return here;
+    do {
+      if (dwarf_tag(&member) != DW_TAG_member) continue;
+      uint64_t start = 0;
+      Dwarf_Die member_type;
+      if (!member_offset(&member, &start) || !follow_type(&member, &member_type) || offset < start) continue;
+      const uint64_t size = type_size(member_type);
+      Dwarf_Die core = member_type;
+      for (int i = 0; i < kMaxTypeDepth && (dwarf_tag(&core) == DW_TAG_typedef || is_qualifier(dwarf_tag(&core))); ++i)
+        if (!follow_type(&core, &core)) break;
+      const bool flexible = size == 0 && dwarf_tag(&core) == DW_TAG_array_type;
+      if (!(offset - start < size || flexible)) continue;
+      const char* name = dwarf_diename(&member);
+      // Members of anonymous structs and unions are named directly in C (and gdb).
+      const std::string member_path = name != nullptr ? path + "." + name : path;
+      const size_t seen_before = seen.size();
+      MemberPath inner = describe(member_type, offset - start, member_path, depth + 1, seen);
+      seen.resize(seen_before);  // each union alternative is walked afresh
+      if (tag != DW_TAG_union_type) return inner;
+      // A union: prefer the alternative that is (or holds) a lock at this offset.
+      if (inner.is_lock) return inner;
+      if (!first) first = inner;
+    } while (dwarf_siblingof(&member, &member) == 0);
+    return first ? *first : here;
+  }
+  if (tag == DW_TAG_array_type) {
+    Dwarf_Die element;
+    if (!follow_type(&peeled.core, &element)) return here;
+    const uint64_t element_size = type_size(element);
+    const ArrayDims dims = array_dims(&peeled.core);
+    if (element_size == 0 || dims.counts.empty()) return here;
+    std::string indexed = path;
+    uint64_t rest = offset;
+    for (size_t i = 0; i < dims.counts.size(); ++i) {
+      uint64_t stride = element_size;
+      for (size_t j = i + 1; j < dims.counts.size(); ++j) stride *= dims.counts[j];
+      if (stride == 0) return here;
+      const uint64_t index = rest / stride;
+      if (dims.counts[i] != 0 && index >= dims.counts[i]) return here;
+      indexed += "[" + std::to_string(index) + "]";
+      rest %= stride;
+    }
+    return describe(element, rest, indexed, depth + 1, seen);
+  }
+  return here;
+}
+
+// Lexically removes "." and "dir/.." so paths from different line-table directories compare.
+std::string normalize_path(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  const bool absolute = !path.empty() && path[0] == '/';
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string part = path.substr(start, end - start);
+    if (part == "..") {
+      if (!parts.empty() && parts.back() != "..") parts.pop_back();
+      else if (!absolute) parts.push_back(part);
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    start = end + 1;
+  }
+  std::string out = absolute ? "/" : "";
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? "/" : "") + parts[i];
+  return out;
+}
+
+bool has_pc_attributes(Dwarf_Die* die) {
+  return dwarf_hasattr(die, DW_AT_low_pc) || dwarf_hasattr(die, DW_AT_ranges);
+}
+
+// Finds the inlined subroutine directly below `scope` (through lexical blocks) that contains pc.
+bool find_inline_below(Dwarf_Die* scope, uint64_t pc, Dwarf_Die* result, int depth) {
+  if (depth > kMaxTypeDepth) return false;
+  Dwarf_Die child;
+  if (dwarf_child(scope, &child) != 0) return false;
+  do {
+    const int tag = dwarf_tag(&child);
+    if (tag == DW_TAG_inlined_subroutine && dwarf_haspc(&child, pc) == 1) {
+      *result = child;
+      return true;
+    }
+    if (tag == DW_TAG_lexical_block && (!has_pc_attributes(&child) || dwarf_haspc(&child, pc) == 1)) {
+      if (find_inline_below(&child, pc, result, depth + 1)) return true;
+    }
+  } while (dwarf_siblingof(&child, &child) == 0);
+  return false;
+}
+
+}  // namespace
+
+bool is_lock_type_name(std::string_view name) {
+  static constexpr std::array<std::string_view, 20> kNames = {
+      // typedefs
+      "spinlock_t", "raw_spinlock_t", "rwlock_t", "arch_spinlock_t", "arch_rwlock_t", "seqlock_t", "local_lock_t",
+      // struct tags
+      "spinlock", "raw_spinlock", "qspinlock", "qrwlock", "mutex", "rw_semaphore", "semaphore", "rt_mutex",
+      "rt_mutex_base", "ww_mutex", "percpu_rw_semaphore", "rwlock", "local_lock"};
+  return std::find(kNames.begin(), kNames.end(), name) != kNames.end();
+}
+
+void DwarfIndex::add_if_located(Dwarf_Die* die, Dwarf_Off cu, const std::string& function) {
+  Dwarf_Attribute attr;
+  if (dwarf_attr(die, DW_AT_location, &attr) == nullptr) return;
+  Dwarf_Op* ops = nullptr;
+  size_t count = 0;
+  if (dwarf_getlocation(&attr, &ops, &count) != 0 || count != 1 || ops[0].atom != DW_OP_addr) return;
+  variables_.try_emplace(ops[0].number, Located{dwarf_dieoffset(die), cu, function});
+}
+
+void DwarfIndex::index_top_level_variables() {
+  top_level_indexed_ = true;
+  Dwarf_CU* cu = nullptr;
+  Dwarf_Half version = 0;
+  uint8_t unit_type = 0;
+  Dwarf_Die cu_die, sub_die;
+  while (dwarf_get_units(dwarf_, cu, &cu, &version, &unit_type, &cu_die, &sub_die) == 0) {
+    if (dwarf_tag(&cu_die) != DW_TAG_compile_unit && dwarf_tag(&cu_die) != DW_TAG_partial_unit) continue;
+    const char* name = dwarf_diename(&cu_die);
+    const Dwarf_Off cu_offset = dwarf_dieoffset(&cu_die);
+    units_.push_back({cu_offset, name != nullptr ? name : ""});
+    Dwarf_Die child;
+    if (dwarf_child(&cu_die, &child) != 0) continue;
+    do {
+      if (dwarf_tag(&child) == DW_TAG_variable) add_if_located(&child, cu_offset, "");
+    } while (dwarf_siblingof(&child, &child) == 0);
+  }
+}
+
+void DwarfIndex::walk_for_statics(Dwarf_Die* parent, Dwarf_Off cu, const std::string& function, int depth) {
+  if (depth > kMaxTypeDepth) return;
+  Dwarf_Die child;
+  if (dwarf_child(parent, &child) != 0) return;
+  do {
+    const int tag = dwarf_tag(&child);
+    if (tag == DW_TAG_variable) {
+      add_if_located(&child, cu, function);
+    } else if (tag == DW_TAG_subprogram) {
+      const char* name = dwarf_diename(&child);
+      walk_for_statics(&child, cu, name != nullptr ? name : function, depth + 1);
+    } else if (tag == DW_TAG_lexical_block || tag == DW_TAG_inlined_subroutine) {
+      walk_for_statics(&child, cu, function, depth + 1);
+    }
+  } while (dwarf_siblingof(&child, &child) == 0);
+}
+
+void DwarfIndex::index_whole_cu(Dwarf_Off cu_die_offset) {
+  if (!walked_units_.insert(cu_die_offset).second) return;
+  Dwarf_Die cu_die;
+  if (dwarf_offdie(dwarf_, cu_die_offset, &cu_die) == nullptr) return;
+  walk_for_statics(&cu_die, cu_die_offset, "", 0);
+}
+
+std::optional<DwarfVariable> DwarfIndex::variable_at(uint64_t address, std::string_view file_hint) {
+  if (!top_level_indexed_) index_top_level_variables();
+  auto it = variables_.find(address);
+  if (it == variables_.end() && !file_hint.empty()) {
+    // A function-local static: walk the whole of each CU whose source file has that base name.
+    for (const CompileUnit& unit : units_) {
+      const std::string_view name = unit.name;
+      const size_t slash = name.rfind('/');
+      const std::string_view base = slash == std::string_view::npos ? name : name.substr(slash + 1);
+      if (base == file_hint) index_whole_cu(unit.die);
+    }
+    it = variables_.find(address);
+  }
+  if (it == variables_.end()) return std::nullopt;
+  Dwarf_Die die, cu_die, type;
+  if (dwarf_offdie(dwarf_, it->second.die, &die) == nullptr) return std::nullopt;
+  DwarfVariable variable;
+  variable.die = it->second.die;
+  const char* name = dwarf_diename(&die);
+  if (name == nullptr) return std::nullopt;
+  variable.name = name;
+  variable.function = it->second.function;
+  if (dwarf_offdie(dwarf_, it->second.cu, &cu_die) != nullptr) {
+    const char* cu_name = dwarf_diename(&cu_die);
+    if (cu_name != nullptr) variable.cu_name = cu_name;
+  }
+  if (follow_type(&die, &type)) {
+    variable.size = type_size(type);
+    variable.type = type_display(type);
+  }
+  return variable;
+}
+
+MemberPath DwarfIndex::member_path(const DwarfVariable& variable, uint64_t offset) {
+  Dwarf_Die die, type;
+  if (dwarf_offdie(dwarf_, variable.die, &die) == nullptr || !follow_type(&die, &type)) return {"", "", false, offset};
+  std::vector<std::pair<Dwarf_Off, uint64_t>> seen;
+  return describe(type, offset, "", 0, seen);
+}
+
+const std::vector<DwarfIndex::Subprogram>& DwarfIndex::subprograms_of(Dwarf_Die* cu_die) {
+  const Dwarf_Off key = dwarf_dieoffset(cu_die);
+  auto it = subprograms_.find(key);
+  if (it != subprograms_.end()) return it->second;
+  std::vector<Subprogram> list;
+  Dwarf_Die child;
+  if (dwarf_child(cu_die, &child) == 0) {
+    do {
+      if (dwarf_tag(&child) != DW_TAG_subprogram) continue;
+      Dwarf_Addr base = 0, low = 0, high = 0;
+      ptrdiff_t next = 0;
+      while ((next = dwarf_ranges(&child, next, &base, &low, &high)) > 0)
+        list.push_back({low, high, dwarf_dieoffset(&child)});
+    } while (dwarf_siblingof(&child, &child) == 0);
+  }
+  std::sort(list.begin(), list.end(), [](const Subprogram& a, const Subprogram& b) { return a.low < b.low; });
+  return subprograms_.emplace(key, std::move(list)).first->second;
+}
+
+// The kernel's CUs are named relative to the source tree ("kernel/ucount.c") while the line table
+// holds absolute paths; the source root is the line-table path of the CU's own file minus its name.
+const std::string& DwarfIndex::source_root_of(Dwarf_Die* cu_die) {
+  const Dwarf_Off key = dwarf_dieoffset(cu_die);
+  auto it = source_roots_.find(key);
+  if (it != source_roots_.end()) return it->second;
+  std::string root;
+  const char* cu_name = dwarf_diename(cu_die);
+  Dwarf_Files* files = nullptr;
+  size_t count = 0;
+  if (cu_name != nullptr && cu_name[0] != '/' && dwarf_getsrcfiles(cu_die, &files, &count) == 0) {
+    const std::string suffix = "/" + normalize_path(cu_name);
+    for (size_t i = 0; i < count && root.empty(); ++i) {
+      const char* raw = dwarf_filesrc(files, i, nullptr, nullptr);
+      if (raw == nullptr) continue;
+      const std::string path = normalize_path(raw);
+      if (path.size() > suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0)
+        root = path.substr(0, path.size() - suffix.size() + 1);  // keeps the trailing '/'
+    }
+  }
+  if (root.empty()) {
+    Dwarf_Attribute attr;
+    const char* comp_dir = dwarf_formstring(dwarf_attr(cu_die, DW_AT_comp_dir, &attr));
+    if (comp_dir != nullptr) root = normalize_path(comp_dir) + "/";
+  }
+  return source_roots_.emplace(key, std::move(root)).first->second;
+}
+
+std::string DwarfIndex::source_path(Dwarf_Die* cu_die, const char* raw_path) {
+  if (raw_path == nullptr) return "";
+  const std::string path = normalize_path(raw_path);
+  const std::string& root = source_root_of(cu_die);
+  if (!root.empty() && path.size() > root.size() && path.compare(0, root.size(), root) == 0)
+    return path.substr(root.size());
+  return path;
+}
+
+void DwarfIndex::describe_code(uint64_t address, CodeLocation& out) {
+  Dwarf_Die cu_die;
+  if (dwarf_addrdie(dwarf_, address, &cu_die) == nullptr) return;
+  const Dwarf_Line* line = dwarf_getsrc_die(&cu_die, address);
+  std::string line_file;
+  int line_number = 0;
+  if (line != nullptr) {
+    line_file = source_path(&cu_die, dwarf_linesrc(const_cast<Dwarf_Line*>(line), nullptr, nullptr));
+    dwarf_lineno(const_cast<Dwarf_Line*>(line), &line_number);
+  }
+  // The subprogram containing the address, then the chain of inlined subroutines inside it.
+  std::vector<Dwarf_Die> chain;
+  const std::vector<Subprogram>& list = subprograms_of(&cu_die);
+  auto it = std::upper_bound(list.begin(), list.end(), address,
+                             [](uint64_t a, const Subprogram& s) { return a < s.low; });
+  for (int steps = 0; it != list.begin() && steps < 8; ++steps) {
+    --it;
+    if (address >= it->low && address < it->high) {
+      Dwarf_Die scope;
+      if (dwarf_offdie(dwarf_, it->die, &scope) == nullptr) break;
+      Dwarf_Die inlined;
+      while (chain.size() < 64 && find_inline_below(&scope, address, &inlined, 0)) {
+        chain.push_back(inlined);
+        scope = inlined;
+      }
+      break;
+    }
+  }
+  Dwarf_Files* files = nullptr;
+  size_t file_count = 0;
+  const bool have_files = dwarf_getsrcfiles(&cu_die, &files, &file_count) == 0;
+  auto call_site = [&](Dwarf_Die* inlined, std::string& file, int& line_no) {
+    Dwarf_Attribute attr;
+    Dwarf_Word index = 0, number = 0;
+    file.clear();
+    line_no = 0;
+    if (have_files && dwarf_formudata(dwarf_attr(inlined, DW_AT_call_file, &attr), &index) == 0 && index < file_count)
+      file = source_path(&cu_die, dwarf_filesrc(files, index, nullptr, nullptr));
+    if (dwarf_formudata(dwarf_attr(inlined, DW_AT_call_line, &attr), &number) == 0) line_no = static_cast<int>(number);
+  };
+  std::string file = line_file;
+  int line_no = line_number;
+  for (size_t i = chain.size(); i-- > 0;) {
+    const char* name = dwarf_diename(&chain[i]);
+    out.inlines.push_back({name != nullptr ? name : "??", file, line_no});
+    call_site(&chain[i], file, line_no);
+  }
+  out.file = file;
+  out.line = line_no;
+}
+
+}  // namespace lockscope::symbolizer

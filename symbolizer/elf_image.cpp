@@ -1,0 +1,254 @@
+#include "elf_image.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lockscope/error.hpp"
+
+namespace lockscope::symbolizer {
+
+std::string to_hex(const unsigned char* bytes, size_t count) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(count * 2);
+  for (size_t i = 0; i < count; ++i) {
+    out += digits[bytes[i] >> 4];
+    out += digits[bytes[i] & 15];
+  }
+  return out;
+}
+
+std::string hex_address(uint64_t value) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
+  return buf;
+}
+
+namespace {
+
+std::string elf_problem() { return elf_errmsg(-1); }
+
+}  // namespace
+
+ElfImage::ElfImage(const std::string& path) : path_(path) {
+  if (elf_version(EV_CURRENT) == EV_NONE) throw Error("libelf is too old").file(path);
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) throw Error(std::string("cannot open: ") + strerror(errno)).file(path);
+  try {
+    struct stat st {};
+    if (fstat(fd_, &st) != 0) throw Error(std::string("cannot stat: ") + strerror(errno));
+    if (!S_ISREG(st.st_mode)) throw Error("not a regular file").hint("pass the vmlinux file itself");
+    unsigned char magic[4] = {};
+    if (pread(fd_, magic, 4, 0) != 4 || memcmp(magic, ELFMAG, SELFMAG) != 0)
+      throw Error("not an ELF file").hint("pass an uncompressed vmlinux (not a vmlinuz/bzImage)");
+    // READ_MMAP: the symbol table and the DWARF we touch are paged in on demand, never copied.
+    elf_ = elf_begin(fd_, ELF_C_READ_MMAP, nullptr);
+    if (elf_ == nullptr || elf_kind(elf_) != ELF_K_ELF)
+      throw Error("not a readable ELF file: " + elf_problem());
+    if (gelf_getclass(elf_) != ELFCLASS64) throw Error("not a 64-bit ELF file").hint("lockscope reads x86-64 kernels");
+    check_complete(static_cast<uint64_t>(st.st_size));
+    read_sections();
+    read_symbols();
+    read_build_id();
+  } catch (Error& e) {
+    if (elf_ != nullptr) elf_end(elf_);
+    ::close(fd_);
+    e.file(path);
+    throw;
+  }
+}
+
+ElfImage::~ElfImage() {
+  if (elf_ != nullptr) elf_end(elf_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+// libelf maps the file and trusts the headers' offsets; a truncated vmlinux (an interrupted copy or
+// download) would fault later, so every header and section must end inside the file.
+void ElfImage::check_complete(uint64_t file_size) {
+  GElf_Ehdr ehdr;
+  if (gelf_getehdr(elf_, &ehdr) == nullptr) throw Error("bad ELF header: " + elf_problem());
+  const uint64_t headers_end = ehdr.e_shoff + uint64_t{ehdr.e_shnum} * ehdr.e_shentsize;
+  if (ehdr.e_shoff == 0 || headers_end > file_size)
+    throw Error("truncated: the section headers end at byte " + std::to_string(headers_end) + " but the file has " +
+                std::to_string(file_size))
+        .hint("copy or download the vmlinux again");
+  size_t count = 0;
+  if (elf_getshdrnum(elf_, &count) != 0) throw Error("bad section headers: " + elf_problem());
+  for (size_t i = 1; i < count; ++i) {
+    GElf_Shdr shdr;
+    Elf_Scn* scn = elf_getscn(elf_, i);
+    if (scn == nullptr || gelf_getshdr(scn, &shdr) == nullptr) throw Error("bad section header " + std::to_string(i));
+    if (shdr.sh_type == SHT_NOBITS) continue;
+    if (shdr.sh_offset > file_size || shdr.sh_size > file_size - shdr.sh_offset)
+      throw Error("truncated: section " + std::to_string(i) + " ends at byte " +
+                  std::to_string(shdr.sh_offset + shdr.sh_size) + " but the file has " + std::to_string(file_size))
+          .hint("copy or download the vmlinux again");
+  }
+}
+
+void ElfImage::read_sections() {
+  size_t count = 0, names_index = 0;
+  if (elf_getshdrnum(elf_, &count) != 0 || elf_getshdrstrndx(elf_, &names_index) != 0)
+    throw Error("bad section headers: " + elf_problem());
+  sections_.resize(count);
+  for (size_t i = 1; i < count; ++i) {
+    GElf_Shdr shdr;
+    gelf_getshdr(elf_getscn(elf_, i), &shdr);
+    const char* name = elf_strptr(elf_, names_index, shdr.sh_name);
+    SectionInfo& s = sections_[i];
+    s.name = name != nullptr ? name : "";
+    s.address = shdr.sh_addr;
+    s.size = shdr.sh_size;
+    s.executable = (shdr.sh_flags & SHF_EXECINSTR) != 0;
+    if ((shdr.sh_flags & SHF_ALLOC) == 0 || shdr.sh_size == 0) continue;
+    if (s.name == ".data..percpu" && s.address == 0) {
+      percpu_ = &s;
+      continue;  // offsets, not addresses: looked up separately
+    }
+    alloc_sorted_.push_back(&s);
+  }
+  std::sort(alloc_sorted_.begin(), alloc_sorted_.end(),
+            [](const SectionInfo* a, const SectionInfo* b) { return a->address < b->address; });
+}
+
+void ElfImage::read_symbols() {
+  Elf_Scn* scn = nullptr;
+  GElf_Shdr shdr{};
+  while ((scn = elf_nextscn(elf_, scn)) != nullptr) {
+    if (gelf_getshdr(scn, &shdr) != nullptr && shdr.sh_type == SHT_SYMTAB) break;
+  }
+  if (scn == nullptr)
+    throw Error("no symbol table (.symtab)").hint("use the unstripped vmlinux from the -dbg package, or --kallsyms");
+  Elf_Data* data = elf_getdata(scn, nullptr);
+  if (data == nullptr) throw Error("cannot read .symtab: " + elf_problem());
+  const size_t count = shdr.sh_entsize ? shdr.sh_size / shdr.sh_entsize : 0;
+  symbols_.reserve(count);
+  std::string_view current_file;
+  for (size_t i = 1; i < count; ++i) {
+    GElf_Sym sym;
+    if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) throw Error("bad symbol " + std::to_string(i)).in(".symtab");
+    const char* name = elf_strptr(elf_, shdr.sh_link, sym.st_name);
+    if (name == nullptr) throw Error("symbol " + std::to_string(i) + " has a bad name offset").in(".symtab");
+    const int type = GELF_ST_TYPE(sym.st_info);
+    const bool global = GELF_ST_BIND(sym.st_info) != STB_LOCAL;
+    if (type == STT_FILE) {
+      current_file = name;
+      continue;
+    }
+    if (type != STT_OBJECT && type != STT_FUNC && type != STT_NOTYPE && type != STT_TLS) continue;
+    if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= sections_.size() || *name == '\0') continue;
+    ElfSymbol s;
+    s.address = sym.st_value;
+    s.size = sym.st_size;
+    s.name = name;
+    s.file = global ? std::string_view() : current_file;
+    s.section_index = sym.st_shndx;
+    s.type = static_cast<uint8_t>(type);
+    s.global = global;
+    s.weak = GELF_ST_BIND(sym.st_info) == STB_WEAK;
+    s.index = static_cast<uint32_t>(i);
+    symbols_.push_back(s);
+    ++name_counts_[s.name];
+    if (type == STT_FUNC) function_names_.insert(s.name);
+    if (s.name == "_text") text_address_ = s.address;
+  }
+  // Among aliases at one address the preferred one sorts last, because lookups walk backwards.
+  // The preference is perf's (choose_best_symbol), so frames read as in `perf script`: sized, not
+  // weak, global, fewer leading underscores, longer name, earlier in the table.
+  auto underscores = [](std::string_view name) { return name.find_first_not_of('_'); };
+  auto less_preferred = [&](const ElfSymbol& a, const ElfSymbol& b) {
+    if ((a.size != 0) != (b.size != 0)) return a.size == 0;
+    if (a.weak != b.weak) return a.weak;
+    if (a.global != b.global) return !a.global;
+    if (underscores(a.name) != underscores(b.name)) return underscores(a.name) > underscores(b.name);
+    if (a.name.size() != b.name.size()) return a.name.size() < b.name.size();
+    return a.index > b.index;
+  };
+  std::sort(symbols_.begin(), symbols_.end(), [&](const ElfSymbol& a, const ElfSymbol& b) {
+    if (a.address != b.address) return a.address < b.address;
+    return less_preferred(a, b);
+  });
+}
+
+void ElfImage::read_build_id() {
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf_, scn)) != nullptr) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr || shdr.sh_type != SHT_NOTE) continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (data == nullptr) continue;
+    size_t offset = 0, name_offset = 0, desc_offset = 0;
+    GElf_Nhdr note;
+    while ((offset = gelf_getnote(data, offset, &note, &name_offset, &desc_offset)) > 0) {
+      const char* owner = static_cast<const char*>(data->d_buf) + name_offset;
+      if (note.n_type == NT_GNU_BUILD_ID && note.n_namesz == 4 && memcmp(owner, "GNU", 4) == 0) {
+        build_id_ = to_hex(static_cast<const unsigned char*>(data->d_buf) + desc_offset, note.n_descsz);
+        return;
+      }
+    }
+  }
+}
+
+const SectionInfo* ElfImage::section_at(uint64_t address) const {
+  auto it = std::upper_bound(alloc_sorted_.begin(), alloc_sorted_.end(), address,
+                             [](uint64_t a, const SectionInfo* s) { return a < s->address; });
+  if (it != alloc_sorted_.begin()) {
+    const SectionInfo* s = *(it - 1);
+    if (address - s->address < s->size) return s;
+  }
+  if (percpu_ != nullptr && address < percpu_->size) return percpu_;
+  return nullptr;
+}
+
+SymbolHit ElfImage::data_symbol_at(uint64_t address) const { return symbol_at(address, false); }
+SymbolHit ElfImage::code_symbol_at(uint64_t address) const { return symbol_at(address, true); }
+
+SymbolHit ElfImage::symbol_at(uint64_t address, bool want_code) const {
+  SymbolHit hit;
+  hit.section = section_at(address);
+  if (hit.section == nullptr) return hit;
+  const size_t section_index = static_cast<size_t>(hit.section - sections_.data());
+  auto it = std::upper_bound(symbols_.begin(), symbols_.end(), address,
+                             [](uint64_t a, const ElfSymbol& s) { return a < s.address; });
+  const ElfSymbol* nearest_unsized = nullptr;
+  // A short walk back suffices: symbols nest at most a few deep (aliases, a struct and its parts).
+  for (int steps = 0; it != symbols_.begin() && steps < 64; ++steps) {
+    const ElfSymbol& s = *--it;
+    if (s.section_index != section_index) break;
+    const bool is_code = s.type == STT_FUNC;
+    const bool is_data = s.type == STT_OBJECT || s.type == STT_TLS;
+    if ((want_code && is_data) || (!want_code && is_code)) continue;
+    if (s.size > 0 && address - s.address < s.size) {
+      hit.symbol = &s;
+      break;
+    }
+    if (s.size == 0) {
+      // Code: the nearest label reaches up to the next symbol, as in perf. Data: keep looking for a
+      // sized object around the address, the label being the fallback.
+      if (want_code) {
+        hit.symbol = &s;
+        break;
+      }
+      if (nearest_unsized == nullptr) nearest_unsized = &s;
+      continue;
+    }
+    // A sized symbol that ends before the address: the address lies in a gap after it.
+    break;
+  }
+  if (hit.symbol == nullptr) hit.symbol = nearest_unsized;
+  if (hit.symbol != nullptr) hit.offset = address - hit.symbol->address;
+  return hit;
+}
+
+size_t ElfImage::count_named(std::string_view name) const {
+  auto it = name_counts_.find(name);
+  return it == name_counts_.end() ? 0 : it->second;
+}
+
+}  // namespace lockscope::symbolizer

@@ -1,0 +1,101 @@
+// The ELF side of a vmlinux: sections, the symbol table sorted by address, `_text` and the build-id.
+// Names point into libelf's mapping of the file, which lives as long as the ElfImage.
+#pragma once
+
+#include <cstdint>
+#include <gelf.h>
+#include <libelf.h>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace lockscope::symbolizer {
+
+struct SectionInfo {
+  std::string_view name;
+  uint64_t address = 0;
+  uint64_t size = 0;
+  bool executable = false;
+};
+
+struct ElfSymbol {
+  uint64_t address = 0;
+  uint64_t size = 0;
+  std::string_view name;
+  // The STT_FILE that precedes a local symbol ("ucount.c"); empty for globals. Locals are grouped
+  // by source file in the symbol table, so this is how a file static finds its compile unit.
+  std::string_view file;
+  uint16_t section_index = 0;
+  uint8_t type = STT_NOTYPE;
+  bool global = false;
+  bool weak = false;
+  uint32_t index = 0;  // in .symtab, to break ties as perf does
+};
+
+// One symbol with its section and the distance to it; `symbol` null when nothing contains the
+// address.
+struct SymbolHit {
+  const ElfSymbol* symbol = nullptr;
+  const SectionInfo* section = nullptr;
+  uint64_t offset = 0;
+};
+
+class ElfImage {
+ public:
+  // Throws lockscope::Error (with the path) when the file is not a complete ELF file with a
+  // symbol table.
+  explicit ElfImage(const std::string& path);
+  ~ElfImage();
+  ElfImage(const ElfImage&) = delete;
+  ElfImage& operator=(const ElfImage&) = delete;
+
+  Elf* elf() const { return elf_; }
+  const std::string& path() const { return path_; }
+  const std::string& build_id() const { return build_id_; }
+  uint64_t text_address() const { return text_address_; }
+
+  // The allocated section containing a link-time address, null when none does.
+  const SectionInfo* section_at(uint64_t address) const;
+  // The per-cpu section when it is linked at 0 (x86-64 SMP): its addresses are per-cpu offsets.
+  const SectionInfo* percpu_section() const { return percpu_; }
+
+  // The symbol containing `address` in the same section. Data: a sized object whose range holds the
+  // address, else the nearest unsized symbol before it. Code, as perf names frames: the nearest
+  // symbol before the address (an inner label such as entry_SYSCALL_64_after_hwframe wins over
+  // the function around it), an unsized one reaching up to the next symbol.
+  SymbolHit data_symbol_at(uint64_t address) const;
+  SymbolHit code_symbol_at(uint64_t address) const;
+
+  // How many symbols have this exact name (to know when a name needs a file qualifier).
+  size_t count_named(std::string_view name) const;
+  // Whether an out-of-line copy of the function exists (gdb resolves `func::var` only then).
+  bool has_function(std::string_view name) const { return function_names_.count(name) != 0; }
+
+ private:
+  SymbolHit symbol_at(uint64_t address, bool want_code) const;
+  void check_complete(uint64_t file_size);
+  void read_sections();
+  void read_symbols();
+  void read_build_id();
+
+  std::string path_;
+  int fd_ = -1;
+  Elf* elf_ = nullptr;
+  std::vector<SectionInfo> sections_;            // indexed by section number
+  std::vector<const SectionInfo*> alloc_sorted_;  // allocated, non-empty, by address
+  const SectionInfo* percpu_ = nullptr;
+  std::vector<ElfSymbol> symbols_;               // by address
+  std::unordered_map<std::string_view, uint32_t> name_counts_;
+  std::unordered_set<std::string_view> function_names_;
+  std::string build_id_;
+  uint64_t text_address_ = 0;
+};
+
+// Bytes as lowercase hex.
+std::string to_hex(const unsigned char* bytes, size_t count);
+// "0x1f"
+std::string hex_address(uint64_t value);
+
+}  // namespace lockscope::symbolizer

@@ -1,0 +1,165 @@
+#include "lockscope/symbolizer.hpp"
+
+#include <elfutils/libdw.h>
+
+#include <cstdio>
+#include <memory>
+#include <unordered_map>
+
+#include "dwarf_index.hpp"
+#include "elf_image.hpp"
+#include "lockscope/error.hpp"
+
+namespace lockscope::symbolizer {
+
+std::string CodeLocation::name() const { return function + "+" + hex_address(offset); }
+
+namespace {
+
+class VmlinuxSymbolizer final : public Symbolizer {
+ public:
+  explicit VmlinuxSymbolizer(const std::string& path) : elf_(path) {
+    dwarf_ = dwarf_begin_elf(elf_.elf(), DWARF_C_READ, nullptr);
+    if (dwarf_ == nullptr) {
+      warnings_.push_back(path + ": no DWARF debug info (" + dwarf_errmsg(-1) +
+                          "); naming from the ELF symbol table only, without member paths, inlines or lines");
+    } else {
+      index_ = std::make_unique<DwarfIndex>(dwarf_);
+    }
+  }
+  ~VmlinuxSymbolizer() override {
+    index_.reset();
+    if (dwarf_ != nullptr) dwarf_end(dwarf_);
+  }
+
+  void set_relocation(int64_t relocation) override {
+    relocation_ = relocation;
+    data_cache_.clear();
+    code_cache_.clear();
+  }
+  int64_t relocation() const override { return relocation_; }
+  uint64_t text_address() const override { return elf_.text_address(); }
+  std::string build_id() const override { return elf_.build_id(); }
+  const std::vector<std::string>& warnings() const override { return warnings_; }
+
+  bool check_build_id(const std::string& expected_hex) override {
+    if (expected_hex.empty() || elf_.build_id().empty() || expected_hex == elf_.build_id()) return true;
+    warnings_.push_back("build-id mismatch: the recording's kernel has " + expected_hex + " but " + elf_.path() +
+                        " has " + elf_.build_id() + "; names may be wrong");
+    return false;
+  }
+
+  bool is_code(uint64_t runtime_address) override {
+    const SectionInfo* section = elf_.section_at(runtime_address - static_cast<uint64_t>(relocation_));
+    return section != nullptr && section->executable;
+  }
+
+  DataName name_data(uint64_t runtime_address) override {
+    auto cached = data_cache_.find(runtime_address);
+    if (cached != data_cache_.end()) return cached->second;
+    return data_cache_.emplace(runtime_address, lookup_data(runtime_address)).first->second;
+  }
+
+  CodeLocation name_code(uint64_t runtime_address) override {
+    auto cached = code_cache_.find(runtime_address);
+    if (cached != code_cache_.end()) return cached->second;
+    return code_cache_.emplace(runtime_address, lookup_code(runtime_address)).first->second;
+  }
+
+ private:
+  // Per-cpu variables sit at offsets from 0 that KASLR does not move; everything else moves.
+  uint64_t link_address(uint64_t runtime_address) const {
+    const SectionInfo* percpu = elf_.percpu_section();
+    if (percpu != nullptr && runtime_address < percpu->size) return runtime_address;
+    return runtime_address - static_cast<uint64_t>(relocation_);
+  }
+
+  // gdb (and crash) evaluate `name` only when it is unambiguous: a name defined in several files
+  // gets the file qualifier, a function-local static its function.
+  std::string gdb_name(const DwarfVariable& variable, uint64_t link_address) const {
+    if (!variable.function.empty() && !elf_.has_function(variable.function)) {
+      // The function was only ever inlined: gdb has no block to look `lock` up in, so the object is
+      // spelled by its type and (link-time) address instead.
+      return "(*(" + variable.type + " *)" + hex_address(link_address) + ")";
+    }
+    if (!variable.function.empty()) {
+      std::string name = variable.function + "::" + variable.name;
+      if (elf_.count_named(variable.function) > 1 && !variable.cu_name.empty())
+        name = "'" + variable.cu_name + "'::" + name;
+      return name;
+    }
+    if (elf_.count_named(variable.name) > 1 && !variable.cu_name.empty())
+      return "'" + variable.cu_name + "'::" + variable.name;
+    return variable.name;
+  }
+
+  DataName lookup_data(uint64_t runtime_address) {
+    DataName out;
+    const uint64_t address = link_address(runtime_address);
+    const SymbolHit hit = elf_.data_symbol_at(address);
+    if (hit.section == nullptr) {
+      out.why_unnamed = "not inside the vmlinux image (a dynamically allocated object, a module, or a per-cpu copy)";
+      return out;
+    }
+    out.section = hit.section->name;
+    out.percpu = hit.section == elf_.percpu_section();
+    if (hit.symbol == nullptr) {
+      out.why_unnamed = "no symbol covers it in section " + out.section;
+      return out;
+    }
+    out.found = true;
+    out.symbol = hit.symbol->name;
+    out.offset = hit.offset;
+    if (index_ != nullptr) {
+      const std::optional<DwarfVariable> variable =
+          index_->variable_at(hit.symbol->address, hit.symbol->global ? std::string_view() : hit.symbol->file);
+      if (variable && (variable->size == 0 || hit.offset < variable->size)) {
+        const MemberPath member = index_->member_path(*variable, hit.offset);
+        out.name = gdb_name(*variable, hit.symbol->address) + member.path;
+        if (member.residual != 0) out.name += "+" + hex_address(member.residual);
+        out.type = member.type;
+        out.is_lock = member.is_lock && member.residual == 0;
+        return out;
+      }
+    }
+    out.name = out.symbol;
+    if (out.offset != 0) out.name += "+" + hex_address(out.offset);
+    return out;
+  }
+
+  CodeLocation lookup_code(uint64_t runtime_address) {
+    CodeLocation out;
+    const uint64_t address = runtime_address - static_cast<uint64_t>(relocation_);
+    const SymbolHit hit = elf_.code_symbol_at(address);
+    if (hit.section == nullptr || !hit.section->executable) {
+      out.why_unnamed = "not in the kernel's code";
+      return out;
+    }
+    out.section = hit.section->name;
+    if (hit.symbol == nullptr) {
+      out.why_unnamed = "no function covers it in section " + out.section;
+      return out;
+    }
+    out.found = true;
+    out.function = hit.symbol->name;
+    out.offset = hit.offset;
+    if (index_ != nullptr) index_->describe_code(address, out);
+    return out;
+  }
+
+  ElfImage elf_;
+  Dwarf* dwarf_ = nullptr;
+  std::unique_ptr<DwarfIndex> index_;
+  int64_t relocation_ = 0;
+  std::vector<std::string> warnings_;
+  std::unordered_map<uint64_t, DataName> data_cache_;
+  std::unordered_map<uint64_t, CodeLocation> code_cache_;
+};
+
+}  // namespace
+
+std::unique_ptr<Symbolizer> Symbolizer::open(const std::string& vmlinux_path) {
+  return std::make_unique<VmlinuxSymbolizer>(vmlinux_path);
+}
+
+}  // namespace lockscope::symbolizer

@@ -1,0 +1,396 @@
+// The symbolizer against small ELF files compiled here from fixtures/symbolizer/*.c, with gdb,
+// addr2line and nm as the oracles: every name it prints must evaluate in gdb to the address it names,
+// and a lock must be named as the lock (gdb's `whatis` says a lock type), not its insides.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <iostream>
+#include <map>
+
+#include "lockscope/error.hpp"
+#include "lockscope/symbolizer.hpp"
+#include "test_support.hpp"
+
+using lockscope::symbolizer::Symbolizer;
+using namespace lockscope::test;
+
+namespace {
+
+std::string g_scratch;    // a fresh directory for this run
+std::string g_fixture;    // the fixture ELF with DWARF
+std::string g_cli;        // the symbolize command's test driver
+const char* const kFixtureDir = LOCKSCOPE_FIXTURE_DIR;
+
+unsigned long long gdb_address_of(const std::string& expression) {
+  const auto answers = gdb_batch(g_fixture, {"print/x (unsigned long)&(" + expression + ")"}, g_scratch);
+  unsigned long long value = 0;
+  INFO("gdb: " << answers[0]);
+  REQUIRE(parse_gdb_value(answers[0], &value));
+  return value;
+}
+
+// The outermost-lock rule: the expression's parent (one member or index up) must not be a lock that
+// starts at the same address, or the name went too deep.
+std::string parent_of(const std::string& name) {
+  const size_t cut = name.find_last_of(".[");
+  const size_t qualifier = name.rfind("::");
+  if (cut == std::string::npos || (qualifier != std::string::npos && cut < qualifier)) return "";
+  return name.substr(0, cut);
+}
+
+struct Checked {
+  std::string target;
+  unsigned long long address = 0;
+  lockscope::symbolizer::DataName named;
+};
+
+// Names every target's address, then asks gdb, in one run, what the names evaluate to.
+void check_names(const std::vector<std::string>& targets, bool expect_locks) {
+  // "nm:NAME" targets have no gdb expression (a static in an inlined-only function): nm gives their
+  // address, as `print/x` would.
+  std::vector<std::string> address_queries;
+  for (const auto& target : targets) {
+    if (target.rfind("nm:", 0) == 0) {
+      const CommandResult nm = run("nm '" + g_fixture + "' | awk '$3 ~ /^" + target.substr(3) + "(\\.[0-9]+)?$/ {print $1}'");
+      address_queries.push_back("print/x 0x" + trim(nm.out));
+    } else {
+      address_queries.push_back("print/x (unsigned long)&(" + target + ")");
+    }
+  }
+  const auto addresses = gdb_batch(g_fixture, address_queries, g_scratch);
+  auto symbolizer = Symbolizer::open(g_fixture);
+  std::vector<Checked> checked;
+  std::vector<std::string> queries;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    Checked c;
+    c.target = targets[i];
+    INFO("target " << targets[i] << " gdb: " << addresses[i]);
+    REQUIRE(parse_gdb_value(addresses[i], &c.address));
+    c.named = symbolizer->name_data(c.address);
+    REQUIRE(c.named.found);
+    const std::string name = c.named.name;
+    const std::string parent = parent_of(name);
+    char hex[32];
+    snprintf(hex, sizeof hex, "0x%llx", c.address);
+    queries.push_back("print/x (unsigned long)&(" + name + ")");
+    queries.push_back("whatis " + name);
+    queries.push_back("info symbol " + std::string(hex));
+    queries.push_back(parent.empty() ? "echo no parent\\n" : "print/x (unsigned long)&(" + parent + ")");
+    queries.push_back(parent.empty() ? "echo no parent\\n" : "whatis " + parent);
+    checked.push_back(c);
+  }
+  const auto answers = gdb_batch(g_fixture, queries, g_scratch);
+  for (size_t i = 0; i < checked.size(); ++i) {
+    const Checked& c = checked[i];
+    const std::string* a = &answers[i * 5];
+    INFO("target " << c.target << " named " << c.named.name << " symbol " << c.named.symbol << "+" << c.named.offset);
+    INFO("gdb: " << a[0] << " | " << a[1] << " | " << a[2] << " | " << a[3] << " | " << a[4]);
+    unsigned long long evaluated = 0;
+    REQUIRE(parse_gdb_value(a[0], &evaluated));
+    CHECK(evaluated == c.address);
+    const InfoSymbol info = parse_info_symbol(a[2]);
+    REQUIRE(info.found);
+    CHECK(without_static_suffix(c.named.symbol) == info.symbol);
+    CHECK(c.named.offset == info.offset);
+    CHECK(c.named.section == info.section);
+    CHECK(c.named.percpu == (info.section == ".data..percpu"));
+    if (expect_locks) {
+      // gdb's whatis strips one typedef per call; a typedef over a lock type shows the lock one down.
+      std::string type = gdb_type(a[1]);
+      if (!gdb_says_lock_type(type)) type = gdb_type(gdb_batch(g_fixture, {"whatis " + type}, g_scratch)[0]);
+      CHECK(gdb_says_lock_type(type));
+      CHECK(c.named.is_lock);
+      unsigned long long parent_address = 0;
+      if (parse_gdb_value(a[3], &parent_address) && parent_address == c.address) {
+        CHECK_FALSE(gdb_says_lock_type(gdb_type(a[4])));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("lock addresses are named by the outermost lock, as gdb evaluates them") {
+  check_names(
+      {
+          "rcu_state_fixture",                      // offset 0: node[0].lock, not the variable
+          "rcu_state_fixture.node[1].lock",         // in an array of structs
+          "rcu_state_fixture.node[2].lock.raw_lock",  // the lock's insides name the lock
+          "rcu_state_fixture.gp_wq",                // a wait queue names its lock
+          "rcu_state_fixture.barrier_mutex",        // a mutex at its start
+          "rcu_state_fixture.barrier_mutex.wait_lock",  // a lock inside a lock, not at its start
+          "rcu_state_fixture.u.ofl_lock",           // through a union
+          "rcu_state_fixture.rwsem",                // struct rw_semaphore
+          "rcu_state_fixture.rwsem.wait_lock",
+          "fixture_wait",                           // khugepaged_wait shape
+          "fixture_mutex",
+          "fixture_rwlock",
+          "fixture_typedef_lock",                   // a typedef over spinlock_t
+          "'globals.c'::lock",                      // a file static whose name is not unique
+          "'other.c'::lock",
+          "globals_helper::lock",                   // a function-local static (ELF lock.0)
+          "other_locker::other_local_lock",
+          "nm:inlined_lock",                        // in an inlined-only function: spelled by type and address
+          "noop_backing_dev_info_fixture.wb.list_lock",
+          "shadow_nodes_fixture.xa",                // shadow_nodes.xa.xa_lock shape: offset 32
+          "shadow_nodes_fixture.xa.xa_lock",
+          "cyclic_root.lock",                       // a self-referential struct
+          "percpu_counter_fixture",                 // .data..percpu linked at 0
+      },
+      true);
+}
+
+TEST_CASE("addresses without a lock are named by the innermost member") {
+  check_names({"not_a_lock[2]", "rcu_state_fixture.matrix[1][2]", "rcu_state_fixture.tail",
+               "rcu_state_fixture.node[1].gp_seq", "cyclic_root.children[1]", "percpu_first_fixture",
+               "shadow_nodes_fixture"},
+              false);
+}
+
+TEST_CASE("code addresses agree with addr2line on function, inlines and lines") {
+  // Every address of main(), which has an always-inline call, against addr2line -i -f.
+  const CommandResult nm = run("nm -S '" + g_fixture + "' | awk '$4 == \"main\" {print $1, $2}'");
+  REQUIRE(nm.status == 0);
+  const unsigned long long start = std::strtoull(nm.out.c_str(), nullptr, 16);
+  const unsigned long long size = std::strtoull(nm.out.c_str() + nm.out.find(' ') + 1, nullptr, 16);
+  REQUIRE(size > 0);
+  std::string addresses;
+  for (unsigned long long a = start; a < start + size; ++a) {
+    char hex[32];
+    snprintf(hex, sizeof hex, " 0x%llx", a);
+    addresses += hex;
+  }
+  // -a prints each address before its frames, so frames can be grouped per address.
+  const CommandResult oracle = run("addr2line -a -i -f -e '" + g_fixture + "'" + addresses);
+  REQUIRE(oracle.status == 0);
+  std::map<unsigned long long, std::vector<std::pair<std::string, std::string>>> frames;  // function, file:line
+  unsigned long long current = 0;
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < oracle.out.size()) {
+    size_t end = oracle.out.find('\n', pos);
+    lines.push_back(oracle.out.substr(pos, end - pos));
+    pos = end == std::string::npos ? oracle.out.size() : end + 1;
+  }
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].rfind("0x", 0) == 0) {
+      current = std::strtoull(lines[i].c_str(), nullptr, 16);
+      continue;
+    }
+    if (i + 1 < lines.size()) {
+      frames[current].push_back({lines[i], lines[i + 1]});
+      ++i;
+    }
+  }
+  auto symbolizer = Symbolizer::open(g_fixture);
+  size_t with_inlines = 0;
+  for (const auto& [address, expected] : frames) {
+    const auto where = symbolizer->name_code(address);
+    INFO("address 0x" << std::hex << address << std::dec << " named " << where.name());
+    REQUIRE(where.found);
+    CHECK(where.function == "main");
+    CHECK(where.offset == address - start);
+    // addr2line: innermost first, the outer function last.
+    REQUIRE(expected.size() == where.inlines.size() + 1);
+    for (size_t k = 0; k < where.inlines.size(); ++k) {
+      CHECK(where.inlines[k].function == expected[k].first);
+      CHECK(expected[k].second.find(":" + std::to_string(where.inlines[k].line)) != std::string::npos);
+    }
+    CHECK(expected.back().first == "main");
+    const std::string& outer = expected.back().second;
+    CHECK(outer.substr(0, outer.find(' ')) == where.file + ":" + std::to_string(where.line));
+    if (!where.inlines.empty()) ++with_inlines;
+  }
+  CHECK(with_inlines > 0);  // the fixture did inline something, so the inline path was exercised
+}
+
+TEST_CASE("the build-id is the ELF note's, and a different one is reported naming both") {
+  const CommandResult readelf = run("readelf -n '" + g_fixture + "' | awk '/Build ID:/ {print $3}'");
+  const std::string expected = trim(readelf.out);
+  REQUIRE(!expected.empty());
+  auto symbolizer = Symbolizer::open(g_fixture);
+  CHECK(symbolizer->build_id() == expected);
+  CHECK(symbolizer->check_build_id(expected));
+  CHECK(symbolizer->warnings().empty());
+  CHECK_FALSE(symbolizer->check_build_id("00112233"));
+  REQUIRE(symbolizer->warnings().size() == 1);
+  CHECK(symbolizer->warnings()[0].find("00112233") != std::string::npos);
+  CHECK(symbolizer->warnings()[0].find(expected) != std::string::npos);
+}
+
+TEST_CASE("the relocation moves every address except per-cpu offsets") {
+  auto symbolizer = Symbolizer::open(g_fixture);
+  const unsigned long long lock = gdb_address_of("fixture_mutex");
+  const unsigned long long percpu = gdb_address_of("percpu_counter_fixture");
+  const auto plain = symbolizer->name_data(lock);
+  symbolizer->set_relocation(0x20000000);
+  CHECK(symbolizer->name_data(lock + 0x20000000).name == plain.name);
+  CHECK_FALSE(symbolizer->name_data(lock).found);
+  CHECK(symbolizer->name_data(percpu).percpu);
+  CHECK(symbolizer->name_data(percpu).name == "percpu_counter_fixture.lock");
+}
+
+TEST_CASE("what nothing names is said to be unnamed, with a reason") {
+  auto symbolizer = Symbolizer::open(g_fixture);
+  const auto heap = symbolizer->name_data(0xff11000005190e50ULL);
+  CHECK_FALSE(heap.found);
+  CHECK_FALSE(heap.why_unnamed.empty());
+  CHECK(heap.name.empty());
+  CHECK_FALSE(symbolizer->name_code(0xff11000005190e50ULL).found);
+}
+
+namespace {
+std::string error_of(const std::string& path) {
+  try {
+    Symbolizer::open(path);
+  } catch (const lockscope::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("bad vmlinux files give one clear line, never a crash") {
+  const std::string text = g_scratch + "/not-elf";
+  write_file(text, "this is not an ELF file\n");
+  const std::string truncated = g_scratch + "/truncated";
+  REQUIRE(run("head -c 6000 '" + g_fixture + "' > '" + truncated + "'").status == 0);
+  const std::string empty = g_scratch + "/empty";
+  write_file(empty, "");
+  const std::string stripped = g_scratch + "/stripped";
+  REQUIRE(run("strip -s -o '" + stripped + "' '" + g_fixture + "'").status == 0);
+  for (const auto& [path, words] : std::vector<std::pair<std::string, std::string>>{
+           {text, "not an ELF file"},
+           {truncated, "truncated"},
+           {empty, "not an ELF file"},
+           {stripped, "no symbol table"},
+           {g_scratch + "/does-not-exist", "cannot open"},
+           {g_scratch, "not a regular file"}}) {
+    const std::string message = error_of(path);
+    INFO(path << ": " << message);
+    CHECK(message.find(words) != std::string::npos);
+    CHECK(message.find(path) != std::string::npos);
+    CHECK(message.find('\n') == std::string::npos);
+  }
+}
+
+TEST_CASE("without debug info the ELF symbols still name addresses, with a warning") {
+  const std::string no_debug = g_scratch + "/no-debug";
+  REQUIRE(run("strip --strip-debug -o '" + no_debug + "' '" + g_fixture + "'").status == 0);
+  auto symbolizer = Symbolizer::open(no_debug);
+  REQUIRE(symbolizer->warnings().size() == 1);
+  CHECK(symbolizer->warnings()[0].find("no DWARF") != std::string::npos);
+  const unsigned long long address = gdb_address_of("rcu_state_fixture.node[1].lock");
+  const unsigned long long base = gdb_address_of("rcu_state_fixture");
+  const auto named = symbolizer->name_data(address);
+  CHECK(named.found);
+  CHECK(named.symbol == "rcu_state_fixture");
+  CHECK(named.offset == address - base);
+  char expected[64];
+  snprintf(expected, sizeof expected, "rcu_state_fixture+0x%llx", address - base);
+  CHECK(named.name == expected);
+  CHECK(named.type.empty());
+}
+
+TEST_CASE("DWARF type cycles end the walk instead of looping") {
+  // Hand-written DWARF (no compiler emits it): typedefs naming each other, a struct containing itself.
+  const std::string cycles = g_scratch + "/type-cycles";
+  REQUIRE(run("gcc -nostdlib -no-pie -o '" + cycles + "' '" + std::string(kFixtureDir) + "/type_cycles.s'").status == 0);
+  auto symbolizer = Symbolizer::open(cycles);
+  for (const char* variable : {"typedef_loop", "struct_loop"}) {
+    const CommandResult nm = run("nm '" + cycles + "' | awk '$3 == \"" + std::string(variable) + "\" {print $1}'");
+    const unsigned long long address = std::strtoull(nm.out.c_str(), nullptr, 16);
+    REQUIRE(address != 0);
+    const auto named = symbolizer->name_data(address);
+    INFO(variable << " named " << named.name);
+    CHECK(named.found);
+    CHECK(named.name.rfind(variable, 0) == 0);
+    CHECK(named.name.size() < 40);  // stopped at the first repeat, not at a depth limit
+    CHECK_FALSE(named.is_lock);
+  }
+}
+
+TEST_CASE("kallsyms files name code and data symbols, and say when data symbols are missing") {
+  // nm prints the /proc/kallsyms format; the symbol sizes are not in it, as in the kernel's.
+  const std::string all = g_scratch + "/kallsyms-all";
+  const std::string text_only = g_scratch + "/kallsyms-text";
+  REQUIRE(run("nm '" + g_fixture + "' | awk 'NF == 3' > '" + all + "'").status == 0);
+  REQUIRE(run("nm '" + g_fixture + "' | awk '$2 ~ /^[tT]$/' > '" + text_only + "'").status == 0);
+  const unsigned long long lock = gdb_address_of("fixture_mutex");
+  const unsigned long long main_address = gdb_address_of("main");
+  auto full = Symbolizer::from_kallsyms(all);
+  CHECK(full->name_data(lock).name == "fixture_mutex");
+  CHECK(full->name_code(main_address + 4).name() == "main+0x4");
+  auto code_only = Symbolizer::from_kallsyms(text_only);
+  const auto unnamed = code_only->name_data(lock);
+  CHECK_FALSE(unnamed.found);
+  CHECK(unnamed.why_unnamed.find("CONFIG_KALLSYMS_ALL") != std::string::npos);
+  CHECK(code_only->name_code(main_address + 4).name() == "main+0x4");
+
+  const std::string hidden = g_scratch + "/kallsyms-hidden";
+  write_file(hidden, "0000000000000000 T _text\n0000000000000000 T main\n");
+  try {
+    Symbolizer::from_kallsyms(hidden);
+    FAIL("zero addresses accepted");
+  } catch (const lockscope::Error& e) {
+    CHECK(std::string(e.what()).find("kptr_restrict") != std::string::npos);
+  }
+}
+
+TEST_CASE("the symbolize command prints one JSON object per address, from arguments or stdin") {
+  const unsigned long long lock = gdb_address_of("rcu_state_fixture.gp_wq");
+  const unsigned long long main_address = gdb_address_of("main");
+  char args[80];
+  snprintf(args, sizeof args, "0x%llx 0x%llx", lock, main_address + 1);
+  const std::string base = "'" + g_cli + "' symbolize --vmlinux '" + g_fixture + "' --format jsonl";
+  for (const std::string& command : {base + " " + args, "echo '" + std::string(args) + "' | " + base}) {
+    const CommandResult result = run(command);
+    REQUIRE(result.status == 0);
+    const size_t newline = result.out.find('\n');
+    const auto data = nlohmann::json::parse(result.out.substr(0, newline));
+    const auto code = nlohmann::json::parse(result.out.substr(newline + 1));
+    CHECK(data["name"] == "rcu_state_fixture.gp_wq.lock");
+    CHECK(data["symbol"] == "rcu_state_fixture");
+    CHECK(data["offset"].is_number());
+    CHECK(data["section"] == ".bss");
+    CHECK(data["percpu"] == false);
+    CHECK(code["name"] == "main+0x1");
+    CHECK(code["function"] == "main");
+    CHECK(code["inlines"].is_array());
+    CHECK(code["line"].get<int>() > 0);
+    CHECK(code["file"].get<std::string>().find("main.c") != std::string::npos);
+  }
+  const CommandResult bad = run(base + " 0xnothex 2>&1");
+  CHECK(bad.status == 1);
+  CHECK(bad.out.find("bad address") != std::string::npos);
+}
+
+int main(int argc, char** argv) {
+  for (const char* tool : {"gcc", "gdb", "nm", "addr2line", "strip", "readelf"}) {
+    if (!have_tool(tool)) {
+      std::cout << "SKIP: " << tool << " is not installed; it builds or checks the fixtures\n";
+      return 77;
+    }
+  }
+  char scratch[] = "/tmp/lockscope-symbolizer-XXXXXX";
+  if (mkdtemp(scratch) == nullptr) {
+    std::cerr << "cannot make a scratch directory\n";
+    return 1;
+  }
+  g_scratch = scratch;
+  g_fixture = g_scratch + "/fixture";
+  g_cli = LOCKSCOPE_SYMBOLIZE_CLI;
+  const std::string dir = kFixtureDir;
+  const std::string compile = "gcc -g -O1 -fno-inline-small-functions -no-pie -Wl,--build-id=sha1 -Wl,-T,'" + dir +
+                              "/percpu.ld' -I'" + dir + "' '" + dir + "/globals.c' '" + dir + "/other.c' '" + dir +
+                              "/main.c' -o '" + g_fixture + "'";
+  if (run(compile).status != 0) {
+    std::cerr << "cannot compile the fixture: " << compile << "\n";
+    return 1;
+  }
+  const int failed = Catch::Session().run(argc, argv);
+  run("rm -rf '" + g_scratch + "'");
+  return failed;
+}
