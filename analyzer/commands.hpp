@@ -8,5 +8,6 @@ namespace lockscope::cli {
 
 void add_events_command(CLI::App& app);
 void add_symbolize_command(CLI::App& app);
+void add_contention_command(CLI::App& app);
 
 }  // namespace lockscope::cli

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   lockscope::cli::add_events_command(app);
 #ifdef LOCKSCOPE_HAVE_SYMBOLIZER
   lockscope::cli::add_symbolize_command(app);
+  lockscope::cli::add_contention_command(app);
 #endif
   try {
     app.parse(argc, argv);
