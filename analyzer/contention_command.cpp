@@ -215,8 +215,10 @@ void run_contention(const ContentionCommandOptions& options) {
   // perf processes samples in time order (ordered_events); pairing depends on it.
   reader->read(visitor, perf::RecordOrder::time);
   if (visitor.begins() == 0) {
-    throw Error("no lock:contention_begin events").file(options.input)
-        .hint("record with perf record -e lock:contention_begin,lock:contention_end -g");
+    // perf prints an empty table then; so do we, with a word on stderr about why.
+    std::fprintf(stderr, "warning: %s: no lock:contention_begin events (record with perf record "
+                         "-e lock:contention_begin,lock:contention_end -g)\n",
+                 options.input.c_str());
   }
 
   const auto rows = stats.rows();

@@ -13,11 +13,14 @@
 namespace lockscope::contention {
 namespace {
 
-// tools/include/linux/hash.h: hash_long() on a 64-bit machine multiplies by this constant and
-// keeps the top `bits` bits.
+// tools/include/linux/hash.h: hash_long() on a 64-bit machine is hash_64(), which multiplies by
+// this constant, keeps the top `bits` bits and RETURNS A u32. With bits = 64 (callchain_id) that
+// is the low 32 bits of the product, which depend only on the low 32 bits of the address: frames
+// that differ only above bit 31 (garbage user frames such as 0x7fe000000000 and 0) hash alike.
 constexpr uint64_t kGoldenRatio64 = 0x61C8864680B583EBull;
-uint64_t hash_long(uint64_t value, unsigned bits) {
-  return bits >= 64 ? value * kGoldenRatio64 : (value * kGoldenRatio64) >> (64 - bits);
+uint32_t hash_long(uint64_t value, unsigned bits) {
+  return static_cast<uint32_t>(bits >= 64 ? value * kGoldenRatio64
+                                          : (value * kGoldenRatio64) >> (64 - bits));
 }
 // perf keeps lock_stats in a table of 1 << LOCKHASH_BITS buckets; its bucket order decides ties.
 constexpr unsigned kLockHashBits = 12;

@@ -2,7 +2,7 @@
 // tracepoint mode, default options) computes them from lock:contention_begin/end events:
 //
 // - Aggregation is by call stack (LOCK_AGGR_CALLER): the key of an event is the XOR of
-//   hash_long(ip, 64) over its first `max_stack` frames, leaving out the first `stack_skip` frames
+//   hash_long(ip, 64) (a u32) over its first `max_stack` frames, leaving out the first `stack_skip` frames
 //   and every frame that has a symbol and is a lock function. The row is named after the first
 //   such frame that has a symbol and is not a lock function ("symbol+0xoff"), or "Unknown".
 // - Begin and end pair per (thread, lock address). A begin while that pair is already waiting is

@@ -154,7 +154,7 @@ TEST_CASE("an end is counted in the row of its own call stack, and dropped when 
   CHECK(rows[1].total_wait_ns == 0);
 }
 
-TEST_CASE("the key skips stack_skip frames and lock functions; other frames all count") {
+TEST_CASE("the key skips stack_skip frames and lock functions, other frames all count") {
   Recorder r;
   // Same caller, different outer frames: two rows, like perf's separate munmap rows.
   const auto a = stack({0x1010, 0x1100});
@@ -163,6 +163,17 @@ TEST_CASE("the key skips stack_skip frames and lock functions; other frames all 
   // Lock functions after the skipped frames do not change the key; unnamed frames do.
   CHECK(r.stats.key_of(stack({0x9300, 0x1010, 0x1100})) == r.stats.key_of(a));
   CHECK(r.stats.key_of(stack({0x5000, 0x1010, 0x1100})) != r.stats.key_of(a));
+  // perf's hash_long() returns a u32, so frames equal in their low 32 bits hash alike: garbage
+  // user frames 0x7fe000000000 and 0 give the same key (perf merges such stacks into one row).
+  auto high = a;
+  high.push_back({0x7fe000000000, false});
+  auto zero = a;
+  zero.push_back({0, false});
+  CHECK(r.stats.key_of(high) == r.stats.key_of(zero));
+  CHECK(r.stats.key_of(zero) == r.stats.key_of(a));
+  auto low = a;
+  low.push_back({0x558826da1df0, false});
+  CHECK(r.stats.key_of(low) != r.stats.key_of(a));
   // The skipped frames themselves never matter.
   auto other_inner = a;
   other_inner[0].address = 0x1234;
