@@ -168,8 +168,18 @@ void ContentionStats::begin(const ContentionEvent& event) {
   }
   // A second begin while this thread already waits for this lock (mutex optimistic spinning, then
   // sleeping) keeps the first begin's time and is not counted again.
-  const bool inserted = waiting_since_.try_emplace(PairKey{event.tid, event.lock}, event.time).second;
-  if (inserted) ++found->second.row.contended;
+  const PairKey pair{event.tid, event.lock};
+  if (waiting_since_.contains(pair)) return;
+  if (spare_nodes_.empty()) {
+    waiting_since_.emplace(pair, event.time);
+  } else {
+    WaitingSince::node_type node = std::move(spare_nodes_.back());
+    spare_nodes_.pop_back();
+    node.key() = pair;
+    node.mapped() = event.time;
+    waiting_since_.insert(std::move(node));
+  }
+  ++found->second.row.contended;
 }
 
 void ContentionStats::end(const ContentionEvent& event) {
@@ -180,7 +190,7 @@ void ContentionStats::end(const ContentionEvent& event) {
   auto waiting = waiting_since_.find(PairKey{event.tid, event.lock});
   if (waiting == waiting_since_.end()) return;  // no begin pending: an orphan end
   const uint64_t waited = event.time - waiting->second;  // unsigned, like perf's u64
-  waiting_since_.erase(waiting);
+  spare_nodes_.push_back(waiting_since_.extract(waiting));
 
   Entry& entry = found->second;
   ContentionRow& row = entry.row;

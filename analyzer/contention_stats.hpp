@@ -124,8 +124,11 @@ class ContentionStats {
   CallerNamer& namer_;
   ContentionOptions options_;
   std::unordered_map<uint64_t, Entry> entries_;
+  using WaitingSince = std::unordered_map<PairKey, uint64_t, PairHash>;
   // Begin time of each (thread, lock) wait in flight.
-  std::unordered_map<PairKey, uint64_t, PairHash> waiting_since_;
+  WaitingSince waiting_since_;
+  // Nodes of finished waits, reused by the next begins so that steady state allocates nothing.
+  std::vector<WaitingSince::node_type> spare_nodes_;
 };
 
 // perf's time column: "%9.2f ms" and the like in a 12-wide field, ns as an integer.

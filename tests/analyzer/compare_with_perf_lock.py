@@ -31,6 +31,11 @@ def perf_rows(path):
     return rows
 
 
+def row_lines(path):
+    with open(path, errors="replace") as f:
+        return [line.rstrip("\n") for line in f if not line.startswith("\t") and ROW.match(line)]
+
+
 def time_agrees(printed, ns):
     value, unit = printed
     if unit == "ns":
@@ -44,6 +49,8 @@ def main():
     parser.add_argument("perf_output")
     parser.add_argument("ours_json")
     parser.add_argument("--min-rows", type=int, default=1)
+    parser.add_argument("--ours-text", help="lockanalyze's text table: its rows must equal perf's "
+                        "row lines character for character")
     args = parser.parse_args()
     theirs = perf_rows(args.perf_output)
     with open(args.ours_json) as f:
@@ -73,6 +80,14 @@ def main():
             equal += 1
     if len(ours) != len(theirs):
         problems.append(f"perf printed {len(theirs)} rows, lockanalyze {len(ours)}")
+    if args.ours_text:
+        perf_lines = row_lines(args.perf_output)
+        our_lines = row_lines(args.ours_text)[:len(perf_lines)]
+        for i, (p, o) in enumerate(zip(perf_lines, our_lines)):
+            if p != o:
+                problems.append(f"text row {i + 1}: {p!r} vs {o!r}")
+        if len(our_lines) != len(perf_lines):
+            problems.append(f"text: perf {len(perf_lines)} row lines, lockanalyze {len(our_lines)}")
     print(f"{equal} of {len(theirs)} rows equal")
     for problem in problems:
         print("FAIL:", problem)

@@ -34,5 +34,24 @@ perf lock contention -i "$work/perf.data" >"$work/perf-default.txt" 2>&1
   --format json >"$work/ours.json"
 "$lockanalyze" contention "$work/perf.data" --kallsyms /proc/kallsyms "${ranges[@]}" \
   >"$work/ours.txt"
-python3 "$here/compare_with_perf_lock.py" "$work/perf.txt" "$work/ours.json" --min-rows 2
-python3 "$here/compare_with_perf_lock.py" "$work/perf-default.txt" "$work/ours.json" --min-rows 2
+python3 "$here/compare_with_perf_lock.py" "$work/perf.txt" "$work/ours.json" --min-rows 2 \
+  --ours-text "$work/ours.txt"
+python3 "$here/compare_with_perf_lock.py" "$work/perf-default.txt" "$work/ours.json" --min-rows 2 \
+  --ours-text "$work/ours.txt"
+# -E: only the top rows, in the same order.
+perf lock contention -i "$work/perf.data" -E 3 >"$work/perf-top.txt" 2>&1
+"$lockanalyze" contention "$work/perf.data" --kallsyms /proc/kallsyms "${ranges[@]}" -E 3 \
+  >"$work/ours-top.txt"
+python3 "$here/compare_with_perf_lock.py" "$work/perf-top.txt" "$work/ours.json" --min-rows 1 \
+  --ours-text "$work/ours-top.txt"
+# -k contended: many rows tie at small counts, so this checks perf's tie order (hash buckets).
+perf lock contention -i "$work/perf.data" -k contended >"$work/perf-count.txt" 2>&1
+"$lockanalyze" contention "$work/perf.data" --kallsyms /proc/kallsyms "${ranges[@]}" -k contended \
+  --format json >"$work/ours-count.json"
+"$lockanalyze" contention "$work/perf.data" --kallsyms /proc/kallsyms "${ranges[@]}" -k contended \
+  >"$work/ours-count.txt"
+python3 "$here/compare_with_perf_lock.py" "$work/perf-count.txt" "$work/ours-count.json" \
+  --min-rows 2 --ours-text "$work/ours-count.txt"
+# Without --kallsyms the running kernel's /proc/kallsyms is used, since the recording is from it.
+"$lockanalyze" contention "$work/perf.data" "${ranges[@]}" --format json >"$work/default.json"
+cmp "$work/ours.json" "$work/default.json" || { echo "FAIL: /proc/kallsyms default differs"; exit 1; }
