@@ -44,3 +44,12 @@ perf lock contention -i "$work/edges.data" -E 1000 >"$work/perf.txt" 2>&1 || {
 cat "$work/perf.txt"
 python3 "$here/compare_with_perf_lock.py" "$work/perf.txt" "$work/ours.json" --min-rows 5 \
   --ours-text "$work/ours.txt"
+
+# The synthetic recording names no kernel release: without --kallsyms/--vmlinux the command must
+# stop with one line that says what to pass.
+if "$lockanalyze" contention "$work/edges.data" >"$work/no-symbols.out" 2>"$work/no-symbols.err"; then
+  echo "FAIL: lockanalyze named frames of a recording from an unknown kernel"; exit 1
+fi
+grep -v '^warning:' "$work/no-symbols.err" >"$work/no-symbols.msg" || true
+[ "$(wc -l <"$work/no-symbols.msg")" = 1 ] && grep -q -- '--kallsyms' "$work/no-symbols.msg" ||
+  { echo "FAIL: expected one line naming --kallsyms:"; cat "$work/no-symbols.err"; exit 1; }
