@@ -181,7 +181,7 @@ std::unique_ptr<Symbolizer> open_symbols(const ContentionCommandOptions& options
 nlohmann::json rows_as_json(const std::vector<contention::ContentionRow>& rows, size_t entries) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& row : rows) {
-    if (out.size() == entries) break;
+    if (out.size() == contention::rows_to_print(entries)) break;
     out.push_back({{"caller", row.caller},
                    {"type", row.type},
                    {"contended", row.contended},

@@ -245,6 +245,11 @@ std::string format_wait_time(uint64_t ns) {
   return buffer;
 }
 
+size_t rows_to_print(size_t entries) {
+  // perf prints a row before it checks `++printed >= print_nr_entries`: -E 0 still shows one.
+  return std::max<size_t>(entries, 1);
+}
+
 std::string format_table(const std::vector<ContentionRow>& rows, size_t entries) {
   std::string out;
   char buffer[256];
@@ -254,7 +259,7 @@ std::string format_table(const std::vector<ContentionRow>& rows, size_t entries)
   out += buffer;
   size_t printed = 0;
   for (const ContentionRow& row : rows) {
-    if (printed++ == entries) break;
+    if (printed++ == rows_to_print(entries)) break;
     snprintf(buffer, sizeof buffer, "%*" PRIu64 " ", kCountWidth, row.contended);
     out += buffer;
     for (uint64_t ns : {row.total_wait_ns, row.max_wait_ns, row.avg_wait_ns}) {

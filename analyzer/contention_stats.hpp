@@ -134,6 +134,9 @@ class ContentionStats {
 // perf's time column: "%9.2f ms" and the like in a 12-wide field, ns as an integer.
 std::string format_wait_time(uint64_t ns);
 
+// How many rows perf's -E N shows: N, but at least one.
+size_t rows_to_print(size_t entries);
+
 // The table as `perf lock contention` prints it by default (fields contended, total wait, max
 // wait, avg wait; then type and caller), at most `entries` rows.
 std::string format_table(const std::vector<ContentionRow>& rows, size_t entries);

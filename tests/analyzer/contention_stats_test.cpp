@@ -261,4 +261,5 @@ TEST_CASE("the table has perf's header and columns") {
         " contended   total wait     max wait     avg wait         type   caller\n\n"
         "        18      7.12 ms      1.81 ms    395.65 us      rwsem:R   do_madvise+0x115\n");
   CHECK(format_table({row, row}, 1) == format_table({row}, 10));
+  CHECK(format_table({row, row}, 0) == format_table({row}, 10));  // perf's -E 0 shows one row
 }
