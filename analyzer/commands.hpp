@@ -9,5 +9,6 @@ namespace lockscope::cli {
 void add_events_command(CLI::App& app);
 void add_symbolize_command(CLI::App& app);
 void add_report_command(CLI::App& app);
+void add_contention_command(CLI::App& app);
 
 }  // namespace lockscope::cli

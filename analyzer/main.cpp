@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   lockscope::cli::add_events_command(app);
   lockscope::cli::add_symbolize_command(app);
+  lockscope::cli::add_contention_command(app);
   lockscope::cli::add_report_command(app);
   // `lockanalyze perf.data --vmlinux vmlinux` means the report: a first argument that is neither
   // an option nor a subcommand is the recording.

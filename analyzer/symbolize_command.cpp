@@ -89,6 +89,9 @@ Sources open_sources(const SymbolizeOptions& options, const perf::KernelImageInf
       s->set_relocation(parse_offset(options.kaslr_offset));
     } else if (recording != nullptr && recording->has_text_address && s->text_address() != 0) {
       s->set_relocation(static_cast<int64_t>(recording->text_address - s->text_address()));
+    } else if (recording != nullptr && !recording->has_text_address) {
+      std::cerr << "warning: " << options.perf_data
+                << ": the recording has no kernel map with _text; assuming no KASLR (pass --kaslr-offset)\n";
     }
     if (recording != nullptr) s->check_build_id(recording->build_id_hex);
   }

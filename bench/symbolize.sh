@@ -5,8 +5,8 @@
 # first, outside the timing. Target: under 3 s.
 #
 # Usage: bench/symbolize.sh [build-dir]   (default: build; uses bin/lockanalyze, else the test driver)
-# BENCH_DROP_CACHES=1 (as root) drops the page cache first for a truly cold run; it is off by
-# default because it slows everyone else on a shared machine.
+# BENCH_COLD=1 first evicts the vmlinux (only that file) from the page cache with dd's nocache
+# advice, for a cold run that does not disturb other work on a shared machine.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${LOCKSCOPE_BUILD_DIR:-$top/build}}
@@ -28,7 +28,10 @@ perf script -i "$recording" -F ip 2>/dev/null | awk '$1 ~ /^ffffffff/ {print "0x
 cat "$work/locks" "$work/frames" > "$work/addresses"
 echo "addresses: $(wc -l < "$work/locks") distinct lock addresses ($(grep -c '^0xffffffff8' "$work/locks") static), $(wc -l < "$work/frames") distinct kernel frames"
 
-if [ "${BENCH_DROP_CACHES:-0}" = 1 ]; then sync; echo 3 > /proc/sys/vm/drop_caches; echo "page cache dropped"; fi
+if [ "${BENCH_COLD:-0}" = 1 ]; then
+  dd if="$vmlinux" iflag=nocache count=0 status=none
+  echo "cold: $vmlinux evicted from the page cache"
+fi
 /usr/bin/time -v "${tool[@]}" --vmlinux "$vmlinux" --format jsonl < "$work/addresses" > "$work/out" 2> "$work/time"
 grep -E 'Elapsed \(wall clock\)|Maximum resident set size|User time|System time' "$work/time"
 echo "named: $(grep -c '"found":true' "$work/out") of $(wc -l < "$work/out") (heap addresses are not in the vmlinux and stay unnamed)"

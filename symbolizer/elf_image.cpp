@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -20,6 +21,12 @@ std::string to_hex(const unsigned char* bytes, size_t count) {
     out += digits[bytes[i] & 15];
   }
   return out;
+}
+
+std::string hex_address(uint64_t value) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
+  return buf;
 }
 
 namespace {

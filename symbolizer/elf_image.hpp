@@ -95,5 +95,7 @@ class ElfImage {
 
 // Bytes as lowercase hex.
 std::string to_hex(const unsigned char* bytes, size_t count);
+// "0x1f"
+std::string hex_address(uint64_t value);
 
 }  // namespace lockscope::symbolizer

@@ -7,12 +7,11 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "elf_image.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/symbolizer.hpp"
 
 namespace lockscope::symbolizer {
-
-std::string hex_address(uint64_t value);
 
 namespace {
 

@@ -12,12 +12,6 @@
 
 namespace lockscope::symbolizer {
 
-std::string hex_address(uint64_t value) {
-  char buf[24];
-  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
-  return buf;
-}
-
 std::string CodeLocation::name() const { return function + "+" + hex_address(offset); }
 
 namespace {

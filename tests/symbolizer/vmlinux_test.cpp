@@ -60,6 +60,28 @@ int main() {
     std::cout << "FAIL: no static lock addresses in the recording\n";
     return 1;
   }
+  const size_t recorded_locks = locks.size();
+  // Plus the locks whose name several files define as statics (nm as the oracle), which gdb
+  // evaluates only with the file qualifier.
+  if (have_tool("nm")) {
+    const CommandResult duplicates = run(
+        "nm '" + vmlinux + "' | awk '$2 ~ /^[bdBD]$/ && $3 ~ /_(lock|mutex|sem)$/ && $3 !~ /[.]/ "
+        "{c[$3]++; a[$3] = a[$3] \" \" $1} END {for (n in c) if (c[n] > 1) print a[n]}'");
+    std::istringstream words(duplicates.out);
+    std::string word;
+    while (words >> word) locks.insert(std::stoull(word, nullptr, 16));
+  }
+  // And a per-cpu variable (an offset into .data..percpu, never relocated): the run queue, whose
+  // first member is its lock.
+  unsigned long long runqueues = 0;
+  if (have_tool("nm")) {
+    const CommandResult nm = run("nm '" + vmlinux + "' | awk '$3 == \"runqueues\" {print $1}'");
+    runqueues = std::strtoull(nm.out.c_str(), nullptr, 16);
+    if (runqueues != 0) locks.insert(runqueues);
+  }
+  std::cout << "checking " << recorded_locks << " static lock addresses from the recording, "
+            << locks.size() - recorded_locks - (runqueues != 0) << " file-static locks with duplicate names"
+            << (runqueues != 0 ? " and the per-cpu runqueues" : "") << "\n";
 
   auto started = std::chrono::steady_clock::now();
   auto symbolizer = Symbolizer::open(vmlinux);
@@ -85,7 +107,9 @@ int main() {
     unsigned long long evaluated = 0;
     const bool evaluates = parse_gdb_value(answers[i * 3 + 1], &evaluated) && evaluated == address;
     const std::string type = gdb_type(answers[i * 3 + 2]);
-    const bool symbol_ok = info.found && without_static_suffix(named.symbol) == info.symbol && named.offset == info.offset;
+    const bool symbol_ok = info.found && without_static_suffix(named.symbol) == info.symbol &&
+                           named.offset == info.offset && named.section == info.section &&
+                           named.percpu == (info.section == ".data..percpu");
     symbol_agreed += symbol_ok;
     evaluated_agreed += evaluates;
     lock_typed += gdb_says_lock_type(type);
@@ -95,6 +119,10 @@ int main() {
                 << answers[i * 3 + 2] << "\n";
     }
     ++i;
+  }
+  if (runqueues != 0 && !symbolizer->name_data(runqueues).percpu) {
+    std::cout << "DISAGREE runqueues " << hex(runqueues) << " is not reported as per-cpu\n";
+    ++failures;
   }
   std::cout << "locks: " << symbol_agreed << " of " << locks.size() << " agree with gdb info symbol; "
             << evaluated_agreed << " of " << locks.size() << " names evaluate in gdb to the address; " << lock_typed
@@ -198,5 +226,20 @@ int main() {
   }
   std::cout << "inlines and lines: " << chains_agreed << " of " << compared << " frames agree with addr2line -i\n";
   if (chains_agreed != compared) ++failures;
+
+  // --- the command with the recording: relocation and build-id come from the perf.data ---
+#ifdef LOCKSCOPE_LOCKANALYZE
+  const CommandResult command = run(std::string("'") + LOCKSCOPE_LOCKANALYZE + "' symbolize --vmlinux '" + vmlinux +
+                                    "' --perf-data '" + recording + "' --format jsonl " + hex(*locks.rbegin()) +
+                                    " 2>&1");
+  const auto expected = symbolizer->name_data(*locks.rbegin()).name;
+  const bool command_ok = command.status == 0 && command.out.find("\"name\":\"" + expected + "\"") != std::string::npos &&
+                          command.out.find("warning") == std::string::npos;
+  std::cout << "lockanalyze symbolize --perf-data: " << (command_ok ? "named " + expected + " without warnings" : command.out)
+            << "\n";
+  if (!command_ok) ++failures;
+#else
+  std::cout << "lockanalyze is not built in this tree; its --perf-data path was not checked\n";
+#endif
   return failures ? 1 : 0;
 }

@@ -1,0 +1,262 @@
+// `lockanalyze contention FILE`: the wait statistics `perf lock contention -i FILE` prints, from
+// the recording's lock:contention_begin/end events, named with the symbolizer.
+#include <sys/utsname.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "commands.hpp"
+#include "contention_stats.hpp"
+#include "lockscope/error.hpp"
+#include "lockscope/lock_events.hpp"
+#include "lockscope/perf_data.hpp"
+#include "lockscope/symbolizer.hpp"
+
+namespace lockscope::cli {
+namespace {
+
+using contention::CallerNamer;
+using contention::ContentionEvent;
+using contention::ContentionStats;
+using contention::Frame;
+using symbolizer::Symbolizer;
+
+constexpr std::string_view kBeginEvent = "lock:contention_begin";
+constexpr std::string_view kEndEvent = "lock:contention_end";
+
+struct ContentionCommandOptions {
+  std::string input;
+  std::string kallsyms;
+  std::string vmlinux;
+  std::string format = "text";
+  std::string sort_key = "wait_total";
+  std::vector<std::string> lock_text_ranges;  // "START-END", hex
+  size_t entries = static_cast<size_t>(-1);
+  int max_stack = 8;
+  int stack_skip = 3;
+};
+
+struct AddressRange {
+  uint64_t start = 0, end = 0;
+  bool contains(uint64_t address) const { return start <= address && address < end; }
+};
+
+uint64_t parse_hex(const std::string& text, const std::string& option) {
+  const bool prefixed = text.rfind("0x", 0) == 0 || text.rfind("0X", 0) == 0;
+  const std::string digits = prefixed ? text.substr(2) : text;
+  char* end = nullptr;
+  errno = 0;
+  const uint64_t value = std::strtoull(digits.c_str(), &end, 16);
+  if (digits.empty() || errno != 0 || *end != '\0') {
+    throw Error("bad address \"" + text + "\" in " + option).hint("give START-END in hex");
+  }
+  return value;
+}
+
+AddressRange parse_range(const std::string& text) {
+  const size_t dash = text.find('-');
+  if (dash == std::string::npos) {
+    throw Error("bad range \"" + text + "\" in --lock-text")
+        .hint("give START-END in hex, e.g. the __lock_text_start and __lock_text_end addresses");
+  }
+  AddressRange range{parse_hex(text.substr(0, dash), "--lock-text"),
+                     parse_hex(text.substr(dash + 1), "--lock-text")};
+  if (range.end <= range.start) throw Error("empty range \"" + text + "\" in --lock-text");
+  return range;
+}
+
+// Names kernel frames with the symbolizer. User frames stay unnamed: perf would name them from
+// the process's own binaries, which lockscope does not read (see docs/contention.md).
+class SymbolizerCallerNamer final : public CallerNamer {
+ public:
+  SymbolizerCallerNamer(Symbolizer& symbols, std::vector<AddressRange> lock_text)
+      : symbols_(symbols), lock_text_(std::move(lock_text)) {}
+
+  bool has_symbol(const Frame& frame) override { return frame.kernel && lookup(frame).found; }
+  bool is_lock_function(const Frame& frame) override {
+    for (const AddressRange& range : lock_text_) {
+      if (range.contains(frame.address)) return true;
+    }
+    return false;
+  }
+  std::string name(const Frame& frame) override {
+    const Named& named = lookup(frame);
+    if (named.offset == 0) return named.function;
+    char offset[24];
+    snprintf(offset, sizeof offset, "+0x%llx", static_cast<unsigned long long>(named.offset));
+    return named.function + offset;
+  }
+
+ private:
+  struct Named {
+    bool found = false;
+    std::string function;
+    uint64_t offset = 0;
+  };
+  // One symbolizer question per distinct address: frames repeat across events.
+  const Named& lookup(const Frame& frame) {
+    auto [it, inserted] = cache_.try_emplace(frame.address);
+    if (inserted) {
+      symbolizer::CodeLocation where = symbols_.name_code(frame.address);
+      it->second = Named{where.found, std::move(where.function), where.offset};
+    }
+    return it->second;
+  }
+
+  Symbolizer& symbols_;
+  std::vector<AddressRange> lock_text_;
+  std::unordered_map<uint64_t, Named> cache_;
+};
+
+class ContentionVisitor final : public perf::RecordVisitor {
+ public:
+  explicit ContentionVisitor(ContentionStats& stats) : stats_(stats) {}
+
+  void on_metadata(const perf::Metadata& metadata) override {
+    decoder_ = std::make_unique<LockEventDecoder>(metadata);
+  }
+  void on_sample(const perf::Sample& sample) override {
+    const LockEvent* event = decoder_->decode(sample);
+    if (event == nullptr || !event->lock) return;
+    const bool is_begin = event->event_name == kBeginEvent;
+    if (!is_begin && event->event_name != kEndEvent) return;
+    stats_.frames_of(sample.callchain, frames_);
+    ContentionEvent contention{sample.time, sample.tid, *event->lock,
+                               event->contention_flags.value_or(0), frames_};
+    if (is_begin) {
+      stats_.begin(contention);
+      ++begins_;
+    } else {
+      stats_.end(contention);
+      ++ends_;
+    }
+  }
+  uint64_t begins() const { return begins_; }
+  uint64_t ends() const { return ends_; }
+
+ private:
+  ContentionStats& stats_;
+  std::unique_ptr<LockEventDecoder> decoder_;
+  std::vector<Frame> frames_;  // reused for every event
+  uint64_t begins_ = 0, ends_ = 0;
+};
+
+std::string running_kernel_release() {
+  struct utsname names {};
+  return uname(&names) == 0 ? names.release : "";
+}
+
+std::unique_ptr<Symbolizer> open_symbols(const ContentionCommandOptions& options,
+                                         const perf::KernelImageInfo& recording) {
+  std::unique_ptr<Symbolizer> symbols;
+  if (!options.vmlinux.empty()) {
+    symbols = Symbolizer::open(options.vmlinux);
+    if (recording.has_text_address && symbols->text_address() != 0) {
+      symbols->set_relocation(static_cast<int64_t>(recording.text_address - symbols->text_address()));
+    }
+    symbols->check_build_id(recording.build_id_hex);
+  } else if (!options.kallsyms.empty()) {
+    symbols = Symbolizer::from_kallsyms(options.kallsyms);
+  } else if (!recording.os_release.empty() && recording.os_release == running_kernel_release()) {
+    symbols = Symbolizer::from_kallsyms("/proc/kallsyms");
+  } else {
+    throw Error("cannot name callers: the recording's kernel (" +
+                (recording.os_release.empty() ? std::string("unknown") : recording.os_release) +
+                ") is not the running one")
+        .file(options.input)
+        .hint("pass --kallsyms (a copy of that kernel's /proc/kallsyms) or --vmlinux");
+  }
+  for (const std::string& warning : symbols->warnings()) {
+    std::fprintf(stderr, "warning: %s\n", warning.c_str());
+  }
+  return symbols;
+}
+
+nlohmann::json rows_as_json(const std::vector<contention::ContentionRow>& rows, size_t entries) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& row : rows) {
+    if (out.size() == contention::rows_to_print(entries)) break;
+    out.push_back({{"caller", row.caller},
+                   {"type", row.type},
+                   {"contended", row.contended},
+                   {"total_wait_ns", row.total_wait_ns},
+                   {"max_wait_ns", row.max_wait_ns},
+                   {"min_wait_ns", row.min_wait_ns},
+                   {"avg_wait_ns", row.avg_wait_ns}});
+  }
+  return out;
+}
+
+void run_contention(const ContentionCommandOptions& options) {
+  std::vector<AddressRange> lock_text;
+  for (const std::string& text : options.lock_text_ranges) lock_text.push_back(parse_range(text));
+  if (lock_text.empty()) {
+    std::fprintf(stderr,
+                 "warning: no --lock-text ranges: lock functions are not recognised, so callers "
+                 "and keys may differ from perf's (pass the __sched_text and __lock_text ranges)\n");
+  }
+  const perf::KernelImageInfo recording = perf::read_kernel_image_info(options.input);
+  std::unique_ptr<Symbolizer> symbols = open_symbols(options, recording);
+  SymbolizerCallerNamer namer(*symbols, std::move(lock_text));
+
+  contention::ContentionOptions stats_options;
+  stats_options.max_stack = options.max_stack;
+  stats_options.stack_skip = options.stack_skip;
+  stats_options.sort_key = contention::sort_key_from_name(options.sort_key);
+  ContentionStats stats(namer, stats_options);
+  ContentionVisitor visitor(stats);
+  auto reader = perf::PerfDataReader::open(options.input);
+  // perf processes samples in time order (ordered_events); pairing depends on it.
+  reader->read(visitor, perf::RecordOrder::time);
+  if (visitor.begins() == 0) {
+    // perf prints an empty table then; so do we, with a word on stderr about why.
+    std::fprintf(stderr, "warning: %s: no lock:contention_begin events (record with perf record "
+                         "-e lock:contention_begin,lock:contention_end -g)\n",
+                 options.input.c_str());
+  }
+
+  const auto rows = stats.rows();
+  if (options.format == "json") {
+    std::printf("%s\n", rows_as_json(rows, options.entries).dump(2).c_str());
+  } else {
+    std::fputs(contention::format_table(rows, options.entries).c_str(), stdout);
+  }
+  if (std::fflush(stdout) != 0) throw Error("cannot write the output").hint("is the disk full?");
+}
+
+}  // namespace
+
+void add_contention_command(CLI::App& app) {
+  auto options = std::make_shared<ContentionCommandOptions>();
+  CLI::App* command = app.add_subcommand(
+      "contention", "Lock contention wait statistics, as perf lock contention -i FILE prints them");
+  command->add_option("file", options->input, "perf.data with lock:contention_begin/end and -g")
+      ->required();
+  auto* kallsyms =
+      command->add_option("--kallsyms", options->kallsyms, "the recorded kernel's kallsyms");
+  command->add_option("--vmlinux", options->vmlinux, "the recorded kernel's vmlinux")
+      ->excludes(kallsyms);
+  command->add_option("--format", options->format, "text (perf's table) or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  command->add_option("-k,--key", options->sort_key,
+                      "sort key: contended, wait_total, wait_max, wait_min, avg_wait")
+      ->capture_default_str();
+  command->add_option("-E,--entries", options->entries, "print at most this many rows");
+  command->add_option("--max-stack", options->max_stack, "frames per stack, as perf's --max-stack")
+      ->capture_default_str();
+  command->add_option("--stack-skip", options->stack_skip, "frames to skip, as perf's --stack-skip")
+      ->capture_default_str();
+  command->add_option("--lock-text", options->lock_text_ranges,
+                      "START-END (hex) of code perf treats as lock functions: give both the "
+                      "__sched_text and the __lock_text range of the recorded kernel");
+  command->callback([options] { run_contention(*options); });
+}
+
+}  // namespace lockscope::cli
