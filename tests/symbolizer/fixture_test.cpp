@@ -375,6 +375,11 @@ TEST_CASE("the symbolize command prints one JSON object per address, from argume
     CHECK(code["line"].get<int>() > 0);
     CHECK(code["file"].get<std::string>().find("main.c") != std::string::npos);
   }
+  char relocated[40];
+  snprintf(relocated, sizeof relocated, " 0x%llx", lock + 0x1000000);
+  const CommandResult moved = run(base + " --kaslr-offset 0x1000000" + relocated);
+  REQUIRE(moved.status == 0);
+  CHECK(nlohmann::json::parse(moved.out)["name"] == "rcu_state_fixture.gp_wq.lock");
   const CommandResult bad = run(base + " 0xnothex 2>&1");
   CHECK(bad.status == 1);
   CHECK(bad.out.find("bad address") != std::string::npos);
