@@ -2,6 +2,7 @@
 // and the checks made before any of them runs.
 #include <lockscope/recorder.hpp>
 
+#include <algorithm>
 #include <array>
 
 namespace lockscope::recorder {
@@ -80,9 +81,17 @@ Mode resolve_mode(const KernelView& kernel, Mode requested) {
   return kernel.has_kprobe_events() ? Mode::kprobe : Mode::contention;
 }
 
-std::string_view name_of(Mode mode) {
-  constexpr std::array names = {"auto", "kprobe", "contention"};
-  return names[static_cast<size_t>(mode)];
+namespace {
+// Indexed by Mode.
+constexpr std::array<std::string_view, 3> mode_names = {"auto", "kprobe", "contention"};
+}  // namespace
+
+std::string_view name_of(Mode mode) { return mode_names[static_cast<size_t>(mode)]; }
+
+std::optional<Mode> mode_named(std::string_view name) {
+  auto match = std::find(mode_names.begin(), mode_names.end(), name);
+  if (match == mode_names.end()) return std::nullopt;
+  return static_cast<Mode>(match - mode_names.begin());
 }
 
 std::vector<std::string> contention_events() {

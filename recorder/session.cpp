@@ -435,7 +435,10 @@ int run_recording(const KernelView& kernel, const Options& options) {
 
   if (!perf_ended_well(outcome)) {
     std::string what = outcome.perf_status ? describe_wait_status(*outcome.perf_status) : "did not run";
-    throw Error("perf record " + what + (outcome.command_status ? " while COMMAND ran" : " before COMMAND started"))
+    std::string when = outcome.perf_stopped_by_us ? " while finishing the file"
+                       : outcome.command_status   ? " while COMMAND ran"
+                                                  : " before COMMAND started";
+    throw Error("perf record " + what + when)
         .hint("its messages are above; the recording " + options.output.string() + " is incomplete");
   }
   if (outcome.command_exec_errno != 0) {

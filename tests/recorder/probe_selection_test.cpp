@@ -325,3 +325,8 @@ TEST_CASE("side files: kallsyms copy and the JSON the analyzer reads", "[side_fi
   CHECK(metadata["skipped"].size() == plan.skipped.size());
   CHECK(metadata["perf_probe"][0] == "perf");
 }
+
+TEST_CASE("mode names round-trip", "[commands]") {
+  for (Mode mode : {Mode::automatic, Mode::kprobe, Mode::contention}) CHECK(mode_named(name_of(mode)) == mode);
+  CHECK(mode_named("kprobes") == std::nullopt);
+}
