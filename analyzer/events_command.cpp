@@ -4,6 +4,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -44,52 +45,89 @@ class ThreadNames {
   std::string unknown_;
 };
 
-// A growable line buffer flushed to a FILE*: rows are formatted without allocating.
+// A line buffer flushed to a FILE*: rows are formatted in place, without allocating.
 class LineWriter {
  public:
-  explicit LineWriter(FILE* out) : out_(out) { buffer_.reserve(1 << 16); }
-  ~LineWriter() { flush(); }
+  explicit LineWriter(FILE* out) : out_(out), buffer_(kCapacity) {}
+  ~LineWriter() {
+    try {
+      flush();
+    } catch (const Error&) {
+      // Reported by the explicit flush on the normal path; a destructor must not throw.
+    }
+  }
   LineWriter(const LineWriter&) = delete;
   LineWriter& operator=(const LineWriter&) = delete;
 
-  void text(std::string_view value) { buffer_.append(value); }
-  void chr(char value) { buffer_.push_back(value); }
+  void text(std::string_view value) {
+    reserve(value.size());
+    std::memcpy(buffer_.data() + used_, value.data(), value.size());
+    used_ += value.size();
+  }
+  void chr(char value) {
+    reserve(1);
+    buffer_[used_++] = value;
+  }
   template <typename Int>
   void number(Int value) {
-    char digits[24];
-    auto result = std::to_chars(digits, digits + sizeof digits, value);
-    buffer_.append(digits, result.ptr);
+    reserve(24);
+    used_ = static_cast<size_t>(
+        std::to_chars(buffer_.data() + used_, buffer_.data() + used_ + 24, value).ptr -
+        buffer_.data());
   }
   void hex(uint64_t value) {
-    char digits[24];
-    auto result = std::to_chars(digits, digits + sizeof digits, value, 16);
-    buffer_.append("0x");
-    buffer_.append(digits, result.ptr);
+    reserve(24);
+    buffer_[used_++] = '0';
+    buffer_[used_++] = 'x';
+    used_ = static_cast<size_t>(
+        std::to_chars(buffer_.data() + used_, buffer_.data() + used_ + 20, value, 16).ptr -
+        buffer_.data());
   }
   void end_line() {
-    buffer_.push_back('\n');
-    if (buffer_.size() >= (1 << 16) - 512) flush();
+    chr('\n');
+    if (used_ >= kFlushAt) flush();
   }
   void flush() {
-    if (!buffer_.empty() && fwrite(buffer_.data(), 1, buffer_.size(), out_) != buffer_.size()) {
+    if (used_ != 0 && fwrite(buffer_.data(), 1, used_, out_) != used_) {
+      used_ = 0;
       throw Error("cannot write the output").hint("is the disk full?");
     }
-    buffer_.clear();
+    used_ = 0;
   }
 
  private:
+  static constexpr size_t kCapacity = 1 << 17;
+  static constexpr size_t kFlushAt = 1 << 16;
+
+  // Rows are far smaller than the slack above kFlushAt; only a huge string forces a flush here.
+  void reserve(size_t size) {
+    if (used_ + size <= buffer_.size()) return;
+    flush();
+    if (size > buffer_.size()) buffer_.resize(size);
+  }
+
   FILE* out_;
-  std::string buffer_;
+  std::vector<char> buffer_;
+  size_t used_ = 0;
 };
 
 struct EventRow {
   const LockEvent& event;
   std::string_view comm;
-  uint64_t stack_depth;
+  uint64_t kernel_frames = 0;
+  uint64_t user_frames = 0;
+  uint64_t stack_depth() const { return kernel_frames + user_frames; }
 };
 
+bool needs_csv_quotes(std::string_view value) {
+  for (char c : value) {
+    if (c == ',' || c == '"' || c == '\n' || c == '\r') return true;
+  }
+  return false;
+}
+
 void csv_field(LineWriter& out, std::string_view value) {
-  if (value.find_first_of(",\"\n") == std::string_view::npos) {
+  if (!needs_csv_quotes(value)) {
     out.text(value);
     return;
   }
@@ -120,8 +158,8 @@ void json_string(LineWriter& out, std::string_view value) {
 }
 
 void write_csv_header(LineWriter& out) {
-  out.text("time_ns,cpu,pid,tid,comm,event,lock,ret,context,irqs_off,stack_depth,preempt_count,"
-           "common_flags,ip");
+  out.text("time_ns,cpu,pid,tid,comm,event,lock,ret,context,irqs_off,stack_depth,kernel_frames,"
+           "user_frames,preempt_count,common_flags,ip");
   out.end_line();
 }
 
@@ -147,7 +185,11 @@ void write_csv_row(LineWriter& out, const EventRow& row) {
   out.chr(',');
   out.chr(row.event.irqs_off ? '1' : '0');
   out.chr(',');
-  out.number(row.stack_depth);
+  out.number(row.stack_depth());
+  out.chr(',');
+  out.number(row.kernel_frames);
+  out.chr(',');
+  out.number(row.user_frames);
   out.chr(',');
   out.number(static_cast<unsigned>(row.event.preempt_count));
   out.chr(',');
@@ -190,7 +232,11 @@ void write_jsonl_row(LineWriter& out, const EventRow& row) {
   out.text("\",\"irqs_off\":");
   out.text(row.event.irqs_off ? "true" : "false");
   out.text(",\"stack_depth\":");
-  out.number(row.stack_depth);
+  out.number(row.stack_depth());
+  out.text(",\"kernel_frames\":");
+  out.number(row.kernel_frames);
+  out.text(",\"user_frames\":");
+  out.number(row.user_frames);
   out.text(",\"preempt_count\":");
   out.number(static_cast<unsigned>(row.event.preempt_count));
   out.text(",\"common_flags\":");
@@ -211,13 +257,6 @@ constexpr std::array kOutputFormats = {
     OutputFormat{"jsonl", [](LineWriter&) {}, write_jsonl_row},
 };
 
-uint64_t address_count(const perf::Callchain& chain) {
-  uint64_t count = 0;
-  for (uint64_t i = 0; i < chain.size(); ++i) {
-    if (!perf::is_context_marker(chain[i])) ++count;
-  }
-  return count;
-}
 
 class EventsVisitor final : public perf::RecordVisitor {
  public:
@@ -240,7 +279,16 @@ class EventsVisitor final : public perf::RecordVisitor {
       return;
     }
     ++lock_events_;
-    format_.row(out_, EventRow{*event, names_.get(sample.tid), address_count(sample.callchain)});
+    EventRow row{*event, names_.get(sample.tid)};
+    perf::for_each_frame(sample.callchain, [&row](uint64_t, perf::FrameContext context) {
+      // Frames before any marker are the kernel's own (a callchain without markers).
+      if (context == perf::FrameContext::user || context == perf::FrameContext::guest_user) {
+        ++row.user_frames;
+      } else {
+        ++row.kernel_frames;
+      }
+    });
+    format_.row(out_, row);
   }
 
   const LockEventDecoder* decoder() const { return decoder_.get(); }

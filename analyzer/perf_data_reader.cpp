@@ -113,8 +113,21 @@ constexpr std::array kRecordTypeNames = {
     RecordTypeName{kCompressed2, "COMPRESSED2"},
 };
 
-std::string record_context(uint32_t type) {
-  return "PERF_RECORD_" + std::string(record_type_name(type));
+// "PERF_RECORD_<NAME>" for error contexts. Cursors keep a view of their context, so these live
+// for the whole program.
+std::string_view record_context(uint32_t type) {
+  static const std::vector<std::string> contexts = [] {
+    std::vector<std::string> names(kRecordTypeNames.size() + 1);
+    for (size_t i = 0; i < kRecordTypeNames.size(); ++i) {
+      names[i] = "PERF_RECORD_" + std::string(kRecordTypeNames[i].name);
+    }
+    names.back() = "PERF_RECORD_UNKNOWN";
+    return names;
+  }();
+  for (size_t i = 0; i < kRecordTypeNames.size(); ++i) {
+    if (kRecordTypeNames[i].type == type) return contexts[i];
+  }
+  return contexts.back();
 }
 
 // perf_event_attr as this build knows it, filled from however many bytes the file has.
@@ -247,6 +260,15 @@ class TimeOrderQueue {
   }
 
   uint64_t out_of_order() const { return out_of_order_; }
+
+  // The lowest file offset of a held-back record that points into the mapping.
+  uint64_t oldest_stable_offset() const {
+    uint64_t oldest = UINT64_MAX;
+    for (const Entry& entry : entries_) {
+      if (entry.stable_bytes != nullptr) oldest = std::min(oldest, entry.file_offset);
+    }
+    return oldest;
+  }
 
  private:
   const std::byte* bytes_of(const Entry& entry) const {
@@ -650,6 +672,10 @@ class Reader final : public PerfDataReader {
       handle_record(record, [&](uint64_t size, uint64_t offset) {
         return source.take_trailing_payload(size, offset);
       });
+      if (file_ && file_->release_due(record.file_offset)) {
+        // Give back the mapped pages already read, but none that a held-back record still uses.
+        file_->release_before(std::min(record.file_offset, queue_.oldest_stable_offset()));
+      }
     }
   }
 
@@ -820,7 +846,7 @@ class Reader final : public PerfDataReader {
     if (size > body.size()) {
       throw Error("the record (" + std::to_string(record.header.size) + " bytes) is too short " +
                   "for its sample_id_all trailer of " + std::to_string(size) + " bytes")
-          .at(record.file_offset).in(record_context(record.header.type))
+          .at(record.file_offset).in(std::string(record_context(record.header.type)))
           .hint("the file is corrupt");
     }
     const std::byte* p = body.data() + body.size() - size;

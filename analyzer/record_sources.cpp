@@ -1,5 +1,6 @@
 #include "record_sources.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -13,7 +14,6 @@
 namespace lockscope::perf {
 namespace {
 
-constexpr uint64_t kDropChunk = 16u << 20;  // give back mapped pages every 16 MiB read
 
 // Checks a record header against the bytes that follow it; returns the problem or nullptr.
 const char* record_size_problem(const perf_event_header& header, uint64_t available) {
@@ -53,10 +53,20 @@ MappedFile::~MappedFile() {
   if (data_ != nullptr) munmap(const_cast<std::byte*>(data_), size_);
 }
 
+void MappedFile::populate_from(uint64_t offset) {
+  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  uint64_t start = std::max(populated_, offset / page * page);
+  uint64_t end = std::min<uint64_t>(size_, start + kPopulateWindow);
+  if (start >= end) return;
+  // Kernels before 5.14 do not know MADV_POPULATE_READ; then pages fault in one by one as before.
+  madvise(const_cast<std::byte*>(data_) + start, end - start, MADV_POPULATE_READ);
+  populated_ = end;
+}
+
 void MappedFile::release_before(uint64_t offset) {
   static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  if (offset < released_ + kDropChunk) return;
   uint64_t end = offset / page * page;
+  if (end <= released_) return;
   madvise(const_cast<std::byte*>(data_) + released_, end - released_, MADV_DONTNEED);
   released_ = end;
 }
@@ -79,6 +89,7 @@ bool FileRecordSource::next(RawRecord& out) {
         .at(position_)
         .hint("the file is truncated");
   }
+  file_.populate_ahead(position_);
   std::memcpy(&out.header, all.data() + position_, sizeof out.header);
   if (const char* problem = record_size_problem(out.header, available)) {
     if (to_end_of_file_ && out.header.size > available) {
@@ -95,7 +106,6 @@ bool FileRecordSource::next(RawRecord& out) {
   out.file_offset = position_;
   out.stable = true;
   position_ += out.header.size;
-  file_.release_before(position_);
   return true;
 }
 

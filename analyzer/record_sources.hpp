@@ -33,12 +33,23 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
 
   Bytes bytes() const { return {data_, size_}; }
+  // Dropping pages is worth a system call only every few MiB.
+  bool release_due(uint64_t offset) const { return offset >= released_ + kDropChunk; }
   void release_before(uint64_t offset);
+  static constexpr uint64_t kDropChunk = 16u << 20;
+  // Maps the next window of the file in one system call when the reader gets near its end: one
+  // page fault per 4 KiB page costs more than the parsing itself.
+  void populate_ahead(uint64_t offset) {
+    if (offset + kPopulateWindow / 2 >= populated_) populate_from(offset);
+  }
+  static constexpr uint64_t kPopulateWindow = 8u << 20;
 
  private:
   const std::byte* data_ = nullptr;
   size_t size_ = 0;
   uint64_t released_ = 0;
+  uint64_t populated_ = 0;
+  void populate_from(uint64_t offset);
 };
 
 // Records of the data section of an mmapped file.
