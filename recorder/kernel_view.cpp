@@ -3,6 +3,7 @@
 #include <lockscope/error.hpp>
 #include <lockscope/recorder.hpp>
 
+#include <array>
 #include <cstring>
 #include <fstream>
 #include <sstream>
