@@ -2,7 +2,11 @@
 // and the checks made before any of them runs.
 #include <lockscope/recorder.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <array>
 
 namespace lockscope::recorder {
@@ -120,6 +124,11 @@ std::vector<std::string> kernel_problems(const KernelView& kernel, const Options
   if (!kernel.tracefs()) {
     problems.push_back("tracefs is not mounted; mount it: mount -t tracefs nodev /sys/kernel/tracing");
     return problems;  // every check below looks inside tracefs
+  }
+  if (access(kernel.tracefs()->c_str(), R_OK | X_OK) != 0) {
+    problems.push_back("cannot read tracefs at " + kernel.tracefs()->string() + " (" + std::strerror(errno) +
+                       "); run lockrec as root");
+    return problems;
   }
   bool kprobes = kernel.has_kprobe_events();
   bool contention = kernel.has_contention_tracepoints();
