@@ -16,8 +16,13 @@ namespace lockscope::perf {
 
 class ByteCursor {
  public:
+  // The context is kept as a view: it must outlive the cursor (a literal or a static string).
   ByteCursor(Bytes bytes, uint64_t file_offset, std::string_view context)
       : bytes_(bytes), base_offset_(file_offset), context_(context) {}
+  template <size_t N>
+  ByteCursor(Bytes bytes, uint64_t file_offset, const char (&context)[N])
+      : ByteCursor(bytes, file_offset, std::string_view(context, N - 1)) {}
+  ByteCursor(Bytes bytes, uint64_t file_offset, std::string&& context) = delete;
 
   size_t remaining() const { return bytes_.size() - position_; }
   size_t position() const { return position_; }

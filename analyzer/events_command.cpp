@@ -114,7 +114,9 @@ class LineWriter {
 struct EventRow {
   const LockEvent& event;
   std::string_view comm;
-  uint64_t stack_depth;
+  uint64_t kernel_frames = 0;
+  uint64_t user_frames = 0;
+  uint64_t stack_depth() const { return kernel_frames + user_frames; }
 };
 
 bool needs_csv_quotes(std::string_view value) {
@@ -156,8 +158,8 @@ void json_string(LineWriter& out, std::string_view value) {
 }
 
 void write_csv_header(LineWriter& out) {
-  out.text("time_ns,cpu,pid,tid,comm,event,lock,ret,context,irqs_off,stack_depth,preempt_count,"
-           "common_flags,ip");
+  out.text("time_ns,cpu,pid,tid,comm,event,lock,ret,context,irqs_off,stack_depth,kernel_frames,"
+           "user_frames,preempt_count,common_flags,ip");
   out.end_line();
 }
 
@@ -183,7 +185,11 @@ void write_csv_row(LineWriter& out, const EventRow& row) {
   out.chr(',');
   out.chr(row.event.irqs_off ? '1' : '0');
   out.chr(',');
-  out.number(row.stack_depth);
+  out.number(row.stack_depth());
+  out.chr(',');
+  out.number(row.kernel_frames);
+  out.chr(',');
+  out.number(row.user_frames);
   out.chr(',');
   out.number(static_cast<unsigned>(row.event.preempt_count));
   out.chr(',');
@@ -226,7 +232,11 @@ void write_jsonl_row(LineWriter& out, const EventRow& row) {
   out.text("\",\"irqs_off\":");
   out.text(row.event.irqs_off ? "true" : "false");
   out.text(",\"stack_depth\":");
-  out.number(row.stack_depth);
+  out.number(row.stack_depth());
+  out.text(",\"kernel_frames\":");
+  out.number(row.kernel_frames);
+  out.text(",\"user_frames\":");
+  out.number(row.user_frames);
   out.text(",\"preempt_count\":");
   out.number(static_cast<unsigned>(row.event.preempt_count));
   out.text(",\"common_flags\":");
@@ -247,13 +257,6 @@ constexpr std::array kOutputFormats = {
     OutputFormat{"jsonl", [](LineWriter&) {}, write_jsonl_row},
 };
 
-uint64_t address_count(const perf::Callchain& chain) {
-  uint64_t count = 0;
-  for (uint64_t i = 0; i < chain.size(); ++i) {
-    if (!perf::is_context_marker(chain[i])) ++count;
-  }
-  return count;
-}
 
 class EventsVisitor final : public perf::RecordVisitor {
  public:
@@ -276,7 +279,16 @@ class EventsVisitor final : public perf::RecordVisitor {
       return;
     }
     ++lock_events_;
-    format_.row(out_, EventRow{*event, names_.get(sample.tid), address_count(sample.callchain)});
+    EventRow row{*event, names_.get(sample.tid)};
+    perf::for_each_frame(sample.callchain, [&row](uint64_t, perf::FrameContext context) {
+      // Frames before any marker are the kernel's own (a callchain without markers).
+      if (context == perf::FrameContext::user || context == perf::FrameContext::guest_user) {
+        ++row.user_frames;
+      } else {
+        ++row.kernel_frames;
+      }
+    });
+    format_.row(out_, row);
   }
 
   const LockEventDecoder* decoder() const { return decoder_.get(); }

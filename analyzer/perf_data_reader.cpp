@@ -113,8 +113,21 @@ constexpr std::array kRecordTypeNames = {
     RecordTypeName{kCompressed2, "COMPRESSED2"},
 };
 
-std::string record_context(uint32_t type) {
-  return "PERF_RECORD_" + std::string(record_type_name(type));
+// "PERF_RECORD_<NAME>" for error contexts. Cursors keep a view of their context, so these live
+// for the whole program.
+std::string_view record_context(uint32_t type) {
+  static const std::vector<std::string> contexts = [] {
+    std::vector<std::string> names(kRecordTypeNames.size() + 1);
+    for (size_t i = 0; i < kRecordTypeNames.size(); ++i) {
+      names[i] = "PERF_RECORD_" + std::string(kRecordTypeNames[i].name);
+    }
+    names.back() = "PERF_RECORD_UNKNOWN";
+    return names;
+  }();
+  for (size_t i = 0; i < kRecordTypeNames.size(); ++i) {
+    if (kRecordTypeNames[i].type == type) return contexts[i];
+  }
+  return contexts.back();
 }
 
 // perf_event_attr as this build knows it, filled from however many bytes the file has.
@@ -833,7 +846,7 @@ class Reader final : public PerfDataReader {
     if (size > body.size()) {
       throw Error("the record (" + std::to_string(record.header.size) + " bytes) is too short " +
                   "for its sample_id_all trailer of " + std::to_string(size) + " bytes")
-          .at(record.file_offset).in(record_context(record.header.type))
+          .at(record.file_offset).in(std::string(record_context(record.header.type)))
           .hint("the file is corrupt");
     }
     const std::byte* p = body.data() + body.size() - size;

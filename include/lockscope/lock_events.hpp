@@ -53,7 +53,11 @@ class LockEventDecoder {
 
   // Name of each event of the recording (index = EventDesc::index), filled from the trace format
   // where perf.data had no name (pipe mode).
-  const std::string& event_name(size_t index) const { return events_.at(index).name; }
+  // An event announced after the metadata (pipe mode) has no name here: empty.
+  const std::string& event_name(size_t index) const {
+    static const std::string kUnknown;
+    return index < events_.size() ? events_[index].name : kUnknown;
+  }
   bool has_tracing_data() const { return formats_ != nullptr; }
   const perf::TraceFormats* formats() const { return formats_.get(); }
   size_t lock_event_types() const;

@@ -100,6 +100,36 @@ class Callchain {
 
 inline bool is_context_marker(uint64_t value) { return value >= static_cast<uint64_t>(-4095); }
 
+// Which part of the machine a callchain address belongs to, from the PERF_CONTEXT_* marker that
+// precedes it (kernel frames come first, then user frames).
+enum class FrameContext : uint8_t { unknown, kernel, user, hypervisor, guest_kernel, guest_user };
+
+inline FrameContext frame_context_of_marker(uint64_t marker) {
+  switch (marker) {
+    case static_cast<uint64_t>(PERF_CONTEXT_KERNEL): return FrameContext::kernel;
+    case static_cast<uint64_t>(PERF_CONTEXT_USER): return FrameContext::user;
+    case static_cast<uint64_t>(PERF_CONTEXT_HV): return FrameContext::hypervisor;
+    case static_cast<uint64_t>(PERF_CONTEXT_GUEST_KERNEL): return FrameContext::guest_kernel;
+    case static_cast<uint64_t>(PERF_CONTEXT_GUEST_USER): return FrameContext::guest_user;
+    default: return FrameContext::unknown;
+  }
+}
+
+// Calls visit(address, context) for every address of the chain, innermost first; the markers
+// themselves are not visited.
+template <typename Visit>
+void for_each_frame(const Callchain& chain, Visit&& visit) {
+  FrameContext context = FrameContext::unknown;
+  for (uint64_t i = 0; i < chain.size(); ++i) {
+    uint64_t value = chain[i];
+    if (is_context_marker(value)) {
+      context = frame_context_of_marker(value);
+    } else {
+      visit(value, context);
+    }
+  }
+}
+
 struct Sample {
   const EventDesc* event = nullptr;
   uint64_t file_offset = 0;  // of the record (in a compressed stream: of its COMPRESSED record)

@@ -42,6 +42,42 @@ def perf_rows(perf_data):
     return rows
 
 
+def perf_frame_counts(perf_data):
+    """(time µs, tid, event, kernel frames, user frames) per sample, from perf script's callchain
+    lines. A kernel address has the top bits set (x86_64 and arm64 alike)."""
+    out = subprocess.run(["perf", "script", "-i", perf_data, "-F", "tid,time,event,ip"],
+                         check=True, capture_output=True, text=True, errors="replace").stdout
+    rows, current = [], None
+    for line in out.splitlines():
+        if line.startswith("\t"):
+            address = int(line.split()[0], 16)
+            current[3 if address >= 0xffff000000000000 else 4] += 1
+        elif line.strip():
+            if current:
+                rows.append(tuple(current))
+            tid, time, event = line.split()[:3]
+            sec, usec = time.rstrip(":").split(".")
+            current = [int(sec) * 1000000 + int(usec), int(tid), event.rstrip(":"), 0, 0]
+    if current:
+        rows.append(tuple(current))
+    return rows
+
+
+def compare(name, ours, theirs):
+    if sorted(ours, key=repr) == sorted(theirs, key=repr):
+        return True
+    from collections import Counter
+    only_ours = Counter(ours) - Counter(theirs)
+    only_theirs = Counter(theirs) - Counter(ours)
+    print(f"FAIL ({name}): {sum(only_ours.values())} rows only in lockanalyze, "
+          f"{sum(only_theirs.values())} only in perf script")
+    for row in list(only_ours)[:10]:
+        print("  lockanalyze only:", row)
+    for row in list(only_theirs)[:10]:
+        print("  perf script only:", row)
+    return False
+
+
 def lockanalyze_rows(csv_text):
     import csv
     import io
@@ -54,9 +90,11 @@ def lockanalyze_rows(csv_text):
         ret = int(r["ret"]) if r["ret"] else None
         if ret is not None and ret < 0 and r["event"].startswith("probe"):
             ret &= (1 << 64) - 1  # perf prints a kprobe's u64 ret in hex
-        rows.append((int(r["time_ns"]) // 1000, int(r["cpu"]), int(r["pid"]), int(r["tid"]),
-                     r["comm"], r["event"], int(r["lock"], 16) if r["lock"] else None, ret))
-    return rows
+        rows.append(((int(r["time_ns"]) // 1000, int(r["cpu"]), int(r["pid"]), int(r["tid"]),
+                      r["comm"], r["event"], int(r["lock"], 16) if r["lock"] else None, ret),
+                     (int(r["time_ns"]) // 1000, int(r["tid"]), r["event"],
+                      int(r["kernel_frames"]), int(r["user_frames"]))))
+    return [row for row, _ in rows], [frames for _, frames in rows]
 
 
 def main():
@@ -72,25 +110,19 @@ def main():
     else:
         csv_text = subprocess.run([args.lockanalyze, "events", args.perf_data], check=True,
                                   capture_output=True, text=True, errors="replace").stdout
-    ours = lockanalyze_rows(csv_text)
+    ours, our_frames = lockanalyze_rows(csv_text)
     theirs = perf_rows(args.perf_data)
     print(f"lockanalyze: {len(ours)} rows; perf script: {len(theirs)} rows")
     if len(theirs) < args.min_rows:
         print(f"FAIL: expected at least {args.min_rows} rows from perf script")
         return 1
-    if sorted(ours, key=repr) == sorted(theirs, key=repr):
+    ok = compare("rows", ours, theirs)
+    if ok:
         print("every row agrees (time to the µs, cpu, pid, tid, comm, event, lock, ret)")
-        return 0
-    from collections import Counter
-    only_ours = Counter(ours) - Counter(theirs)
-    only_theirs = Counter(theirs) - Counter(ours)
-    print(f"FAIL: {sum(only_ours.values())} rows only in lockanalyze, "
-          f"{sum(only_theirs.values())} only in perf script")
-    for row in list(only_ours)[:10]:
-        print("  lockanalyze only:", row)
-    for row in list(only_theirs)[:10]:
-        print("  perf script only:", row)
-    return 1
+    frames_ok = compare("callchain frames", our_frames, perf_frame_counts(args.perf_data))
+    if frames_ok:
+        print("every sample's kernel and user frame counts agree with perf script's callchain")
+    return 0 if ok and frames_ok else 1
 
 
 if __name__ == "__main__":

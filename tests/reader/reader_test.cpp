@@ -333,6 +333,23 @@ TEST_CASE("every sample_type field is laid out in kernel order") {
   CHECK(*c.samples[1].lock == 0xffffffff82b27f58);
 }
 
+TEST_CASE("callchains split into kernel and user frames at the context markers") {
+  std::vector<uint64_t> ips = {kContextKernel, 0xffffffff81000001, 0xffffffff81000002,
+                               kContextUser, 0x401000, 0x402000, 0x403000};
+  ByteWriter raw;
+  for (uint64_t ip : ips) raw.put(ip);
+  perf::Callchain chain(raw.bytes.data(), ips.size());
+  std::vector<std::pair<uint64_t, perf::FrameContext>> frames;
+  perf::for_each_frame(chain, [&](uint64_t address, perf::FrameContext context) {
+    frames.emplace_back(address, context);
+  });
+  REQUIRE(frames.size() == 5);
+  CHECK(frames[0] == std::pair{uint64_t{0xffffffff81000001}, perf::FrameContext::kernel});
+  CHECK(frames[1].second == perf::FrameContext::kernel);
+  CHECK(frames[2] == std::pair{uint64_t{0x401000}, perf::FrameContext::user});
+  CHECK(frames[4].second == perf::FrameContext::user);
+}
+
 TEST_CASE("samples found by ID when there is no IDENTIFIER") {
   PerfDataBuilder builder;
   builder.set_tracing_data(tracing_data({{"lock", {contention_begin_format(kBeginId),
@@ -496,6 +513,24 @@ TEST_CASE("malformed input is one error naming the offset") {
     std::memcpy(bad.data() + data_offset + data_size, &huge, 8);
     CHECK_THAT(read_error(bad), Catch::Contains("lies outside the file"));
   }
+}
+
+// Found by the fuzzer: the error context of an MMAP record pointed at a freed temporary.
+TEST_CASE("an MMAP file name without its NUL is an error naming the record") {
+  PerfDataBuilder builder = lock_recording();
+  ByteWriter body;
+  body.put<uint32_t>(1);
+  body.put<uint32_t>(1);
+  body.put<uint64_t>(0x1000);
+  body.put<uint64_t>(0x1000);
+  body.put<uint64_t>(0);
+  body.put_text("/usr/lib/libc.so");  // 16 bytes, no NUL, then the trailer
+  ByteWriter trailer;
+  for (int i = 0; i < 6; ++i) trailer.put<uint64_t>(0x4141414141414141);
+  body.put_bytes(trailer.bytes);
+  builder.raw_record(PERF_RECORD_MMAP, 0, body.bytes);
+  std::string error = read_error(builder.file_mode());
+  CHECK_THAT(error, Catch::Contains("PERF_RECORD_MMAP: the mapped file name is not NUL-terminated"));
 }
 
 TEST_CASE("a lock event whose payload is too short is counted, not read past") {

@@ -1,0 +1,167 @@
+#include "process.hpp"
+
+#include <lockscope/error.hpp>
+
+#include <fcntl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+namespace lockscope::recorder {
+
+namespace {
+
+constexpr std::array<int, 3> stop_signals = {SIGINT, SIGTERM, SIGHUP};
+
+std::string errno_text(int error) { return std::strerror(error); }
+
+// Child side of start_process: never returns. Reports an exec failure through `report_fd`.
+[[noreturn]] void exec_child(const std::vector<std::string>& argv, const sigset_t& mask,
+                             const std::function<void()>& prepare, int report_fd) {
+  sigprocmask(SIG_SETMASK, &mask, nullptr);
+  if (prepare) prepare();
+  std::vector<char*> args;
+  for (const auto& word : argv) args.push_back(const_cast<char*>(word.c_str()));
+  args.push_back(nullptr);
+  execvp(args[0], args.data());
+  int error = errno;
+  [[maybe_unused]] auto written = write(report_fd, &error, sizeof error);
+  _exit(127);
+}
+
+}  // namespace
+
+int wait_for(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw Error("waitpid failed: " + errno_text(errno));
+  }
+  return status;
+}
+
+SignalWatch::SignalWatch() {
+  sigset_t watched;
+  sigemptyset(&watched);
+  for (int signal : stop_signals) sigaddset(&watched, signal);
+  sigaddset(&watched, SIGCHLD);
+  // SIGPIPE is blocked too (not watched): writing perf's control pipe after perf died must fail
+  // with EPIPE, not kill lockrec. Blocking rather than ignoring it, because children inherit an
+  // ignored SIGPIPE through exec but get the original mask back.
+  blocked_ = watched;
+  sigaddset(&blocked_, SIGPIPE);
+  if (sigprocmask(SIG_BLOCK, &blocked_, &original_mask_) != 0)
+    throw Error("sigprocmask failed: " + errno_text(errno));
+  fd_ = signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (fd_ < 0) throw Error("signalfd failed: " + errno_text(errno));
+}
+
+SignalWatch::~SignalWatch() {
+  close(fd_);
+  // Signals still pending were not acted on (a SIGPIPE from a dead perf, a late second Ctrl-C):
+  // drop them rather than let them kill lockrec after it has decided how to exit.
+  sigset_t blocked = blocked_;
+  const timespec no_wait = {0, 0};
+  while (sigtimedwait(&blocked, nullptr, &no_wait) > 0) {
+  }
+  sigprocmask(SIG_SETMASK, &original_mask_, nullptr);
+}
+
+std::optional<SignalWatch::Received> SignalWatch::take() {
+  signalfd_siginfo info;
+  ssize_t got = read(fd_, &info, sizeof info);
+  if (got != static_cast<ssize_t>(sizeof info)) return std::nullopt;
+  bool from_process = info.ssi_code == SI_USER || info.ssi_code == SI_QUEUE;
+  return Received{static_cast<int>(info.ssi_signo), from_process};
+}
+
+std::optional<SignalWatch::Received> SignalWatch::take_stop_request() {
+  // SIGCHLD notes read here carry nothing: callers reap their children by pid.
+  while (auto received = take()) {
+    if (is_stop_signal(received->signal)) return received;
+  }
+  return std::nullopt;
+}
+
+bool is_stop_signal(int signal) {
+  return std::find(stop_signals.begin(), stop_signals.end(), signal) != stop_signals.end();
+}
+
+std::string describe_wait_status(int wait_status) {
+  if (WIFEXITED(wait_status)) return "exited with status " + std::to_string(WEXITSTATUS(wait_status));
+  if (WIFSIGNALED(wait_status))
+    return std::string("was killed by signal ") + sigabbrev_np(WTERMSIG(wait_status)) + " (" +
+           std::to_string(WTERMSIG(wait_status)) + ")";
+  return "stopped with wait status " + std::to_string(wait_status);
+}
+
+int shell_exit_code(int wait_status) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+  return 125;
+}
+
+Started start_process(const std::vector<std::string>& argv, const SignalWatch& signals,
+                      const std::function<void()>& prepare) {
+  // The child writes its exec errno into this pipe; exec closes it (O_CLOEXEC), so an empty read
+  // means the program is running.
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) throw Error("pipe failed: " + errno_text(errno));
+  pid_t pid = fork();
+  if (pid < 0) throw Error("fork failed: " + errno_text(errno));
+  if (pid == 0) {
+    close(report[0]);
+    exec_child(argv, signals.original_mask(), prepare, report[1]);
+  }
+  close(report[1]);
+  int exec_errno = 0;
+  ssize_t got;
+  do {
+    got = read(report[0], &exec_errno, sizeof exec_errno);
+  } while (got < 0 && errno == EINTR);
+  close(report[0]);
+  if (got == static_cast<ssize_t>(sizeof exec_errno)) {
+    wait_for(pid);
+    return {-1, exec_errno};
+  }
+  return {pid, 0};
+}
+
+int run_to_completion(const std::vector<std::string>& argv, const SignalWatch& signals) {
+  Started started = start_process(argv, signals, [] { setpgid(0, 0); });
+  if (started.pid < 0) throw Error("cannot run " + argv[0] + ": " + errno_text(started.exec_errno));
+  return wait_for(started.pid);
+}
+
+Captured run_and_capture(const std::vector<std::string>& argv, const SignalWatch& signals) {
+  int output[2];
+  if (pipe2(output, O_CLOEXEC) != 0) throw Error("pipe failed: " + errno_text(errno));
+  Started started = start_process(argv, signals, [&] {
+    setpgid(0, 0);
+    dup2(output[1], STDOUT_FILENO);
+    dup2(output[1], STDERR_FILENO);
+  });
+  close(output[1]);
+  Captured captured;
+  char buffer[4096];
+  ssize_t got;
+  while ((got = read(output[0], buffer, sizeof buffer)) != 0) {
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) break;
+    captured.output.append(buffer, static_cast<size_t>(got));
+  }
+  close(output[0]);
+  if (started.pid < 0) {
+    captured.output = "cannot run " + argv[0] + ": " + errno_text(started.exec_errno);
+    return captured;
+  }
+  captured.started = true;
+  captured.wait_status = wait_for(started.pid);
+  return captured;
+}
+
+}  // namespace lockscope::recorder

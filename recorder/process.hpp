@@ -1,0 +1,76 @@
+// Child processes and signals for lockrec: perf and COMMAND are started from argv vectors (never a
+// shell), and lockrec sees signals and child exits as events on one signalfd, so no signal handler
+// races with the code that starts and stops perf.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lockscope::recorder {
+
+// Blocks SIGINT, SIGTERM, SIGHUP and SIGCHLD for the life of the object and delivers them through a
+// signalfd; blocks SIGPIPE so a write to a dead perf fails with EPIPE. Children get the original
+// mask back before exec.
+class SignalWatch {
+ public:
+  SignalWatch();
+  ~SignalWatch();
+  SignalWatch(const SignalWatch&) = delete;
+  SignalWatch& operator=(const SignalWatch&) = delete;
+
+  int fd() const { return fd_; }
+  const sigset_t& original_mask() const { return original_mask_; }
+
+  struct Received {
+    int signal;
+    bool sent_by_a_process;  // kill(2) from someone, rather than the terminal or the kernel
+  };
+  // The next queued signal, if any, without waiting.
+  std::optional<Received> take();
+  // The stop signal (INT, TERM or HUP) received so far and not yet acted on, if any.
+  std::optional<Received> take_stop_request();
+
+ private:
+  int fd_ = -1;
+  sigset_t blocked_;
+  sigset_t original_mask_;
+};
+
+bool is_stop_signal(int signal);
+
+// What a child did, from its wait status.
+std::string describe_wait_status(int wait_status);
+// The exit code a shell would report for that wait status: the exit code, or 128 + signal.
+int shell_exit_code(int wait_status);
+
+// Waits for the child `pid` to end and returns its wait status.
+int wait_for(pid_t pid);
+
+// Runs argv to completion with lockrec's original signal mask and in its own process group (so a
+// Ctrl-C meant for COMMAND does not cut a perf probe in half). Returns the wait status.
+int run_to_completion(const std::vector<std::string>& argv, const SignalWatch& signals);
+
+// Runs argv and returns its wait status and what it printed on stdout and stderr together; if it
+// could not be started, `started` is false and `output` says why.
+struct Captured {
+  bool started = false;
+  int wait_status = 0;
+  std::string output;
+};
+Captured run_and_capture(const std::vector<std::string>& argv, const SignalWatch& signals);
+
+// Starts argv. `prepare` runs in the child just before exec (after the signal mask is restored) and
+// must only make async-signal-safe calls. If exec fails, the child is reaped and `exec_errno` says why.
+struct Started {
+  pid_t pid = -1;
+  int exec_errno = 0;
+};
+Started start_process(const std::vector<std::string>& argv, const SignalWatch& signals,
+                      const std::function<void()>& prepare);
+
+}  // namespace lockscope::recorder

@@ -1,0 +1,494 @@
+// One lockrec run: check, add probes, record while COMMAND runs, remove probes, write side files.
+#include "process.hpp"
+
+#include <lockscope/error.hpp>
+#include <lockscope/recorder.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace lockscope::recorder {
+
+namespace {
+
+// Exit codes of lockrec itself, as env(1) and timeout(1) use them, so they rarely collide with
+// COMMAND's own: 125 lockrec or perf failed, 126 COMMAND cannot be executed, 127 COMMAND not found.
+constexpr int exit_lockrec_failed = 125;
+constexpr int exit_command_not_executable = 126;
+constexpr int exit_command_not_found = 127;
+
+void say(const std::string& line) { std::cerr << "lockrec: " << line << std::endl; }
+
+std::string join(const std::vector<std::string>& parts, std::string_view separator) {
+  std::string joined;
+  for (const auto& part : parts) {
+    if (!joined.empty()) joined += separator;
+    joined += part;
+  }
+  return joined;
+}
+
+// ---- privileges and perf ----------------------------------------------------------------------
+
+bool has_capabilities(std::initializer_list<int> capabilities) {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (!line.starts_with("CapEff:")) continue;
+    uint64_t effective = std::stoull(line.substr(7), nullptr, 16);
+    for (int capability : capabilities)
+      if (!(effective & (uint64_t{1} << capability))) return false;
+    return true;
+  }
+  return false;
+}
+
+bool is_privileged() {
+  constexpr int cap_sys_admin = 21;
+  constexpr int cap_perfmon = 38;
+  return geteuid() == 0 || has_capabilities({cap_perfmon, cap_sys_admin});
+}
+
+// "6.1" from "perf version 6.1.192" or from "6.18.44-fc-v782".
+std::string major_minor(std::string_view version) {
+  auto start = version.find_first_of("0123456789");
+  if (start == std::string_view::npos) return "";
+  version.remove_prefix(start);
+  auto first_dot = version.find('.');
+  auto end = version.find_first_not_of("0123456789", first_dot + 1);
+  return std::string(version.substr(0, end));
+}
+
+PerfFacts check_perf(const Options& options, const SignalWatch& signals) {
+  Captured version = run_and_capture({options.perf, "--version"}, signals);
+  std::string first = version.output.substr(0, version.output.find('\n'));
+  bool runs = version.started && WIFEXITED(version.wait_status) && WEXITSTATUS(version.wait_status) == 0;
+  return {runs, runs || !first.empty() ? first : describe_wait_status(version.wait_status)};
+}
+
+// ---- kprobes -----------------------------------------------------------------------------------
+
+// Only one lockrec may own the lockrec probe group at a time: a second one would take the first
+// one's probes for stale ones and remove them. The lock dies with the process, so a killed lockrec
+// never blocks the next one.
+class RecorderLock {
+ public:
+  explicit RecorderLock(const KernelView& kernel) {
+    std::filesystem::path file = kernel.path("/run/lock/lockrec.lock");
+    fd_ = open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw Error(std::string("cannot open: ") + std::strerror(errno)).file(file.string());
+    if (flock(fd_, LOCK_EX | LOCK_NB) != 0)
+      throw Error("another lockrec is recording with kprobes")
+          .hint("wait for it to finish, or record with --mode contention");
+  }
+  ~RecorderLock() { close(fd_); }
+  RecorderLock(const RecorderLock&) = delete;
+  RecorderLock& operator=(const RecorderLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+void delete_probe_group(const KernelView& kernel, const Options& options, const SignalWatch& signals) {
+  int status = run_to_completion(probe_delete_command(options), signals);
+  auto left = kernel.probe_events_in_group(probe_group);
+  if (!left.empty())
+    throw Error("could not remove " + std::to_string(left.size()) + " " + std::string(probe_group) +
+                " probes (" + shell_quote(probe_delete_command(options)) + " " + describe_wait_status(status) + ")")
+        .hint("remove them by hand: " + shell_quote(probe_delete_command(options)));
+}
+
+// Removes probes a killed lockrec left behind. Returns how many there were.
+size_t remove_stale_probes(const KernelView& kernel, const Options& options, const SignalWatch& signals) {
+  auto stale = kernel.probe_events_in_group(probe_group);
+  if (stale.empty()) return 0;
+  say("removing " + std::to_string(stale.size()) + " probes of group " + std::string(probe_group) +
+      " left by an earlier lockrec that did not finish: " + join(stale, " "));
+  delete_probe_group(kernel, options, signals);
+  return stale.size();
+}
+
+// The probes of one recording: added on construction, removed by remove() or, if an error unwinds
+// past it, by the destructor.
+class ProbeSession {
+ public:
+  // Adds the plan's probes. All at once first (one perf probe run reads kallsyms once); if perf
+  // probe refuses that, one by one, so one function the kernel will not probe costs that function
+  // alone: it moves to the plan's skipped rows.
+  ProbeSession(const KernelView& kernel, const Options& options, ProbePlan& plan, const SignalWatch& signals)
+      : kernel_(kernel), options_(options), signals_(signals) {
+    int status = run_to_completion(probe_add_command(options, plan), signals);
+    if (status == 0) return;
+    remove_group();  // perf probe may have added some before failing
+    say("perf probe could not add all probes at once (" + describe_wait_status(status) +
+        "); adding them one by one to find those it refuses");
+    std::vector<ChosenProbe> accepted;
+    for (const auto& probe : plan.chosen) {
+      ProbePlan single;
+      single.chosen = {probe};
+      if (run_to_completion(probe_add_command(options, single), signals) == 0) {
+        accepted.push_back(probe);
+      } else {
+        say("skipping " + probe.event + ": perf probe refused it");
+        plan.skipped.push_back({probe.row, "perf probe refused it"});
+      }
+    }
+    plan.chosen = std::move(accepted);
+    if (plan.chosen.empty()) {
+      remove();
+      throw Error("perf probe refused every probe (its messages are above)");
+    }
+  }
+  ~ProbeSession() {
+    try {
+      remove();
+    } catch (const Error& error) {
+      say(error.what());
+    }
+  }
+  ProbeSession(const ProbeSession&) = delete;
+  ProbeSession& operator=(const ProbeSession&) = delete;
+
+  void remove() {
+    if (removed_) return;
+    removed_ = true;
+    remove_group();
+  }
+
+ private:
+  void remove_group() {
+    if (!kernel_.probe_events_in_group(probe_group).empty()) delete_probe_group(kernel_, options_, signals_);
+  }
+
+  const KernelView& kernel_;
+  const Options& options_;
+  const SignalWatch& signals_;
+  bool removed_ = false;
+};
+
+// ---- the recording -----------------------------------------------------------------------------
+
+struct Pipe {
+  int read_end = -1;
+  int write_end = -1;
+  Pipe() {
+    int ends[2];
+    if (pipe2(ends, O_CLOEXEC) != 0) throw Error(std::string("pipe failed: ") + std::strerror(errno));
+    read_end = ends[0];
+    write_end = ends[1];
+  }
+  ~Pipe() {
+    close_read();
+    close_write();
+  }
+  void close_read() {
+    if (read_end >= 0) close(read_end);
+    read_end = -1;
+  }
+  void close_write() {
+    if (write_end >= 0) close(write_end);
+    write_end = -1;
+  }
+};
+
+// In perf's child: put the control pipe at perf_control_fd and the ack pipe at perf_ack_fd. Both
+// are first moved above the targets, so placing one never overwrites the other.
+void place_control_fds(int control_read, int ack_write) {
+  constexpr int above_targets = 10;
+  int control = fcntl(control_read, F_DUPFD_CLOEXEC, above_targets);
+  int ack = fcntl(ack_write, F_DUPFD_CLOEXEC, above_targets);
+  dup2(control, perf_control_fd);  // dup2 leaves the new descriptors open across exec
+  dup2(ack, perf_ack_fd);
+}
+
+struct Outcome {
+  std::optional<int> command_status;  // wait status; none if COMMAND never ran
+  int command_exec_errno = 0;
+  std::optional<int> perf_status;     // wait status of perf record
+  bool perf_stopped_by_us = false;
+  std::optional<int> stop_signal;     // a stop signal lockrec received
+};
+
+class Recording {
+ public:
+  Recording(const Options& options, const std::vector<std::string>& events, SignalWatch& signals)
+      : options_(options), signals_(signals), argv_(record_command(options, events)) {}
+
+  const std::vector<std::string>& argv() const { return argv_; }
+
+  Outcome run(std::string_view mode_name) {
+    start_perf();
+    if (!wait_for_perf_ack()) return finish();
+    Started command = start_process(options_.command, signals_, nullptr);
+    if (command.pid < 0) {
+      outcome_.command_exec_errno = command.exec_errno;
+      stop_perf();
+      return finish();
+    }
+    command_pid_ = command.pid;
+    say("recording in " + std::string(mode_name) + " mode to " + options_.output.string() + " while " +
+        shell_quote(options_.command) + " runs");
+    return finish();
+  }
+
+ private:
+  void start_perf() {
+    pid_t lockrec = getpid();
+    int control_read = control_.read_end, ack_write = ack_.write_end;
+    Started perf = start_process(argv_, signals_, [=] {
+      // Its own process group: a Ctrl-C at the terminal reaches COMMAND and lockrec, and lockrec
+      // stops perf once, after COMMAND; perf never sees a second, half-handled SIGINT.
+      setpgid(0, 0);
+      // If lockrec is killed, perf still stops cleanly and leaves a complete file.
+      prctl(PR_SET_PDEATHSIG, SIGINT);
+      if (getppid() != lockrec) _exit(exit_lockrec_failed);
+      int null = open("/dev/null", O_RDONLY);
+      dup2(null, STDIN_FILENO);
+      place_control_fds(control_read, ack_write);
+    });
+    if (perf.pid < 0)
+      throw Error("cannot run " + argv_[0] + ": " + std::strerror(perf.exec_errno))
+          .hint("install perf (Debian: apt-get install linux-perf)");
+    perf_pid_ = perf.pid;
+    control_.close_read();
+    ack_.close_write();
+  }
+
+  // Enables the events and waits for perf's ack. False if perf ended or a stop signal came first.
+  bool wait_for_perf_ack() {
+    constexpr std::string_view enable = "enable\n";
+    if (write(control_.write_end, enable.data(), enable.size()) != static_cast<ssize_t>(enable.size())) {
+      // perf is gone already; its exit status tells why.
+      outcome_.perf_status = wait_for(perf_pid_);
+      perf_pid_ = -1;
+      return false;
+    }
+    while (true) {
+      pollfd watched[2] = {{ack_.read_end, POLLIN, 0}, {signals_.fd(), POLLIN, 0}};
+      if (poll(watched, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        throw Error(std::string("poll failed: ") + std::strerror(errno));
+      }
+      if (watched[0].revents) {
+        char reply[16];
+        ssize_t got = read(ack_.read_end, reply, sizeof reply);
+        if (got > 0) return true;
+        // EOF: perf exited before enabling its events (it may have been reaped already).
+        if (perf_pid_ > 0) outcome_.perf_status = wait_for(perf_pid_);
+        perf_pid_ = -1;
+        return false;
+      }
+      if (watched[1].revents && handle_signals()) return false;
+    }
+  }
+
+  // Reads queued signals; true once something ended the recording before COMMAND started.
+  bool handle_signals() {
+    act_on_stop_signals();
+    reap();
+    return perf_pid_ < 0 || outcome_.stop_signal.has_value();
+  }
+
+  void act_on_stop_signals() {
+    // SIGCHLD needs nothing here: reap() asks each child by pid.
+    while (auto received = signals_.take()) {
+      if (is_stop_signal(received->signal)) on_stop_signal(*received);
+    }
+  }
+
+  void on_stop_signal(const SignalWatch::Received& received) {
+    bool repeated = outcome_.stop_signal.has_value();
+    outcome_.stop_signal = received.signal;
+    if (command_pid_ > 0) {
+      // A Ctrl-C at the terminal reached COMMAND already; a kill(1) aimed at lockrec did not.
+      if (received.sent_by_a_process) kill(command_pid_, received.signal);
+      if (repeated) kill(command_pid_, SIGKILL);
+    }
+    stop_perf();
+  }
+
+  void stop_perf() {
+    if (perf_pid_ > 0 && !outcome_.perf_stopped_by_us) {
+      kill(perf_pid_, SIGINT);  // perf record finishes writing the file on SIGINT
+      outcome_.perf_stopped_by_us = true;
+    }
+  }
+
+  void reap() {
+    int status;
+    if (command_pid_ > 0 && waitpid(command_pid_, &status, WNOHANG) == command_pid_) {
+      command_pid_ = -1;
+      outcome_.command_status = status;
+      stop_perf();
+    }
+    if (perf_pid_ > 0 && waitpid(perf_pid_, &status, WNOHANG) == perf_pid_) {
+      perf_pid_ = -1;
+      outcome_.perf_status = status;
+      // Without perf there is no recording: stop COMMAND rather than let it run unobserved.
+      if (command_pid_ > 0 && !outcome_.perf_stopped_by_us) kill(command_pid_, SIGTERM);
+    }
+  }
+
+  // Waits until both COMMAND and perf have ended, acting on signals meanwhile.
+  Outcome finish() {
+    while (command_pid_ > 0 || perf_pid_ > 0) {
+      pollfd watched = {signals_.fd(), POLLIN, 0};
+      // A child may have ended before the signalfd was polled: reap first, then sleep in poll.
+      reap();
+      if (command_pid_ <= 0 && perf_pid_ <= 0) break;
+      if (poll(&watched, 1, -1) < 0 && errno != EINTR)
+        throw Error(std::string("poll failed: ") + std::strerror(errno));
+      act_on_stop_signals();
+    }
+    return outcome_;
+  }
+
+  const Options& options_;
+  SignalWatch& signals_;
+  std::vector<std::string> argv_;
+  Pipe control_, ack_;
+  pid_t perf_pid_ = -1;
+  pid_t command_pid_ = -1;
+  Outcome outcome_;
+};
+
+bool perf_ended_well(const Outcome& outcome) {
+  if (!outcome.perf_status) return false;
+  int status = *outcome.perf_status;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+  // perf record re-raises the SIGINT that stopped it once the file is written.
+  return outcome.perf_stopped_by_us && WIFSIGNALED(status) && WTERMSIG(status) == SIGINT;
+}
+
+// ---- the modes lockrec runs in ---------------------------------------------------------------
+
+int run_cleanup(const KernelView& kernel, const Options& options) {
+  SignalWatch signals;
+  if (!kernel.has_kprobe_events()) {
+    say("this kernel has no kprobe_events, so there are no lockrec probes to remove");
+    return 0;
+  }
+  RecorderLock only_one(kernel);
+  if (remove_stale_probes(kernel, options, signals) == 0) say("no lockrec probes to remove");
+  return 0;
+}
+
+int run_dry(const KernelView& kernel, const Options& options) {
+  if (auto problems = kernel_problems(kernel, options); !problems.empty()) throw Error(join(problems, "; "));
+  Mode mode = resolve_mode(kernel, options.mode);
+  say("dry run: the perf commands of a recording in " + std::string(name_of(mode)) + " mode, in order");
+  std::vector<std::string> events = contention_events();
+  if (mode == Mode::kprobe) {
+    if (!kernel.probe_events_in_group(probe_group).empty())
+      std::cout << shell_quote(probe_delete_command(options)) << "\n";
+    ProbePlan plan = plan_probes(kernel, options);
+    std::cerr << format_skipped_table(plan);
+    if (plan.chosen.empty()) throw Error("none of lockrec's probe functions is in this kernel");
+    std::cout << shell_quote(probe_add_command(options, plan)) << "\n";
+    events = plan.events();
+  }
+  std::cout << shell_quote(record_command(options, events)) << "\n";
+  if (mode == Mode::kprobe) std::cout << shell_quote(probe_delete_command(options)) << "\n";
+  return 0;
+}
+
+int run_recording(const KernelView& kernel, const Options& options) {
+  SignalWatch signals;
+  PerfFacts perf = check_perf(options, signals);
+  auto problems = preflight_problems(kernel, options, perf, is_privileged());
+  if (!problems.empty()) throw Error(join(problems, "; "));
+  std::string perf_version = major_minor(perf.version_line), kernel_version = major_minor(kernel.release());
+  if (perf_version != kernel_version)
+    say("note: perf " + perf_version + " is not the kernel's version " + kernel_version +
+        "; if recording fails, install the perf matching the kernel (Debian: linux-perf)");
+
+  Mode mode = resolve_mode(kernel, options.mode);
+  std::optional<RecorderLock> only_one;
+  std::optional<ProbePlan> plan;
+  std::optional<ProbeSession> probes;
+  RecordingSummary summary;
+  if (mode == Mode::kprobe) {
+    only_one.emplace(kernel);
+    remove_stale_probes(kernel, options, signals);
+    plan = plan_probes(kernel, options);
+    std::cerr << format_skipped_table(*plan);
+    try {
+      if (plan->chosen.empty()) throw Error("none of lockrec's probe functions is in this kernel");
+      summary.probe_command = probe_add_command(options, *plan);
+      probes.emplace(kernel, options, *plan, signals);
+      summary.events = plan->events();
+      summary.plan = &*plan;
+    } catch (const Error& error) {
+      if (options.mode == Mode::kprobe) throw;
+      say(std::string(error.what()) + "; falling back to contention mode");
+      mode = Mode::contention;
+      summary.probe_command.clear();
+    }
+  }
+  if (mode == Mode::contention) {
+    say("recording the lock:contention_begin/end tracepoints: only contended acquisitions will be seen" +
+        std::string(options.mode == Mode::automatic && !kernel.has_kprobe_events()
+                        ? " (this kernel has no kprobe_events)"
+                        : ""));
+    summary.events = contention_events();
+  }
+  summary.mode = mode;
+
+  if (auto stop = signals.take_stop_request()) {
+    say(std::string("stopped by ") + sigabbrev_np(stop->signal) + " before recording started");
+    return 128 + stop->signal;
+  }
+
+  Recording recording(options, summary.events, signals);
+  summary.record_command = recording.argv();
+  Outcome outcome = recording.run(name_of(mode));
+  if (probes) probes->remove();
+
+  if (!perf_ended_well(outcome)) {
+    std::string what = outcome.perf_status ? describe_wait_status(*outcome.perf_status) : "did not run";
+    std::string when = outcome.perf_stopped_by_us ? " while finishing the file"
+                       : outcome.command_status   ? " while COMMAND ran"
+                                                  : " before COMMAND started";
+    throw Error("perf record " + what + when)
+        .hint("its messages are above; the recording " + options.output.string() + " is incomplete");
+  }
+  if (outcome.command_exec_errno != 0) {
+    say("cannot run " + options.command[0] + ": " + std::strerror(outcome.command_exec_errno));
+    return outcome.command_exec_errno == ENOENT ? exit_command_not_found : exit_command_not_executable;
+  }
+  if (!outcome.command_status) {
+    // A stop signal came before COMMAND started; perf wrote an (empty) recording.
+    return 128 + outcome.stop_signal.value_or(SIGINT);
+  }
+  summary.command_wait_status = *outcome.command_status;
+  write_side_files(kernel, options, summary);
+  if (*outcome.command_status != 0)
+    say(shell_quote(options.command) + " " + describe_wait_status(*outcome.command_status));
+  return shell_exit_code(*outcome.command_status);
+}
+
+}  // namespace
+
+int run(const Options& options) {
+  KernelView kernel(options.system_root);
+  try {
+    if (options.cleanup) return run_cleanup(kernel, options);
+    if (options.dry_run) return run_dry(kernel, options);
+    return run_recording(kernel, options);
+  } catch (const Error& error) {
+    std::cerr << "lockrec: " << error.what() << std::endl;
+    return exit_lockrec_failed;
+  }
+}
+
+}  // namespace lockscope::recorder

@@ -1,0 +1,123 @@
+// FILE.kallsyms and FILE.lockrec.json: the kernel facts the analyzer needs that perf.data lacks.
+#include <lockscope/error.hpp>
+#include <lockscope/recorder.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+namespace lockscope::recorder {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Bumped whenever a field changes meaning; readers check it.
+constexpr int metadata_format_version = 1;
+
+fs::path with_suffix(const fs::path& output, std::string_view suffix) {
+  return fs::path(output.string() + std::string(suffix));
+}
+
+json probe_json(const probes::ProbeRow& row) {
+  return {{"function", row.function},
+          {"kind", probes::name_of(row.kind)},
+          {"flavour", probes::name_of(row.flavour)},
+          {"role", probes::name_of(row.role)}};
+}
+
+json command_status_json(int wait_status) {
+  if (WIFSIGNALED(wait_status)) return {{"signal", WTERMSIG(wait_status)}};
+  return {{"exit_code", WEXITSTATUS(wait_status)}};
+}
+
+json modules_json(const KernelView& kernel) {
+  json modules = json::array();
+  for (const auto& module : kernel.modules())
+    modules.push_back({{"name", module.name},
+                       {"base_address", module.base_address},
+                       {"size", module.size},
+                       {"sections", module.sections}});
+  return modules;
+}
+
+json plan_json(const ProbePlan& plan) {
+  json probes = json::array();
+  for (const auto& chosen : plan.chosen) {
+    json probe = probe_json(*chosen.row);
+    probe["event"] = chosen.event;
+    probe["definition"] = chosen.definition;
+    probes.push_back(std::move(probe));
+  }
+  json skipped = json::array();
+  for (const auto& entry : plan.skipped) {
+    json probe = probe_json(*entry.row);
+    probe["reason"] = entry.reason;
+    skipped.push_back(std::move(probe));
+  }
+  return {{"probes", probes}, {"skipped", skipped}};
+}
+
+// Owner-only, like perf's own perf.data: the files hold the kernel's real addresses, which would
+// undo KASLR for anyone who can read them.
+void write_file(const fs::path& file, const std::string& content) {
+  auto fail = [&] { return Error(std::string("cannot write: ") + std::strerror(errno)).file(file.string()); };
+  int fd = open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw fail();
+  if (fchmod(fd, 0600) != 0) {  // an older file of the same name may have had wider permissions
+    close(fd);
+    throw fail();
+  }
+  size_t written = 0;
+  while (written < content.size()) {
+    ssize_t got = write(fd, content.data() + written, content.size() - written);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      close(fd);
+      throw fail();
+    }
+    written += static_cast<size_t>(got);
+  }
+  if (close(fd) != 0) throw fail();
+}
+
+}  // namespace
+
+fs::path kallsyms_file_for(const fs::path& output) { return with_suffix(output, ".kallsyms"); }
+fs::path metadata_file_for(const fs::path& output) { return with_suffix(output, ".lockrec.json"); }
+
+void write_side_files(const KernelView& kernel, const Options& options, const RecordingSummary& summary) {
+  fs::path kallsyms_copy = kallsyms_file_for(options.output);
+  // Read, not fs::copy_file: /proc files report size 0, so copy_file would copy nothing.
+  write_file(kallsyms_copy, kernel.read("/proc/kallsyms"));
+
+  auto build_id = kernel.build_id();
+  json metadata = {
+      {"format_version", metadata_format_version},
+      {"perf_data", options.output.filename().string()},
+      {"kallsyms", kallsyms_copy.filename().string()},
+      {"mode", name_of(summary.mode)},
+      {"kernel",
+       {{"release", kernel.release()},
+        {"machine", kernel.machine()},
+        {"build_id", build_id ? json(*build_id) : json(nullptr)}}},
+      {"modules", modules_json(kernel)},
+      {"events", summary.events},
+      {"perf_record", summary.record_command},
+      {"perf_probe", summary.probe_command},
+      {"command", options.command},
+      {"command_status", command_status_json(summary.command_wait_status)},
+  };
+  if (summary.plan) metadata.update(plan_json(*summary.plan));
+  else metadata.update({{"probes", json::array()}, {"skipped", json::array()}});
+  write_file(metadata_file_for(options.output), metadata.dump(2) + "\n");
+}
+
+}  // namespace lockscope::recorder

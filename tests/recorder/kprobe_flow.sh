@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# The kprobe path end to end on a fake kernel tree (this machine's kernel has no kprobes): lockrec
+# runs the fake perf next to this script, which keeps the tree's kprobe_events as the kernel would.
+# Checks the order of perf commands and that no lockrec probe outlives a run, whatever ends it,
+# while other groups' probes are left alone. Needs root only because lockrec's preflight does.
+# Usage: kprobe_flow.sh LOCKREC FIXTURES_DIR
+set -euo pipefail
+set -m  # background jobs keep SIGINT, as at a terminal
+lockrec=$1
+fixtures=$2
+here=$(cd "$(dirname "$0")" && pwd)
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; [ -f "$work/last.err" ] && sed 's/^/  stderr: /' "$work/last.err"; exit 1; }
+[ "$(id -u)" = 0 ] || skip "lockrec's preflight wants root (or CAP_PERFMON and CAP_SYS_ADMIN)"
+command -v python3 >/dev/null || skip "python3 is not installed (setup.sh installs it)"
+
+work=$(mktemp -d /tmp/lockrec-kprobe-flow.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+export FAKE_PERF_LOG=$work/perf.log
+export FAKE_TRACEFS=$work/root/sys/kernel/tracing
+
+fresh_root() {  # a copy of the x86_64 fixture, with kprobe_events holding $1
+  rm -rf root perf.log
+  cp -r "$fixtures/x86_64" root
+  mkdir -p root/run/lock
+  printf '%s' "${1:-}" >"$FAKE_TRACEFS/kprobe_events"
+}
+run_lockrec() {  # lockrec with the fake perf and tree; sets $status
+  status=0
+  "$lockrec" --perf "$here/fake-perf" --system-root "$work/root" "$@" >last.out 2>last.err || status=$?
+}
+lockrec_probes() { grep -c '^[pr][0-9]*:lockrec/' "$FAKE_TRACEFS/kprobe_events" || true; }
+expect_status() { [ "$status" = "$1" ] || fail "$2: exit $status, not $1"; }
+expect_no_probes() { [ "$(lockrec_probes)" = 0 ] || fail "$1: lockrec probes left: $(cat "$FAKE_TRACEFS/kprobe_events")"; }
+other_probe='p:probe/do_sys_openat2 do_sys_openat2 dfd=%di:s32'
+
+echo "== a recording: add probes, record them, remove them"
+fresh_root "$other_probe
+"
+run_lockrec -o rec.data -- true
+expect_status 0 "normal run"
+expect_no_probes "normal run"
+grep -qx "$other_probe" "$FAKE_TRACEFS/kprobe_events" || fail "another group's probe was removed"
+grep -q "^perf probe --quiet --no-inlines --add lockrec:_raw_spin_lock=_raw_spin_lock\\\\ lock=%di:x64 " perf.log ||
+  fail "no probe --add line: $(cat perf.log)"
+# add, then record, then delete, in that order
+[ "$(awk '{print $2}' perf.log | tr '\n' ' ')" = "--version probe record probe " ] || fail "wrong order: $(cat perf.log)"
+grep -q -- '-e lockrec:_raw_spin_lock -e' perf.log || fail "record does not take the probes"
+grep -q -- 'probe --quiet --del lockrec:\\\*' perf.log || fail "no probe --del"
+[ "$("$here/json-field" rec.data.lockrec.json mode)" = kprobe ] || fail "mode is not kprobe"
+[ "$("$here/json-field" rec.data.lockrec.json probes.0.event)" = lockrec:_raw_spin_lock ] || fail "probes not in the JSON"
+grep -q "mutex_lock_nested *not in this kernel" last.err || fail "no skipped-probe table"
+
+echo "== --dry-run prints the same commands and runs none"
+fresh_root ""
+run_lockrec --dry-run -o dry.data -- true
+expect_status 0 "dry run"
+[ "$(cut -d' ' -f2 last.out | tr '\n' ' ')" = "probe record probe " ] || fail "dry run printed: $(cat last.out)"
+[ ! -e perf.log ] || fail "--dry-run ran perf: $(cat perf.log)"
+
+echo "== COMMAND fails: its status, probes removed"
+fresh_root ""
+run_lockrec -o fail.data -- sh -c 'exit 5'
+expect_status 5 "failing COMMAND"
+expect_no_probes "failing COMMAND"
+
+echo "== perf record dies: reported as perf's failure, COMMAND stopped, probes removed"
+fresh_root ""
+FAKE_PERF_RECORD_DIES=1 run_lockrec -o dies.data -- sleep 30
+expect_status 125 "perf dying"
+grep -q "perf record exited with status 3" last.err || fail "perf's failure not reported"
+expect_no_probes "perf dying"
+
+echo "== perf probe fails halfway: auto falls back to contention, --mode kprobe stops"
+fresh_root ""
+FAKE_PERF_PROBE_FAILS=1 run_lockrec -o fallback.data -- true
+expect_status 0 "fallback"
+grep -q "falling back to contention mode" last.err || fail "no fallback line"
+grep -q -- "-e lock:contention_begin" perf.log || fail "fallback did not record contention"
+expect_no_probes "fallback"
+fresh_root ""
+FAKE_PERF_PROBE_FAILS=1 run_lockrec --mode kprobe -o nofallback.data -- true
+expect_status 125 "--mode kprobe with failing perf probe"
+grep -q "perf probe refused every probe" last.err || fail "no line blaming perf probe"
+expect_no_probes "--mode kprobe with failing perf probe"
+
+echo "== perf probe refuses one function: that one is skipped, the others recorded"
+fresh_root ""
+FAKE_PERF_REFUSE=_raw_spin_lock_bh run_lockrec -o refuse.data -- true
+expect_status 0 "one refused probe"
+grep -q "skipping lockrec:_raw_spin_lock_bh: perf probe refused it" last.err || fail "refused probe not reported"
+grep -q -- "-e lockrec:_raw_spin_lock_irqsave -e lockrec:_raw_spin_trylock" perf.log ||
+  fail "perf record did not take the accepted probes (and only those): $(grep ' record ' perf.log)"
+[ "$(python3 -c 'import json, sys; print([s["reason"] for s in json.load(open(sys.argv[1]))["skipped"] if s["function"] == "_raw_spin_lock_bh"])' refuse.data.lockrec.json)" = "['perf probe refused it']" ] ||
+  fail "refused probe not among the skipped in the JSON"
+expect_no_probes "one refused probe"
+
+echo "== stale probes of a killed lockrec: the next run removes them, saying so"
+fresh_root "p:lockrec/_raw_spin_lock _raw_spin_lock lock=%di:x64
+$other_probe
+r:lockrec/mutex_trylock__return mutex_trylock ret=\$retval
+"
+run_lockrec --dry-run -- true
+[ "$(head -1 last.out)" = "$here/fake-perf probe --quiet --del 'lockrec:*'" ] || fail "dry run does not remove stale probes first"
+run_lockrec -o stale.data -- true
+expect_status 0 "run after a killed one"
+grep -q "removing 2 probes of group lockrec left by an earlier lockrec" last.err || fail "stale probes not announced"
+expect_no_probes "run after a killed one"
+grep -qx "$other_probe" "$FAKE_TRACEFS/kprobe_events" || fail "another group's probe was removed"
+
+echo "== SIGINT while recording: probes removed"
+fresh_root ""
+rm -f progress && mkfifo progress
+"$lockrec" --perf "$here/fake-perf" --system-root "$work/root" -o int.data -- sleep 30 2>progress &
+pid=$!
+exec 3<progress
+while read -r line <&3; do case $line in *"recording in kprobe mode"*) break ;; esac; done
+cat <&3 >last.err &
+drain=$!
+[ "$(lockrec_probes)" -gt 0 ] || fail "no probes while recording"
+kill -INT "$pid"
+status=0
+wait "$pid" || status=$?
+wait "$drain" || true
+exec 3<&-
+expect_status 130 "SIGINT"
+expect_no_probes "SIGINT"
+
+echo "== lockrec killed outright: probes stay, --cleanup removes them"
+fresh_root ""
+rm -f progress && mkfifo progress
+"$lockrec" --perf "$here/fake-perf" --system-root "$work/root" -o killed.data -- sleep 30 2>progress &
+pid=$!
+exec 3<progress
+while read -r line <&3; do case $line in *"recording in kprobe mode"*) break ;; esac; done
+cat <&3 >/dev/null &
+drain=$!
+command_pid=$(pgrep -P "$pid" -x sleep)
+kill -KILL "$pid"
+wait "$pid" || true
+kill "$command_pid"
+wait "$drain" || true  # ends once the fake perf, stopped by its parent-death SIGINT, closes stderr
+exec 3<&-
+[ "$(lockrec_probes)" -gt 0 ] || fail "probes vanished without lockrec"
+run_lockrec --cleanup
+expect_status 0 "--cleanup"
+grep -q "removing .* probes of group lockrec" last.err || fail "--cleanup did not say what it removed"
+expect_no_probes "--cleanup"
+run_lockrec --cleanup
+grep -q "no lockrec probes to remove" last.err || fail "--cleanup with nothing to do is not said"
+echo PASS

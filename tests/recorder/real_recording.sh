@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Real recordings on this machine, checked with perf's own tools: lockrec records real contention,
+# exits with COMMAND's status, leaves a complete file when interrupted, and --dry-run records
+# nothing. Needs root, perf, stress-ng and python3; exits 77 saying why when one is missing.
+# Usage: real_recording.sh LOCKREC [LOCKANALYZE]
+set -euo pipefail
+set -m  # background jobs keep SIGINT, as they would at a terminal, so the SIGINT checks mean something
+lockrec=$1
+lockanalyze=${2:-}
+here=$(cd "$(dirname "$0")" && pwd)
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; [ -f "${work:-}/last.err" ] && sed 's/^/  lockrec: /' "$work/last.err"; exit 1; }
+[ "$(id -u)" = 0 ] || skip "recording system-wide needs root"
+command -v perf >/dev/null || skip "perf is not installed (Debian: linux-perf)"
+perf --version >/dev/null 2>&1 || skip "perf does not run on this kernel"
+command -v stress-ng >/dev/null || skip "stress-ng is not installed"
+command -v python3 >/dev/null || skip "python3 is not installed (setup.sh installs it)"
+
+work=$(mktemp -d /tmp/lockrec-real.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+tracefs=/sys/kernel/tracing
+lockrec_probes() {  # how many lockrec kprobes the kernel has; none where it has no kprobe_events
+  if [ -r "$tracefs/kprobe_events" ]; then grep -c '^[pr][0-9]*:lockrec/' "$tracefs/kprobe_events" || true; else echo 0; fi
+}
+expected_mode=contention
+[ -e "$tracefs/kprobe_events" ] && expected_mode=kprobe
+# One line per sample: the event name alone, no callchain lines.
+sample_count() { perf script -i "$1" -F event 2>/dev/null | grep -c .; }
+
+echo "== a recording of real contention: $expected_mode mode"
+"$lockrec" -o stress.data -- stress-ng --fork 2 --timeout 3 >/dev/null 2>last.err || fail "lockrec exited $?"
+[ "$("$here/json-field" stress.data.lockrec.json mode)" = "$expected_mode" ] || fail "mode is not $expected_mode"
+if [ "$expected_mode" = contention ]; then
+  grep -q "only contended acquisitions will be seen" last.err || fail "no line saying only contention is seen"
+fi
+perf script -i stress.data >script.txt 2>script.err || fail "perf script cannot read the recording"
+samples=$(sample_count stress.data)
+[ "$samples" -gt 0 ] || fail "perf script found no samples"
+echo "perf script reads $samples samples ($(stat -c %s stress.data) bytes)"
+[ "$("$here/json-field" stress.data.lockrec.json kernel.build_id)" = "$(perf buildid-list -k)" ] ||
+  fail "build-id differs from perf buildid-list -k"
+[ "$("$here/json-field" stress.data.lockrec.json kernel.release)" = "$(uname -r)" ] || fail "release differs from uname -r"
+[ "$("$here/json-field" stress.data.lockrec.json command_status.exit_code)" = 0 ] || fail "command status not recorded"
+grep -q ' _raw_spin_lock$' stress.data.kallsyms || fail "kallsyms copy lacks _raw_spin_lock"
+[ "$(grep ' _raw_spin_lock$' stress.data.kallsyms)" = "$(grep ' _raw_spin_lock$' /proc/kallsyms)" ] ||
+  fail "kallsyms copy disagrees with /proc/kallsyms"
+[ "$(lockrec_probes)" = 0 ] || fail "lockrec probes left behind"
+if [ -x "$lockanalyze" ]; then
+  rows=$("$lockanalyze" events stress.data 2>/dev/null | grep -vc '^time_ns,') || fail "lockanalyze events failed"
+  [ "$rows" = "$samples" ] || fail "lockanalyze events gives $rows rows, perf script $samples samples"
+  echo "lockanalyze events agrees: $rows rows"
+else
+  echo "note: no lockanalyze built here; checked against perf script only"
+fi
+
+echo "== exit status is COMMAND's"
+status=0
+"$lockrec" -o seven.data -- sh -c 'exit 7' 2>last.err || status=$?
+[ "$status" = 7 ] || fail "lockrec -- sh -c 'exit 7' exited $status"
+[ "$("$here/json-field" seven.data.lockrec.json command_status.exit_code)" = 7 ] || fail "exit 7 not in the JSON"
+status=0
+"$lockrec" -o missing.data -- /nonexistent/command 2>last.err || status=$?
+[ "$status" = 127 ] || fail "a missing COMMAND gave $status, not 127"
+
+echo "== perf's own failure is reported apart from COMMAND's status"
+status=0
+"$lockrec" -o nocgroup.data --cgroup lockrec-no-such-cgroup -- sh -c 'exit 7' 2>last.err || status=$?
+[ "$status" = 125 ] || fail "perf failing gave $status, not 125"
+grep -q "perf record .* before COMMAND started" last.err || fail "no line blaming perf"
+
+interrupt() {  # signal, expected exit status
+  local signal=$1 expected=$2 status=0 line
+  rm -f progress && mkfifo progress
+  "$lockrec" -o "$signal.data" -- sleep 30 2>progress &
+  local pid=$!
+  exec 3<progress
+  # Wait (no timer) for the line lockrec prints once perf records and COMMAND runs.
+  while read -r line <&3; do
+    echo "$line" >>last.err
+    case $line in *"recording in "*) break ;; esac
+  done
+  cat <&3 >>last.err &
+  local drain=$!
+  kill "-$signal" "$pid"
+  wait "$pid" || status=$?
+  wait "$drain" || true
+  exec 3<&-
+  [ "$status" = "$expected" ] || fail "SIG$signal to lockrec: exit $status, not $expected"
+  perf script -i "$signal.data" -F event >/dev/null 2>&1 || fail "perf script cannot read the file left by SIG$signal"
+  [ "$(lockrec_probes)" = 0 ] || fail "lockrec probes left behind after SIG$signal"
+  [ "$("$here/json-field" "$signal.data.lockrec.json" command_status.signal)" = "$((expected - 128))" ] ||
+    fail "COMMAND's signal not in the JSON"
+}
+echo "== SIGINT stops the recording cleanly"
+interrupt INT 130
+echo "== SIGTERM and SIGHUP too, passed on to COMMAND"
+interrupt TERM 143
+interrupt HUP 129
+
+echo "== Ctrl-C at a terminal: the terminal signals COMMAND and lockrec, lockrec stops perf"
+if command -v script >/dev/null; then
+  # script(1) gives lockrec a pseudo-terminal; a ^C typed into it is a real terminal interrupt.
+  coproc TERMINAL { script -qfec "$lockrec -o ctrlc.data -- sleep 30; echo lockrec-exit=\$?" /dev/null; }
+  while read -r line <&"${TERMINAL[0]}"; do
+    case $line in *"recording in "*) break ;; esac
+  done
+  printf '\003' >&"${TERMINAL[1]}"
+  exit_line=""
+  while read -r line <&"${TERMINAL[0]}"; do
+    case $line in *lockrec-exit=*) exit_line=${line//$'\r'/} ;; esac
+  done
+  wait "$TERMINAL_PID" || true
+  [ "$exit_line" = "lockrec-exit=130" ] || fail "Ctrl-C: '$exit_line', not lockrec-exit=130"
+  perf script -i ctrlc.data -F event >/dev/null 2>&1 || fail "perf script cannot read the file left by Ctrl-C"
+  [ "$("$here/json-field" ctrlc.data.lockrec.json command_status.signal)" = 2 ] || fail "Ctrl-C not in the JSON"
+  [ "$(lockrec_probes)" = 0 ] || fail "lockrec probes left behind after Ctrl-C"
+else
+  echo "note: no script(1) (Debian: bsdutils), terminal Ctrl-C not checked"
+fi
+
+echo "== --dry-run prints the commands and records nothing"
+"$lockrec" --dry-run -o dry.data -- stress-ng --fork 2 --timeout 3 >dry.out 2>last.err || fail "dry run failed"
+grep -q '^perf record -o dry.data ' dry.out || fail "no perf record line: $(cat dry.out)"
+[ ! -e dry.data ] || fail "--dry-run wrote dry.data"
+[ "$(lockrec_probes)" = 0 ] || fail "--dry-run left probes"
+echo "PASS"
