@@ -30,6 +30,7 @@ struct SymbolizeOptions {
   std::string perf_data;
   std::string kaslr_offset;
   std::string format = "text";
+  std::string percpu_offsets;  // comma-separated hex
   std::vector<std::string> addresses;
 };
 
@@ -94,6 +95,14 @@ Sources open_sources(const SymbolizeOptions& options, const perf::KernelImageInf
                 << ": the recording has no kernel map with _text; assuming no KASLR (pass --kaslr-offset)\n";
     }
     if (recording != nullptr) s->check_build_id(recording->build_id_hex);
+    std::vector<uint64_t> percpu_offsets;
+    for (size_t start = 0; start < options.percpu_offsets.size();) {
+      size_t comma = options.percpu_offsets.find(',', start);
+      if (comma == std::string::npos) comma = options.percpu_offsets.size();
+      percpu_offsets.push_back(parse_address(options.percpu_offsets.substr(start, comma - start)));
+      start = comma + 1;
+    }
+    s->set_percpu_offsets(std::move(percpu_offsets));
   }
   return sources;
 }
@@ -141,6 +150,7 @@ nlohmann::json describe_json(uint64_t address, Symbolizer& primary, Symbolizer* 
   out["percpu"] = what.percpu;
   out["type"] = what.type;
   out["is_lock"] = what.is_lock;
+  if (what.cpu >= 0) out["cpu"] = what.cpu;
   if (!what.found) out["why"] = what.why_unnamed;
   return out;
 }
@@ -163,6 +173,7 @@ std::string describe_text(const nlohmann::json& j) {
   line += " = " + j["symbol"].get<std::string>() + "+" + std::to_string(j["offset"].get<uint64_t>());
   if (!j["section"].get<std::string>().empty()) line += " in " + j["section"].get<std::string>();
   if (j["percpu"].get<bool>()) line += " per-cpu";
+  if (j.contains("cpu")) line += " (cpu " + std::to_string(j["cpu"].get<int>()) + ")";
   return line;
 }
 
@@ -204,6 +215,9 @@ void add_symbolize_command(CLI::App& app) {
                                     "take the relocation and build-id from this recording");
   offset->excludes(perf_data);
   cmd->add_option("--kallsyms", options->kallsyms, "a copy of /proc/kallsyms (alone, or for what the vmlinux lacks)");
+  cmd->add_option("--percpu-offsets", options->percpu_offsets,
+                  "__per_cpu_offset[] of the recorded boot, hex, comma-separated (gdb on /proc/kcore: "
+                  "p/x __per_cpu_offset); names CPUs' copies of per-cpu variables");
   cmd->add_option("--format", options->format, "text or jsonl")->check(CLI::IsMember({"text", "jsonl"}));
   cmd->add_option("addresses", options->addresses, "addresses in hex; read from stdin when none are given");
   cmd->callback([options] { run_symbolize(*options); });

@@ -3,6 +3,7 @@
 #include <lockscope/error.hpp>
 #include <lockscope/recorder.hpp>
 
+#include <array>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -44,21 +45,25 @@ std::optional<fs::path> KernelView::tracefs() const {
   for (std::string_view mount_point : tracefs_mount_points) {
     // The mount point directory exists even when nothing is mounted on it; events/ only when mounted.
     fs::path candidate = path(mount_point);
-    std::error_code ignored;
-    if (fs::is_directory(candidate / "events", ignored)) return candidate;
+    std::error_code error;
+    if (fs::is_directory(candidate / "events", error)) return candidate;
+    // Mounted but root-only: tracefs is there, the caller says it cannot read it.
+    if (error == std::errc::permission_denied) return candidate;
   }
   return std::nullopt;
 }
 
 bool KernelView::has_kprobe_events() const {
   auto tracing = tracefs();
-  return tracing && fs::exists(*tracing / "kprobe_events");
+  std::error_code unreadable;  // counts as absent; kernel_problems says tracefs cannot be read
+  return tracing && fs::exists(*tracing / "kprobe_events", unreadable);
 }
 
 bool KernelView::has_contention_tracepoints() const {
   auto tracing = tracefs();
-  return tracing && fs::is_directory(*tracing / "events/lock/contention_begin") &&
-         fs::is_directory(*tracing / "events/lock/contention_end");
+  std::error_code unreadable;
+  return tracing && fs::is_directory(*tracing / "events/lock/contention_begin", unreadable) &&
+         fs::is_directory(*tracing / "events/lock/contention_end", unreadable);
 }
 
 std::string KernelView::machine() const { return first_line(path("/proc/sys/kernel/arch")); }

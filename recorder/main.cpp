@@ -4,32 +4,28 @@
 #include <CLI/CLI.hpp>
 
 #include <iostream>
-#include <map>
 
 namespace {
 
-using lockscope::recorder::Mode;
 using lockscope::recorder::Options;
 
-void define_options(CLI::App& app, Options& options) {
+void define_options(CLI::App& app, Options& options, std::string& mode_name) {
   app.add_option("-o,--output", options.output, "perf.data file to write (default perf.data); "
                                                  "FILE.kallsyms and FILE.lockrec.json are written beside it");
-  app.add_option("-p,--pid", options.pid, "record only this process instead of the whole system");
-  app.add_option("--cgroup", options.cgroup, "record only tasks in this cgroup (perf record -G)");
+  auto* pid = app.add_option("-p,--pid", options.pid, "record only this process instead of the whole system");
+  app.add_option("--cgroup", options.cgroup, "record only tasks in this cgroup (perf record -G; system-wide only)")
+      ->excludes(pid);
   app.add_option("--call-graph", options.call_graph, "how perf unwinds user stacks: fp (default), dwarf or lbr")
       ->check(CLI::IsMember({"fp", "dwarf", "lbr"}));
   app.add_option("--sample-every", options.sample_every, "keep one event in N (perf record -c N); default every one")
       ->check(CLI::PositiveNumber);
   app.add_option("--max-size", options.max_size, "stop writing at this size, e.g. 500M (perf record --max-size)");
   app.add_flag("-z,--compress", options.compress, "compress the recording with zstd (perf record -z)");
-  const std::map<std::string, Mode> modes = {
-      {"auto", Mode::automatic}, {"kprobe", Mode::kprobe}, {"contention", Mode::contention}};
-  app.add_option("--mode", options.mode,
+  app.add_option("--mode", mode_name,
                  "kprobe: probe the lock functions (every acquisition); contention: the lock:contention_* "
                  "tracepoints (only contended acquisitions); auto (default): kprobe where the kernel has "
                  "kprobes and the probes can be added, else contention")
-      ->transform(CLI::CheckedTransformer(modes, CLI::ignore_case))
-      ->option_text("auto|kprobe|contention");
+      ->check(CLI::IsMember({"auto", "kprobe", "contention"}));
   app.add_flag("--release", options.release, "also probe the unlock functions (kprobe mode)");
   app.add_flag("--trylock-result", options.trylock_result,
                "also put return probes on the trylock functions to see whether they took the lock "
@@ -37,8 +33,9 @@ void define_options(CLI::App& app, Options& options) {
   app.add_option("--vmlinux", options.vmlinux,
                  "vmlinux with DWARF: fetch the lock by its parameter name instead of the argument register")
       ->check(CLI::ExistingFile);
-  app.add_flag("--dry-run", options.dry_run, "print the perf commands lockrec would run, in order, and stop");
-  app.add_flag("--cleanup", options.cleanup, "remove lockrec probes left by a lockrec that was killed, and stop");
+  auto* dry_run = app.add_flag("--dry-run", options.dry_run, "print the perf commands lockrec would run, in order, and stop");
+  app.add_flag("--cleanup", options.cleanup, "remove lockrec probes left by a lockrec that was killed, and stop")
+      ->excludes(dry_run);
   app.add_option("--perf", options.perf, "the perf program to run (default: perf from PATH)");
   // For the tests: read /proc and /sys under this directory instead of /.
   app.add_option("--system-root", options.system_root)->group("");
@@ -53,9 +50,11 @@ int main(int argc, char** argv) {
                "Exits with COMMAND's status; 125 if lockrec or perf failed, 126/127 if COMMAND could not run.",
                "lockrec");
   Options options;
-  define_options(app, options);
+  std::string mode_name = "auto";
+  define_options(app, options, mode_name);
   try {
     app.parse(argc, argv);
+    options.mode = *lockscope::recorder::mode_named(mode_name);  // IsMember checked the name
     if (options.command.empty() && !options.cleanup && !options.dry_run)
       throw CLI::ValidationError("COMMAND", "give the command to record after --, e.g. lockrec -- sleep 5");
   } catch (const CLI::ParseError& error) {

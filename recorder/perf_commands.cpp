@@ -2,6 +2,11 @@
 // and the checks made before any of them runs.
 #include <lockscope/recorder.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <array>
 
 namespace lockscope::recorder {
@@ -80,9 +85,17 @@ Mode resolve_mode(const KernelView& kernel, Mode requested) {
   return kernel.has_kprobe_events() ? Mode::kprobe : Mode::contention;
 }
 
-std::string_view name_of(Mode mode) {
-  constexpr std::array names = {"auto", "kprobe", "contention"};
-  return names[static_cast<size_t>(mode)];
+namespace {
+// Indexed by Mode.
+constexpr std::array<std::string_view, 3> mode_names = {"auto", "kprobe", "contention"};
+}  // namespace
+
+std::string_view name_of(Mode mode) { return mode_names[static_cast<size_t>(mode)]; }
+
+std::optional<Mode> mode_named(std::string_view name) {
+  auto match = std::find(mode_names.begin(), mode_names.end(), name);
+  if (match == mode_names.end()) return std::nullopt;
+  return static_cast<Mode>(match - mode_names.begin());
 }
 
 std::vector<std::string> contention_events() {
@@ -111,6 +124,11 @@ std::vector<std::string> kernel_problems(const KernelView& kernel, const Options
   if (!kernel.tracefs()) {
     problems.push_back("tracefs is not mounted; mount it: mount -t tracefs nodev /sys/kernel/tracing");
     return problems;  // every check below looks inside tracefs
+  }
+  if (access(kernel.tracefs()->c_str(), R_OK | X_OK) != 0) {
+    problems.push_back("cannot read tracefs at " + kernel.tracefs()->string() + " (" + std::strerror(errno) +
+                       "); run lockrec as root");
+    return problems;
   }
   bool kprobes = kernel.has_kprobe_events();
   bool contention = kernel.has_contention_tracepoints();

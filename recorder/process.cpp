@@ -49,7 +49,12 @@ SignalWatch::SignalWatch() {
   sigemptyset(&watched);
   for (int signal : stop_signals) sigaddset(&watched, signal);
   sigaddset(&watched, SIGCHLD);
-  if (sigprocmask(SIG_BLOCK, &watched, &original_mask_) != 0)
+  // SIGPIPE is blocked too (not watched): writing perf's control pipe after perf died must fail
+  // with EPIPE, not kill lockrec. Blocking rather than ignoring it, because children inherit an
+  // ignored SIGPIPE through exec but get the original mask back.
+  blocked_ = watched;
+  sigaddset(&blocked_, SIGPIPE);
+  if (sigprocmask(SIG_BLOCK, &blocked_, &original_mask_) != 0)
     throw Error("sigprocmask failed: " + errno_text(errno));
   fd_ = signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK);
   if (fd_ < 0) throw Error("signalfd failed: " + errno_text(errno));
@@ -57,6 +62,12 @@ SignalWatch::SignalWatch() {
 
 SignalWatch::~SignalWatch() {
   close(fd_);
+  // Signals still pending were not acted on (a SIGPIPE from a dead perf, a late second Ctrl-C):
+  // drop them rather than let them kill lockrec after it has decided how to exit.
+  sigset_t blocked = blocked_;
+  const timespec no_wait = {0, 0};
+  while (sigtimedwait(&blocked, nullptr, &no_wait) > 0) {
+  }
   sigprocmask(SIG_SETMASK, &original_mask_, nullptr);
 }
 

@@ -14,7 +14,8 @@
 namespace lockscope::recorder {
 
 // Blocks SIGINT, SIGTERM, SIGHUP and SIGCHLD for the life of the object and delivers them through a
-// signalfd. Children get the original mask back before exec.
+// signalfd; blocks SIGPIPE so a write to a dead perf fails with EPIPE. Children get the original
+// mask back before exec.
 class SignalWatch {
  public:
   SignalWatch();
@@ -36,6 +37,7 @@ class SignalWatch {
 
  private:
   int fd_ = -1;
+  sigset_t blocked_;
   sigset_t original_mask_;
 };
 

@@ -122,14 +122,31 @@ size_t remove_stale_probes(const KernelView& kernel, const Options& options, con
 // past it, by the destructor.
 class ProbeSession {
  public:
-  ProbeSession(const KernelView& kernel, const Options& options, const ProbePlan& plan,
-               const SignalWatch& signals)
+  // Adds the plan's probes. All at once first (one perf probe run reads kallsyms once); if perf
+  // probe refuses that, one by one, so one function the kernel will not probe costs that function
+  // alone: it moves to the plan's skipped rows.
+  ProbeSession(const KernelView& kernel, const Options& options, ProbePlan& plan, const SignalWatch& signals)
       : kernel_(kernel), options_(options), signals_(signals) {
     int status = run_to_completion(probe_add_command(options, plan), signals);
-    if (status != 0) {
-      remove();  // perf probe may have added some before failing
-      throw Error("perf probe could not add the probes (" + describe_wait_status(status) +
-                  "; its messages are above)");
+    if (status == 0) return;
+    remove_group();  // perf probe may have added some before failing
+    say("perf probe could not add all probes at once (" + describe_wait_status(status) +
+        "); adding them one by one to find those it refuses");
+    std::vector<ChosenProbe> accepted;
+    for (const auto& probe : plan.chosen) {
+      ProbePlan single;
+      single.chosen = {probe};
+      if (run_to_completion(probe_add_command(options, single), signals) == 0) {
+        accepted.push_back(probe);
+      } else {
+        say("skipping " + probe.event + ": perf probe refused it");
+        plan.skipped.push_back({probe.row, "perf probe refused it"});
+      }
+    }
+    plan.chosen = std::move(accepted);
+    if (plan.chosen.empty()) {
+      remove();
+      throw Error("perf probe refused every probe (its messages are above)");
     }
   }
   ~ProbeSession() {
@@ -145,10 +162,14 @@ class ProbeSession {
   void remove() {
     if (removed_) return;
     removed_ = true;
-    if (!kernel_.probe_events_in_group(probe_group).empty()) delete_probe_group(kernel_, options_, signals_);
+    remove_group();
   }
 
  private:
+  void remove_group() {
+    if (!kernel_.probe_events_in_group(probe_group).empty()) delete_probe_group(kernel_, options_, signals_);
+  }
+
   const KernelView& kernel_;
   const Options& options_;
   const SignalWatch& signals_;
@@ -435,7 +456,10 @@ int run_recording(const KernelView& kernel, const Options& options) {
 
   if (!perf_ended_well(outcome)) {
     std::string what = outcome.perf_status ? describe_wait_status(*outcome.perf_status) : "did not run";
-    throw Error("perf record " + what + (outcome.command_status ? " while COMMAND ran" : " before COMMAND started"))
+    std::string when = outcome.perf_stopped_by_us ? " while finishing the file"
+                       : outcome.command_status   ? " while COMMAND ran"
+                                                  : " before COMMAND started";
+    throw Error("perf record " + what + when)
         .hint("its messages are above; the recording " + options.output.string() + " is incomplete");
   }
   if (outcome.command_exec_errno != 0) {

@@ -2,9 +2,13 @@
 #include <lockscope/error.hpp>
 #include <lockscope/recorder.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
-#include <fstream>
+#include <cerrno>
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 
@@ -61,11 +65,27 @@ json plan_json(const ProbePlan& plan) {
   return {{"probes", probes}, {"skipped", skipped}};
 }
 
+// Owner-only, like perf's own perf.data: the files hold the kernel's real addresses, which would
+// undo KASLR for anyone who can read them.
 void write_file(const fs::path& file, const std::string& content) {
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  out << content;
-  out.close();
-  if (!out) throw Error("cannot write").file(file.string());
+  auto fail = [&] { return Error(std::string("cannot write: ") + std::strerror(errno)).file(file.string()); };
+  int fd = open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw fail();
+  if (fchmod(fd, 0600) != 0) {  // an older file of the same name may have had wider permissions
+    close(fd);
+    throw fail();
+  }
+  size_t written = 0;
+  while (written < content.size()) {
+    ssize_t got = write(fd, content.data() + written, content.size() - written);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      close(fd);
+      throw fail();
+    }
+    written += static_cast<size_t>(got);
+  }
+  if (close(fd) != 0) throw fail();
 }
 
 }  // namespace

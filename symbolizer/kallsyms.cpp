@@ -73,6 +73,9 @@ class KallsymsSymbolizer final : public Symbolizer {
     code_cache_.clear();
   }
   int64_t relocation() const override { return relocation_; }
+  // kallsyms lists per-cpu symbols by offset only when the kernel has CONFIG_KALLSYMS_ALL; runtime
+  // per-cpu copies are not named from it.
+  void set_percpu_offsets(std::vector<uint64_t>) override {}
   uint64_t text_address() const override { return text_address_; }
   std::string build_id() const override { return ""; }
   const std::vector<std::string>& warnings() const override { return warnings_; }

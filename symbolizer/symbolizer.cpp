@@ -38,6 +38,10 @@ class VmlinuxSymbolizer final : public Symbolizer {
     code_cache_.clear();
   }
   int64_t relocation() const override { return relocation_; }
+  void set_percpu_offsets(std::vector<uint64_t> offsets_by_cpu) override {
+    percpu_offsets_ = std::move(offsets_by_cpu);
+    data_cache_.clear();
+  }
   uint64_t text_address() const override { return elf_.text_address(); }
   std::string build_id() const override { return elf_.build_id(); }
   const std::vector<std::string>& warnings() const override { return warnings_; }
@@ -94,6 +98,18 @@ class VmlinuxSymbolizer final : public Symbolizer {
   }
 
   DataName lookup_data(uint64_t runtime_address) {
+    // A CPU's copy of a per-cpu variable: name the variable at the offset into that CPU's area.
+    const SectionInfo* percpu = elf_.percpu_section();
+    if (percpu != nullptr && runtime_address >= percpu->size) {
+      for (size_t cpu = 0; cpu < percpu_offsets_.size(); ++cpu) {
+        const uint64_t offset = runtime_address - percpu_offsets_[cpu];
+        if (runtime_address >= percpu_offsets_[cpu] && offset < percpu->size) {
+          DataName copy = lookup_data(offset);
+          copy.cpu = static_cast<int>(cpu);
+          return copy;
+        }
+      }
+    }
     DataName out;
     const uint64_t address = link_address(runtime_address);
     const SymbolHit hit = elf_.data_symbol_at(address);
@@ -151,6 +167,7 @@ class VmlinuxSymbolizer final : public Symbolizer {
   Dwarf* dwarf_ = nullptr;
   std::unique_ptr<DwarfIndex> index_;
   int64_t relocation_ = 0;
+  std::vector<uint64_t> percpu_offsets_;
   std::vector<std::string> warnings_;
   std::unordered_map<uint64_t, DataName> data_cache_;
   std::unordered_map<uint64_t, CodeLocation> code_cache_;

@@ -133,6 +133,7 @@ std::vector<std::string> kernel_problems(const KernelView& kernel, const Options
 // kprobe_events. (If adding the probes then fails, auto falls back to contention at run time.)
 Mode resolve_mode(const KernelView& kernel, Mode requested);
 std::string_view name_of(Mode mode);
+std::optional<Mode> mode_named(std::string_view name);  // "auto", "kprobe" or "contention"
 std::vector<std::string> contention_events();
 
 // What a finished recording was, for the side files.

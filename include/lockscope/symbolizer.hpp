@@ -26,6 +26,7 @@ struct DataName {
   uint64_t offset = 0;  // address minus the symbol's start
   std::string section;  // ".data", ".bss", ".data..percpu"; empty from kallsyms
   bool percpu = false;  // a per-cpu variable (its address is an offset into each CPU's area)
+  int cpu = -1;         // whose copy, when a runtime per-cpu address was matched (see set_percpu_offsets)
   std::string type;     // C type of the named object ("spinlock_t"), empty without DWARF
   bool is_lock = false; // `type` is one of the kernel's lock types
   std::string why_unnamed;
@@ -66,6 +67,10 @@ class Symbolizer {
 
   // runtime address = link-time address + relocation. Per-cpu offsets are never relocated.
   virtual void set_relocation(int64_t relocation) = 0;
+  // The running kernel's __per_cpu_offset[cpu] values, when the caller knows them (a vmlinux does
+  // not hold them: they are set at boot). With them, an address inside a CPU's per-cpu area (the
+  // run queue lock at 0xff1100007ce31c40) is named as that per-cpu variable, with `cpu` set.
+  virtual void set_percpu_offsets(std::vector<uint64_t> offsets_by_cpu) = 0;
   virtual int64_t relocation() const = 0;
   // Link-time address of `_text`, 0 when unknown. Relocation = runtime _text - text_address().
   virtual uint64_t text_address() const = 0;

@@ -83,8 +83,19 @@ expect_no_probes "fallback"
 fresh_root ""
 FAKE_PERF_PROBE_FAILS=1 run_lockrec --mode kprobe -o nofallback.data -- true
 expect_status 125 "--mode kprobe with failing perf probe"
-grep -q "perf probe could not add the probes" last.err || fail "no line blaming perf probe"
+grep -q "perf probe refused every probe" last.err || fail "no line blaming perf probe"
 expect_no_probes "--mode kprobe with failing perf probe"
+
+echo "== perf probe refuses one function: that one is skipped, the others recorded"
+fresh_root ""
+FAKE_PERF_REFUSE=_raw_spin_lock_bh run_lockrec -o refuse.data -- true
+expect_status 0 "one refused probe"
+grep -q "skipping lockrec:_raw_spin_lock_bh: perf probe refused it" last.err || fail "refused probe not reported"
+grep -q -- "-e lockrec:_raw_spin_lock_irqsave -e lockrec:_raw_spin_trylock" perf.log ||
+  fail "perf record did not take the accepted probes (and only those): $(grep ' record ' perf.log)"
+[ "$(python3 -c 'import json, sys; print([s["reason"] for s in json.load(open(sys.argv[1]))["skipped"] if s["function"] == "_raw_spin_lock_bh"])' refuse.data.lockrec.json)" = "['perf probe refused it']" ] ||
+  fail "refused probe not among the skipped in the JSON"
+expect_no_probes "one refused probe"
 
 echo "== stale probes of a killed lockrec: the next run removes them, saying so"
 fresh_root "p:lockrec/_raw_spin_lock _raw_spin_lock lock=%di:x64

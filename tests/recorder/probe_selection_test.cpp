@@ -304,6 +304,9 @@ TEST_CASE("side files: kallsyms copy and the JSON the analyzer reads", "[side_fi
     return std::string(std::istreambuf_iterator<char>(in), {});
   };
   CHECK(slurp(directory / "rec.data.kallsyms") == slurp(fixtures / "x86_64/proc/kallsyms"));
+  // Kernel addresses stay private to the owner, as perf.data does.
+  for (auto name : {"rec.data.kallsyms", "rec.data.lockrec.json"})
+    CHECK(fs::status(directory / name).permissions() == (fs::perms::owner_read | fs::perms::owner_write));
   auto metadata = nlohmann::json::parse(slurp(directory / "rec.data.lockrec.json"));
   fs::remove_all(directory);
 
@@ -324,4 +327,9 @@ TEST_CASE("side files: kallsyms copy and the JSON the analyzer reads", "[side_fi
   CHECK(first["role"] == "acquire");
   CHECK(metadata["skipped"].size() == plan.skipped.size());
   CHECK(metadata["perf_probe"][0] == "perf");
+}
+
+TEST_CASE("mode names round-trip", "[commands]") {
+  for (Mode mode : {Mode::automatic, Mode::kprobe, Mode::contention}) CHECK(mode_named(name_of(mode)) == mode);
+  CHECK(mode_named("kprobes") == std::nullopt);
 }

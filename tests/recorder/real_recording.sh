@@ -100,6 +100,27 @@ echo "== SIGTERM and SIGHUP too, passed on to COMMAND"
 interrupt TERM 143
 interrupt HUP 129
 
+echo "== Ctrl-C at a terminal: the terminal signals COMMAND and lockrec, lockrec stops perf"
+if command -v script >/dev/null; then
+  # script(1) gives lockrec a pseudo-terminal; a ^C typed into it is a real terminal interrupt.
+  coproc TERMINAL { script -qfec "$lockrec -o ctrlc.data -- sleep 30; echo lockrec-exit=\$?" /dev/null; }
+  while read -r line <&"${TERMINAL[0]}"; do
+    case $line in *"recording in "*) break ;; esac
+  done
+  printf '\003' >&"${TERMINAL[1]}"
+  exit_line=""
+  while read -r line <&"${TERMINAL[0]}"; do
+    case $line in *lockrec-exit=*) exit_line=${line//$'\r'/} ;; esac
+  done
+  wait "$TERMINAL_PID" || true
+  [ "$exit_line" = "lockrec-exit=130" ] || fail "Ctrl-C: '$exit_line', not lockrec-exit=130"
+  perf script -i ctrlc.data -F event >/dev/null 2>&1 || fail "perf script cannot read the file left by Ctrl-C"
+  [ "$("$here/json-field" ctrlc.data.lockrec.json command_status.signal)" = 2 ] || fail "Ctrl-C not in the JSON"
+  [ "$(lockrec_probes)" = 0 ] || fail "lockrec probes left behind after Ctrl-C"
+else
+  echo "note: no script(1) (Debian: bsdutils), terminal Ctrl-C not checked"
+fi
+
 echo "== --dry-run prints the commands and records nothing"
 "$lockrec" --dry-run -o dry.data -- stress-ng --fork 2 --timeout 3 >dry.out 2>last.err || fail "dry run failed"
 grep -q '^perf record -o dry.data ' dry.out || fail "no perf record line: $(cat dry.out)"

@@ -232,6 +232,19 @@ TEST_CASE("the relocation moves every address except per-cpu offsets") {
   CHECK(symbolizer->name_data(percpu).name == "percpu_counter_fixture.lock");
 }
 
+TEST_CASE("a CPU's copy of a per-cpu variable is named when the per-cpu offsets are known") {
+  auto symbolizer = Symbolizer::open(g_fixture);
+  const unsigned long long offset = gdb_address_of("percpu_counter_fixture");
+  const unsigned long long cpu1_area = 0xff1100007cf00000ULL;
+  CHECK_FALSE(symbolizer->name_data(cpu1_area + offset).found);  // unknown areas: no guess
+  symbolizer->set_percpu_offsets({0xff1100007ce00000ULL, cpu1_area});
+  const auto named = symbolizer->name_data(cpu1_area + offset);
+  CHECK(named.found);
+  CHECK(named.percpu);
+  CHECK(named.cpu == 1);
+  CHECK(named.name == symbolizer->name_data(offset).name);
+}
+
 TEST_CASE("what nothing names is said to be unnamed, with a reason") {
   auto symbolizer = Symbolizer::open(g_fixture);
   const auto heap = symbolizer->name_data(0xff11000005190e50ULL);
@@ -362,6 +375,11 @@ TEST_CASE("the symbolize command prints one JSON object per address, from argume
     CHECK(code["line"].get<int>() > 0);
     CHECK(code["file"].get<std::string>().find("main.c") != std::string::npos);
   }
+  char relocated[40];
+  snprintf(relocated, sizeof relocated, " 0x%llx", lock + 0x1000000);
+  const CommandResult moved = run(base + " --kaslr-offset 0x1000000" + relocated);
+  REQUIRE(moved.status == 0);
+  CHECK(nlohmann::json::parse(moved.out)["name"] == "rcu_state_fixture.gp_wq.lock");
   const CommandResult bad = run(base + " 0xnothex 2>&1");
   CHECK(bad.status == 1);
   CHECK(bad.out.find("bad address") != std::string::npos);
