@@ -104,15 +104,19 @@ echo "== Ctrl-C at a terminal: the terminal signals COMMAND and lockrec, lockrec
 if command -v script >/dev/null; then
   # script(1) gives lockrec a pseudo-terminal; a ^C typed into it is a real terminal interrupt.
   coproc TERMINAL { script -qfec "$lockrec -o ctrlc.data -- sleep 30; echo lockrec-exit=\$?" /dev/null; }
-  while read -r line <&"${TERMINAL[0]}"; do
+  # bash unsets TERMINAL and TERMINAL_PID as soon as the coprocess exits: keep copies.
+  terminal_pid=$TERMINAL_PID
+  exec {terminal_out}<&"${TERMINAL[0]}" {terminal_in}>&"${TERMINAL[1]}"
+  while read -r line <&"$terminal_out"; do
     case $line in *"recording in "*) break ;; esac
   done
-  printf '\003' >&"${TERMINAL[1]}"
+  printf '\003' >&"$terminal_in"
   exit_line=""
-  while read -r line <&"${TERMINAL[0]}"; do
+  while read -r line <&"$terminal_out"; do
     case $line in *lockrec-exit=*) exit_line=${line//$'\r'/} ;; esac
   done
-  wait "$TERMINAL_PID" || true
+  exec {terminal_out}<&- {terminal_in}>&-
+  wait "$terminal_pid" || true
   [ "$exit_line" = "lockrec-exit=130" ] || fail "Ctrl-C: '$exit_line', not lockrec-exit=130"
   perf script -i ctrlc.data -F event >/dev/null 2>&1 || fail "perf script cannot read the file left by Ctrl-C"
   [ "$("$here/json-field" ctrlc.data.lockrec.json command_status.signal)" = 2 ] || fail "Ctrl-C not in the JSON"
