@@ -30,6 +30,14 @@ bool is_boundary(const std::string& name) {
          name == "__per_cpu_end" || name == "__init_end" || name == "_einittext";
 }
 
+// Linker-script markers (__start_SECTION, __stop_SECTION, __init_begin, ...) are all the data
+// symbols a kernel without CONFIG_KALLSYMS_ALL lists. They mark where a section begins, not an
+// object: naming an address as marker+offset would be a guess.
+bool is_section_marker(const std::string& name) {
+  return name.starts_with("__start_") || name.starts_with("__stop_") || name.starts_with("__end_") ||
+         name == "__init_begin" || name == "__bss_start" || name == "_sdata" || name == "__per_cpu_start";
+}
+
 class KallsymsSymbolizer final : public Symbolizer {
  public:
   explicit KallsymsSymbolizer(const std::string& path) : path_(path) {
@@ -63,7 +71,7 @@ class KallsymsSymbolizer final : public Symbolizer {
     std::stable_sort(entries_.begin(), entries_.end(),
                      [](const KallsymsEntry& a, const KallsymsEntry& b) { return a.address < b.address; });
     has_data_symbols_ = std::any_of(entries_.begin(), entries_.end(), [](const KallsymsEntry& e) {
-      return is_data_type(e.type) && e.address >= kFirstKernelAddress;
+      return is_data_type(e.type) && e.address >= kFirstKernelAddress && !is_section_marker(e.name);
     });
   }
 
@@ -94,7 +102,8 @@ class KallsymsSymbolizer final : public Symbolizer {
     const bool percpu = runtime_address < kFirstKernelAddress;
     const uint64_t address = percpu ? runtime_address : runtime_address - static_cast<uint64_t>(relocation_);
     const KallsymsEntry* entry = nearest(address);
-    if (entry == nullptr || !is_data_type(entry->type) || (percpu != (entry->address < kFirstKernelAddress))) {
+    if (entry == nullptr || !is_data_type(entry->type) || is_section_marker(entry->name) ||
+        (percpu != (entry->address < kFirstKernelAddress))) {
       out.why_unnamed = has_data_symbols_ ? "no data symbol in " + path_ + " covers it"
                                           : path_ + " has no data symbols (the kernel lacks CONFIG_KALLSYMS_ALL)";
     } else {

@@ -342,6 +342,17 @@ TEST_CASE("kallsyms files name code and data symbols, and say when data symbols 
   CHECK(unnamed.why_unnamed.find("CONFIG_KALLSYMS_ALL") != std::string::npos);
   CHECK(code_only->name_code(main_address + 4).name() == "main+0x4");
 
+  // A kernel without CONFIG_KALLSYMS_ALL lists only section markers as data (seen on a 6.18
+  // kernel: __start_init_stack and 34 other __start_/__stop_ symbols): an address past one is not
+  // that marker plus an offset.
+  const std::string markers = g_scratch + "/kallsyms-markers";
+  write_file(markers, "ffffffff81000000 T _text\nffffffff83000000 D __start_init_stack\n"
+                      "ffffffff83100000 D __stop___jump_table\n");
+  auto marker_only = Symbolizer::from_kallsyms(markers);
+  const auto past_marker = marker_only->name_data(0xffffffff83008080);
+  CHECK_FALSE(past_marker.found);
+  CHECK(past_marker.why_unnamed.find("CONFIG_KALLSYMS_ALL") != std::string::npos);
+
   const std::string hidden = g_scratch + "/kallsyms-hidden";
   write_file(hidden, "0000000000000000 T _text\n0000000000000000 T main\n");
   try {
