@@ -193,16 +193,28 @@ nlohmann::json rows_as_json(const std::vector<contention::ContentionRow>& rows, 
   return out;
 }
 
+// perf's lock functions (machine__is_lock_function): the __sched_text and __lock_text sections.
+std::vector<AddressRange> lock_function_ranges(Symbolizer& symbols) {
+  std::vector<AddressRange> ranges;
+  for (auto [start, end] : {std::pair{"__sched_text_start", "__sched_text_end"},
+                            std::pair{"__lock_text_start", "__lock_text_end"}}) {
+    auto first = symbols.address_of(start), last = symbols.address_of(end);
+    if (first && last && *last > *first) ranges.push_back(AddressRange{*first, *last});
+  }
+  return ranges;
+}
+
 void run_contention(const ContentionCommandOptions& options) {
   std::vector<AddressRange> lock_text;
   for (const std::string& text : options.lock_text_ranges) lock_text.push_back(parse_range(text));
-  if (lock_text.empty()) {
-    std::fprintf(stderr,
-                 "warning: no --lock-text ranges: lock functions are not recognised, so callers "
-                 "and keys may differ from perf's (pass the __sched_text and __lock_text ranges)\n");
-  }
   const perf::KernelImageInfo recording = perf::read_kernel_image_info(options.input);
   std::unique_ptr<Symbolizer> symbols = open_symbols(options, recording);
+  if (lock_text.empty()) lock_text = lock_function_ranges(*symbols);
+  if (lock_text.empty()) {
+    std::fprintf(stderr,
+                 "warning: the symbols have no __sched_text/__lock_text bounds: lock functions are "
+                 "not recognised, so callers may differ from perf's (pass --lock-text)\n");
+  }
   SymbolizerCallerNamer namer(*symbols, std::move(lock_text));
 
   contention::ContentionOptions stats_options;

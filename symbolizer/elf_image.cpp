@@ -252,3 +252,14 @@ size_t ElfImage::count_named(std::string_view name) const {
 }
 
 }  // namespace lockscope::symbolizer
+
+namespace lockscope::symbolizer {
+
+std::optional<uint64_t> ElfImage::address_of(std::string_view name) const {
+  for (const ElfSymbol& symbol : symbols_) {
+    if (symbol.name == name) return symbol.address;
+  }
+  return std::nullopt;
+}
+
+}  // namespace lockscope::symbolizer

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <gelf.h>
 #include <libelf.h>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -68,6 +69,8 @@ class ElfImage {
   SymbolHit data_symbol_at(uint64_t address) const;
   SymbolHit code_symbol_at(uint64_t address) const;
 
+  // Link-time address of the first symbol with this exact name.
+  std::optional<uint64_t> address_of(std::string_view name) const;
   // How many symbols have this exact name (to know when a name needs a file qualifier).
   size_t count_named(std::string_view name) const;
   // Whether an out-of-line copy of the function exists (gdb resolves `func::var` only then).

@@ -94,6 +94,13 @@ class KallsymsSymbolizer final : public Symbolizer {
     return entry != nullptr && is_text_type(entry->type);
   }
 
+  std::optional<uint64_t> address_of(std::string_view symbol) override {
+    for (const KallsymsEntry& entry : entries_) {
+      if (entry.name == symbol) return entry.address + static_cast<uint64_t>(relocation_);
+    }
+    return std::nullopt;
+  }
+
   DataName name_data(uint64_t runtime_address) override {
     auto cached = data_cache_.find(runtime_address);
     if (cached != data_cache_.end()) return cached->second;

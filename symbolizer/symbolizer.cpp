@@ -58,6 +58,12 @@ class VmlinuxSymbolizer final : public Symbolizer {
     return section != nullptr && section->executable;
   }
 
+  std::optional<uint64_t> address_of(std::string_view symbol) override {
+    auto address = elf_.address_of(symbol);
+    if (!address) return std::nullopt;
+    return *address + static_cast<uint64_t>(relocation_);
+  }
+
   DataName name_data(uint64_t runtime_address) override {
     auto cached = data_cache_.find(runtime_address);
     if (cached != data_cache_.end()) return cached->second;

@@ -11,7 +11,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lockscope::symbolizer {
@@ -81,6 +83,10 @@ class Symbolizer {
   // Compares with the build-id the recording saw; on a difference adds a warning naming both and
   // returns false. An empty `expected_hex` or an unknown own build-id compares as equal.
   virtual bool check_build_id(const std::string& expected_hex) = 0;
+
+  // Runtime address (relocation applied) of a symbol by its exact name, e.g. the section bounds
+  // `__lock_text_start` that perf uses to recognise lock functions; nothing when absent.
+  virtual std::optional<uint64_t> address_of(std::string_view symbol) = 0;
 
   virtual DataName name_data(uint64_t runtime_address) = 0;
   virtual CodeLocation name_code(uint64_t runtime_address) = 0;

@@ -16,8 +16,8 @@ command -v stress-ng >/dev/null || skip "stress-ng is not installed"
 work=$(mktemp -d /tmp/lockscope-contention.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-# perf's lock functions are the kernel's sched and lock text; the symbolizer cannot yet look a
-# symbol up by name, so the test hands the two ranges over from kallsyms.
+# perf's lock functions are the kernel's sched and lock text. The command finds the two ranges
+# by symbol name itself; the test also hands them over from kallsyms and checks both agree.
 symbol() { awk -v name="$1" '$3 == name { print $1; exit }' /proc/kallsyms; }
 ranges=()
 for section in sched lock; do
@@ -55,3 +55,6 @@ python3 "$here/compare_with_perf_lock.py" "$work/perf-count.txt" "$work/ours-cou
 # Without --kallsyms the running kernel's /proc/kallsyms is used, since the recording is from it.
 "$lockanalyze" contention "$work/perf.data" "${ranges[@]}" --format json >"$work/default.json"
 cmp "$work/ours.json" "$work/default.json" || { echo "FAIL: /proc/kallsyms default differs"; exit 1; }
+# Without --lock-text the ranges come from the symbols by name.
+"$lockanalyze" contention "$work/perf.data" --format json >"$work/found-ranges.json"
+cmp "$work/ours.json" "$work/found-ranges.json" || { echo "FAIL: ranges found by name differ"; exit 1; }
