@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "contention_feed.hpp"
 #include "contention_stats.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/lock_events.hpp"
@@ -21,14 +22,11 @@
 namespace lockscope::cli {
 namespace {
 
-using contention::CallerNamer;
-using contention::ContentionEvent;
+using contention::AddressRange;
 using contention::ContentionStats;
-using contention::Frame;
+using contention::ContentionVisitor;
+using contention::SymbolizerCallerNamer;
 using symbolizer::Symbolizer;
-
-constexpr std::string_view kBeginEvent = "lock:contention_begin";
-constexpr std::string_view kEndEvent = "lock:contention_end";
 
 struct ContentionCommandOptions {
   std::string input;
@@ -40,11 +38,6 @@ struct ContentionCommandOptions {
   size_t entries = static_cast<size_t>(-1);
   int max_stack = 8;
   int stack_skip = 3;
-};
-
-struct AddressRange {
-  uint64_t start = 0, end = 0;
-  bool contains(uint64_t address) const { return start <= address && address < end; }
 };
 
 uint64_t parse_hex(const std::string& text, const std::string& option) {
@@ -70,82 +63,6 @@ AddressRange parse_range(const std::string& text) {
   if (range.end <= range.start) throw Error("empty range \"" + text + "\" in --lock-text");
   return range;
 }
-
-// Names kernel frames with the symbolizer. User frames stay unnamed: perf would name them from
-// the process's own binaries, which lockscope does not read (see docs/contention.md).
-class SymbolizerCallerNamer final : public CallerNamer {
- public:
-  SymbolizerCallerNamer(Symbolizer& symbols, std::vector<AddressRange> lock_text)
-      : symbols_(symbols), lock_text_(std::move(lock_text)) {}
-
-  bool has_symbol(const Frame& frame) override { return frame.kernel && lookup(frame).found; }
-  bool is_lock_function(const Frame& frame) override {
-    for (const AddressRange& range : lock_text_) {
-      if (range.contains(frame.address)) return true;
-    }
-    return false;
-  }
-  std::string name(const Frame& frame) override {
-    const Named& named = lookup(frame);
-    if (named.offset == 0) return named.function;
-    char offset[24];
-    snprintf(offset, sizeof offset, "+0x%llx", static_cast<unsigned long long>(named.offset));
-    return named.function + offset;
-  }
-
- private:
-  struct Named {
-    bool found = false;
-    std::string function;
-    uint64_t offset = 0;
-  };
-  // One symbolizer question per distinct address: frames repeat across events.
-  const Named& lookup(const Frame& frame) {
-    auto [it, inserted] = cache_.try_emplace(frame.address);
-    if (inserted) {
-      symbolizer::CodeLocation where = symbols_.name_code(frame.address);
-      it->second = Named{where.found, std::move(where.function), where.offset};
-    }
-    return it->second;
-  }
-
-  Symbolizer& symbols_;
-  std::vector<AddressRange> lock_text_;
-  std::unordered_map<uint64_t, Named> cache_;
-};
-
-class ContentionVisitor final : public perf::RecordVisitor {
- public:
-  explicit ContentionVisitor(ContentionStats& stats) : stats_(stats) {}
-
-  void on_metadata(const perf::Metadata& metadata) override {
-    decoder_ = std::make_unique<LockEventDecoder>(metadata);
-  }
-  void on_sample(const perf::Sample& sample) override {
-    const LockEvent* event = decoder_->decode(sample);
-    if (event == nullptr || !event->lock) return;
-    const bool is_begin = event->event_name == kBeginEvent;
-    if (!is_begin && event->event_name != kEndEvent) return;
-    stats_.frames_of(sample.callchain, frames_);
-    ContentionEvent contention{sample.time, sample.tid, *event->lock,
-                               event->contention_flags.value_or(0), frames_};
-    if (is_begin) {
-      stats_.begin(contention);
-      ++begins_;
-    } else {
-      stats_.end(contention);
-      ++ends_;
-    }
-  }
-  uint64_t begins() const { return begins_; }
-  uint64_t ends() const { return ends_; }
-
- private:
-  ContentionStats& stats_;
-  std::unique_ptr<LockEventDecoder> decoder_;
-  std::vector<Frame> frames_;  // reused for every event
-  uint64_t begins_ = 0, ends_ = 0;
-};
 
 std::string running_kernel_release() {
   struct utsname names {};
@@ -193,23 +110,12 @@ nlohmann::json rows_as_json(const std::vector<contention::ContentionRow>& rows, 
   return out;
 }
 
-// perf's lock functions (machine__is_lock_function): the __sched_text and __lock_text sections.
-std::vector<AddressRange> lock_function_ranges(Symbolizer& symbols) {
-  std::vector<AddressRange> ranges;
-  for (auto [start, end] : {std::pair{"__sched_text_start", "__sched_text_end"},
-                            std::pair{"__lock_text_start", "__lock_text_end"}}) {
-    auto first = symbols.address_of(start), last = symbols.address_of(end);
-    if (first && last && *last > *first) ranges.push_back(AddressRange{*first, *last});
-  }
-  return ranges;
-}
-
 void run_contention(const ContentionCommandOptions& options) {
   std::vector<AddressRange> lock_text;
   for (const std::string& text : options.lock_text_ranges) lock_text.push_back(parse_range(text));
   const perf::KernelImageInfo recording = perf::read_kernel_image_info(options.input);
   std::unique_ptr<Symbolizer> symbols = open_symbols(options, recording);
-  if (lock_text.empty()) lock_text = lock_function_ranges(*symbols);
+  if (lock_text.empty()) lock_text = contention::lock_function_ranges(*symbols);
   if (lock_text.empty()) {
     std::fprintf(stderr,
                  "warning: the symbols have no __sched_text/__lock_text bounds: lock functions are "
