@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "commands.hpp"
+#include "contention_feed.hpp"
 #include "holder_model.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/perf_data.hpp"
@@ -108,38 +109,41 @@ std::string running_kernel_release() {
   return uname(&name) == 0 ? name.release : "";
 }
 
+// What the recording says about its kernel, for choosing and relocating the symbols.
+struct KernelFacts {
+  std::optional<uint64_t> runtime_text;
+  std::string os_release;
+  std::string build_id_hex;
+};
+
 // The best source of kernel symbols: --vmlinux, --kallsyms, lockrec's side file, or this machine's
 // /proc/kallsyms when the recording is of the running kernel. Never a guess.
 std::unique_ptr<symbolizer::Symbolizer> open_symbols(const ReportOptions& options,
-                                                     const model::HolderModel& model,
-                                                     const perf::Metadata& metadata,
+                                                     const KernelFacts& kernel,
                                                      report::Header& header) {
   std::unique_ptr<symbolizer::Symbolizer> symbols;
   if (!options.vmlinux.empty()) {
     symbols = symbolizer::Symbolizer::open(options.vmlinux);
     header.symbol_source = "vmlinux " + options.vmlinux;
     header.vmlinux = options.vmlinux;
-    std::optional<uint64_t> runtime_text = model.kernel_text_address();
     if (!options.kaslr_offset.empty()) {
       symbols->set_relocation(static_cast<int64_t>(parse_address(options.kaslr_offset, "--kaslr-offset")));
-    } else if (runtime_text && symbols->text_address() != 0) {
-      symbols->set_relocation(static_cast<int64_t>(*runtime_text - symbols->text_address()));
+    } else if (kernel.runtime_text && symbols->text_address() != 0) {
+      symbols->set_relocation(static_cast<int64_t>(*kernel.runtime_text - symbols->text_address()));
     }
-    for (const auto& entry : metadata.build_ids) {
-      if (entry.filename == "[kernel.kallsyms]") symbols->check_build_id(entry.build_id_hex);
-    }
+    symbols->check_build_id(kernel.build_id_hex);
   } else {
     std::string kallsyms = options.kallsyms;
     if (kallsyms.empty() && options.input != "-" && file_exists(options.input + ".kallsyms")) {
       kallsyms = options.input + ".kallsyms";
     }
-    if (kallsyms.empty() && !metadata.os_release.empty() &&
-        metadata.os_release == running_kernel_release() && file_exists("/proc/kallsyms")) {
+    if (kallsyms.empty() && !kernel.os_release.empty() &&
+        kernel.os_release == running_kernel_release() && file_exists("/proc/kallsyms")) {
       kallsyms = "/proc/kallsyms";
     }
     if (kallsyms.empty()) {
       header.symbol_source = "none";
-      header.notes.push_back("no vmlinux or kallsyms for kernel " + metadata.os_release +
+      header.notes.push_back("no vmlinux or kallsyms for kernel " + kernel.os_release +
                              ": addresses are not named (pass --vmlinux or --kallsyms)");
       return nullptr;
     }
@@ -149,6 +153,28 @@ std::unique_ptr<symbolizer::Symbolizer> open_symbols(const ReportOptions& option
   for (const auto& warning : symbols->warnings()) header.notes.push_back(warning);
   return symbols;
 }
+
+// Sends every record to the holder model and, when there is one, to the contention feed.
+class BothVisitor final : public perf::RecordVisitor {
+ public:
+  BothVisitor(perf::RecordVisitor& first, perf::RecordVisitor* second) : first_(first), second_(second) {}
+  void on_metadata(const perf::Metadata& m) override {
+    first_.on_metadata(m);
+    if (second_) second_->on_metadata(m);
+  }
+  void on_sample(const perf::Sample& s) override {
+    first_.on_sample(s);
+    if (second_) second_->on_sample(s);
+  }
+  void on_comm(const perf::CommRecord& r) override { first_.on_comm(r); }
+  void on_fork(const perf::TaskRecord& r) override { first_.on_fork(r); }
+  void on_exit(const perf::TaskRecord& r) override { first_.on_exit(r); }
+  void on_mmap(const perf::MmapRecord& r) override { first_.on_mmap(r); }
+
+ private:
+  perf::RecordVisitor& first_;
+  perf::RecordVisitor* second_;
+};
 
 void run_report(const ReportOptions& options) {
   model::Options model_options;
@@ -160,11 +186,32 @@ void run_report(const ReportOptions& options) {
         parse_window(options.time_window);
   }
 
+  // Symbols come first (a file's kernel facts are read ahead), so the contention feed can name
+  // callers while the recording is read once. A pipe can be read only once: its symbols follow.
+  report::Header symbol_header;
+  std::unique_ptr<symbolizer::Symbolizer> symbols;
+  if (options.input != "-") {
+    perf::KernelImageInfo info = perf::read_kernel_image_info(options.input);
+    KernelFacts kernel{info.has_text_address ? std::optional(info.text_address) : std::nullopt,
+                       info.os_release, info.build_id_hex};
+    symbols = open_symbols(options, kernel, symbol_header);
+  }
+  std::unique_ptr<contention::SymbolizerCallerNamer> caller_namer;
+  std::unique_ptr<contention::ContentionStats> contention_stats;
+  std::unique_ptr<contention::ContentionVisitor> contention_feed;
+  if (symbols) {
+    caller_namer = std::make_unique<contention::SymbolizerCallerNamer>(
+        *symbols, contention::lock_function_ranges(*symbols));
+    contention_stats = std::make_unique<contention::ContentionStats>(*caller_namer, contention::ContentionOptions{});
+    contention_feed = std::make_unique<contention::ContentionVisitor>(*contention_stats);
+  }
+
   auto reader = perf::PerfDataReader::open(options.input);
   model::HolderModel model(model_options);
   {
     const perf::Metadata& metadata = reader->metadata();
-    ProgressVisitor progress(model, metadata.pipe_mode ? 0 : metadata.data_offset + metadata.data_size);
+    BothVisitor both(model, contention_feed.get());
+    ProgressVisitor progress(both, metadata.pipe_mode ? 0 : metadata.data_offset + metadata.data_size);
     reader->read(progress, perf::RecordOrder::time);
   }
   model.finish();
@@ -174,10 +221,20 @@ void run_report(const ReportOptions& options) {
   if (options.kernel_threads) filters.kernel_threads = true;
   if (options.no_kernel_threads) filters.kernel_threads = false;
 
-  report::Header symbol_header;
-  auto symbols = open_symbols(options, model, reader->metadata(), symbol_header);
+  if (options.input == "-") {
+    const perf::Metadata& metadata = reader->metadata();
+    KernelFacts kernel{model.kernel_text_address(), metadata.os_release, ""};
+    for (const auto& entry : metadata.build_ids) {
+      if (entry.filename == "[kernel.kallsyms]") kernel.build_id_hex = entry.build_id_hex;
+    }
+    symbols = open_symbols(options, kernel, symbol_header);
+    if (model.is_contention_recording()) {
+      symbol_header.notes.push_back("the contention table needs a file: a pipe is read only once");
+    }
+  }
   report::Namer namer(symbols.get());
   report::Report report = report::build_report(model, *reader, filters, namer);
+  if (contention_stats && model.is_contention_recording()) report.contention = contention_stats->rows();
   report.header.symbol_source = symbol_header.symbol_source;
   report.header.vmlinux = symbol_header.vmlinux;
   report.header.notes.insert(report.header.notes.begin(), symbol_header.notes.begin(),

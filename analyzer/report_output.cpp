@@ -139,7 +139,19 @@ void write_json(const Report& report, std::ostream& out) {
     for (size_t index : group.locks) locks_in_group.push_back(report.locks[index].display_name());
     out << (i ? ",\n" : "\n") << Json{{"holders", holders}, {"locks", locks_in_group}}.dump();
   }
-  out << "\n],\n\"contention\":[]}\n";
+  out << "\n],\n\"contention\":[";
+  for (size_t i = 0; i < report.contention.size(); ++i) {
+    const auto& row = report.contention[i];
+    Json entry = {{"caller", row.caller},
+                  {"type", row.type},
+                  {"contended", row.contended},
+                  {"total_wait_ns", row.total_wait_ns},
+                  {"max_wait_ns", row.max_wait_ns},
+                  {"min_wait_ns", row.min_wait_ns},
+                  {"avg_wait_ns", row.avg_wait_ns}};
+    out << (i ? ",\n" : "\n") << entry.dump();
+  }
+  out << "\n]}\n";
 }
 
 // ---- text ----
@@ -221,6 +233,12 @@ void write_text(const Report& report, const TextOptions& options, std::ostream& 
     for (const auto* holder : group.holders) holders.push_back(holder->label());
     out << "  group " << i + 1 << ": " << group.holders.size() << " holders through "
         << group.locks.size() << " locks: " << join(holders, " ") << "\n";
+  }
+
+  if (h.contention_recording) {
+    out << "\nLock contention, as `perf lock contention -i` shows it (" << report.contention.size()
+        << " call stacks):\n";
+    out << contention::format_table(report.contention, options.top_locks);
   }
 
   out << "\nPairs of holders sharing the most locks:\n";

@@ -1,6 +1,7 @@
 #include "sharing_report.hpp"
 
 #include <algorithm>
+#include <array>
 #include <boost/graph/adjacency_list.hpp>
 #include <boost/graph/connected_components.hpp>
 #include <cinttypes>
@@ -17,9 +18,24 @@ std::string hex(uint64_t value) {
   return text;
 }
 
+// The lock implementation beyond the probed entry points: the slow paths a contended acquisition
+// runs through before contention_begin fires, named as in kernel/locking/.
+constexpr std::array<std::string_view, 10> kLockImplementationPrefixes = {
+    "queued_", "native_queued_", "__pv_queued_", "do_raw_", "_raw_", "__mutex_lock",
+    "mutex_lock", "rwsem_down_", "__down_", "percpu_down_"};
+
 bool is_lock_function(std::string_view function) {
-  return std::any_of(probes::probe_table.begin(), probes::probe_table.end(),
-                     [&](const probes::ProbeRow& row) { return row.function == function; });
+  if (std::any_of(probes::probe_table.begin(), probes::probe_table.end(),
+                  [&](const probes::ProbeRow& row) { return row.function == function; })) {
+    return true;
+  }
+  return std::any_of(kLockImplementationPrefixes.begin(), kLockImplementationPrefixes.end(),
+                     [&](std::string_view prefix) { return function.starts_with(prefix); });
+}
+
+// A frame of the lock implementation: by name, or with DWARF by its source in kernel/locking/.
+bool is_lock_frame(const Frame& frame) {
+  return is_lock_function(frame.function) || frame.file.starts_with("kernel/locking/");
 }
 
 bool holder_passes(const model::Holder& holder, const Filters& filters) {
@@ -64,7 +80,7 @@ std::string join_access(uint32_t mask) {
 // function inlined at that call (rq_lock inlined into __schedule names the rq lock better).
 std::string lock_class(const std::vector<const Frame*>& frames) {
   for (const Frame* frame : frames) {
-    if (frame->function.empty() || is_lock_function(frame->function)) continue;
+    if (frame->function.empty() || is_lock_frame(*frame)) continue;
     for (const auto& inl : frame->inlines) {
       if (!is_lock_function(inl.function)) return inl.function;
     }
@@ -121,11 +137,22 @@ std::vector<const model::HolderLock*> merge_by_holder(const std::vector<const mo
 
 std::string LockEntry::display_name() const {
   if (!name.empty()) return name;
+  if (lock_class.empty() && !why_unnamed.empty()) return hex(lock->address) + " (" + why_unnamed + ")";
   if (!lock_class.empty() && instances > 1) {
     return lock_class + " (" + std::to_string(instances) + " dynamic locks)";
   }
   if (!lock_class.empty()) return lock_class + " (dynamic " + hex(lock->address) + ")";
   return hex(lock->address);
+}
+
+Namer::Namer(symbolizer::Symbolizer* symbolizer) : symbolizer_(symbolizer) {
+  if (symbolizer_ != nullptr) {
+    image_start_ = symbolizer_->address_of("_text");
+    for (const char* end : {"_end", "__bss_stop", "_edata"}) {
+      image_end_ = symbolizer_->address_of(end);
+      if (image_end_) break;
+    }
+  }
 }
 
 const symbolizer::DataName& Namer::data(uint64_t address) {
@@ -215,7 +242,8 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     std::map<std::string, size_t> by_class;
     for (size_t i = 0; i < pairs_by_lock.size(); ++i) {
       std::string key;
-      if (!pairs_by_lock[i].empty() && !namer.data(model.locks()[i].address).found) {
+      uint64_t address = model.locks()[i].address;
+      if (!pairs_by_lock[i].empty() && !namer.data(address).found && !namer.in_kernel_image(address)) {
         key = lock_class(report.stack(earliest_pair(pairs_by_lock[i])->stacks.front()));
       }
       if (key.empty()) {
@@ -241,6 +269,7 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     for (size_t index : members) access_mask |= model.locks()[index].access_mask;
     entry.kind = join_access(access_mask);
     const symbolizer::DataName& data = namer.data(lock.address);
+    if (!data.found && namer.in_kernel_image(lock.address)) entry.why_unnamed = "unnamed static";
     if (data.found && members.size() == 1) {
       entry.name = data.name;
       entry.symbol = data.symbol;
@@ -255,7 +284,7 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     });
     // The lock's first stack is that of the pair that took it first.
     const model::HolderLock* earliest = earliest_pair(pairs);
-    if (entry.name.empty() && !earliest->stacks.empty()) {
+    if (entry.name.empty() && !namer.in_kernel_image(lock.address) && !earliest->stacks.empty()) {
       entry.lock_class = lock_class(report.stack(earliest->stacks.front()));
     }
     for (const model::HolderLock* pair : pairs) {

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "contention_stats.hpp"
 #include "holder_model.hpp"
 #include "lockscope/perf_data.hpp"
 #include "lockscope/symbolizer.hpp"
@@ -50,6 +51,7 @@ struct LockEntry {
   const model::Lock* lock = nullptr;
   std::string name;        // gdb expression for static locks; empty for dynamic ones
   std::string lock_class;  // dynamic locks: the first caller outside the lock functions
+  std::string why_unnamed; // a static lock the symbols cannot name
   std::string symbol;
   uint64_t offset = 0;
   std::string section;
@@ -96,7 +98,12 @@ struct Header {
 // nothing and says so. Stacks are named only when an output asks for them.
 class Namer {
  public:
-  explicit Namer(symbolizer::Symbolizer* symbolizer) : symbolizer_(symbolizer) {}
+  explicit Namer(symbolizer::Symbolizer* symbolizer);
+  // Whether the address lies in the kernel image (_text to _end): a static object even when no
+  // symbol names it, so it gets no dynamic-lock class.
+  bool in_kernel_image(uint64_t address) const {
+    return image_start_ && image_end_ && address >= *image_start_ && address < *image_end_;
+  }
   const symbolizer::DataName& data(uint64_t address);
   // A frame of a call stack: `is_return_address` frames (all but the first) are looked up at the
   // call instruction (address - 1) for their line and inlines, as addr2line and gdb do, and named
@@ -106,6 +113,7 @@ class Namer {
 
  private:
   symbolizer::Symbolizer* symbolizer_;
+  std::optional<uint64_t> image_start_, image_end_;
   std::unordered_map<uint64_t, symbolizer::DataName> data_;
   std::unordered_map<uint64_t, Frame> code_;  // key: address, low bit of a spare: see code()
 };
@@ -120,6 +128,8 @@ struct Report {
   std::vector<LockEntry> locks;  // shared by >= min_holders, most holders first
   std::vector<HolderPair> pairs;  // most shared locks first
   std::vector<Group> groups;      // largest first
+  // Contention recordings: the wait table `perf lock contention -i` prints, row for row.
+  std::vector<contention::ContentionRow> contention;
 };
 
 Report build_report(const model::HolderModel& model, const perf::PerfDataReader& reader,

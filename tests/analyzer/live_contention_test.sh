@@ -58,3 +58,11 @@ cmp "$work/ours.json" "$work/default.json" || { echo "FAIL: /proc/kallsyms defau
 # Without --lock-text the ranges come from the symbols by name.
 "$lockanalyze" contention "$work/perf.data" --format json >"$work/found-ranges.json"
 cmp "$work/ours.json" "$work/found-ranges.json" || { echo "FAIL: ranges found by name differ"; exit 1; }
+# The report's contention table is the same table.
+"$lockanalyze" "$work/perf.data" --format json >"$work/report.json"
+python3 - "$work/ours.json" "$work/report.json" <<'PY' || { echo "FAIL: the report's contention rows differ"; exit 1; }
+import json, sys
+rows = json.load(open(sys.argv[1]))
+report = json.load(open(sys.argv[2]))["contention"]
+sys.exit(0 if rows == report and rows else 1)
+PY
