@@ -13,6 +13,7 @@
 
 #include "commands.hpp"
 #include "contention_feed.hpp"
+#include "kernel_symbols.hpp"
 #include "contention_stats.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/lock_events.hpp"
@@ -64,37 +65,6 @@ AddressRange parse_range(const std::string& text) {
   return range;
 }
 
-std::string running_kernel_release() {
-  struct utsname names {};
-  return uname(&names) == 0 ? names.release : "";
-}
-
-std::unique_ptr<Symbolizer> open_symbols(const ContentionCommandOptions& options,
-                                         const perf::KernelImageInfo& recording) {
-  std::unique_ptr<Symbolizer> symbols;
-  if (!options.vmlinux.empty()) {
-    symbols = Symbolizer::open(options.vmlinux);
-    if (recording.has_text_address && symbols->text_address() != 0) {
-      symbols->set_relocation(static_cast<int64_t>(recording.text_address - symbols->text_address()));
-    }
-    symbols->check_build_id(recording.build_id_hex);
-  } else if (!options.kallsyms.empty()) {
-    symbols = Symbolizer::from_kallsyms(options.kallsyms);
-  } else if (!recording.os_release.empty() && recording.os_release == running_kernel_release()) {
-    symbols = Symbolizer::from_kallsyms("/proc/kallsyms");
-  } else {
-    throw Error("cannot name callers: the recording's kernel (" +
-                (recording.os_release.empty() ? std::string("unknown") : recording.os_release) +
-                ") is not the running one")
-        .file(options.input)
-        .hint("pass --kallsyms (a copy of that kernel's /proc/kallsyms) or --vmlinux");
-  }
-  for (const std::string& warning : symbols->warnings()) {
-    std::fprintf(stderr, "warning: %s\n", warning.c_str());
-  }
-  return symbols;
-}
-
 nlohmann::json rows_as_json(const std::vector<contention::ContentionRow>& rows, size_t entries) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& row : rows) {
@@ -114,7 +84,16 @@ void run_contention(const ContentionCommandOptions& options) {
   std::vector<AddressRange> lock_text;
   for (const std::string& text : options.lock_text_ranges) lock_text.push_back(parse_range(text));
   const perf::KernelImageInfo recording = perf::read_kernel_image_info(options.input);
-  std::unique_ptr<Symbolizer> symbols = open_symbols(options, recording);
+  KernelSymbols kernel_symbols = open_kernel_symbols(
+      SymbolSourceOptions{options.input, options.vmlinux, options.kallsyms, ""}, KernelFacts::from(recording));
+  for (const std::string& note : kernel_symbols.notes) std::fprintf(stderr, "warning: %s\n", note.c_str());
+  if (!kernel_symbols.symbols) {
+    throw Error("cannot name callers: no symbols for the recording's kernel (" +
+                (recording.os_release.empty() ? std::string("unknown") : recording.os_release) + ")")
+        .file(options.input)
+        .hint("pass --kallsyms (a copy of that kernel's /proc/kallsyms) or --vmlinux");
+  }
+  std::unique_ptr<Symbolizer>& symbols = kernel_symbols.symbols;
   if (lock_text.empty()) lock_text = contention::lock_function_ranges(*symbols);
   if (lock_text.empty()) {
     std::fprintf(stderr,

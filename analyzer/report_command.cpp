@@ -11,6 +11,7 @@
 
 #include "commands.hpp"
 #include "contention_feed.hpp"
+#include "kernel_symbols.hpp"
 #include "holder_model.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/perf_data.hpp"
@@ -39,15 +40,6 @@ struct ReportOptions {
   report::TextOptions text;
 };
 
-uint64_t parse_address(const std::string& text, std::string_view what) {
-  try {
-    size_t used = 0;
-    uint64_t value = std::stoull(text, &used, 0);
-    if (used == text.size()) return value;
-  } catch (const std::exception&) {
-  }
-  throw Error(std::string(what) + " '" + text + "' is not a number").hint("write it as 0x...");
-}
 
 // perf's --time syntax: START,END in seconds as perf script prints them; either may be empty.
 std::pair<std::optional<uint64_t>, std::optional<uint64_t>> parse_window(const std::string& text) {
@@ -66,7 +58,6 @@ std::pair<std::optional<uint64_t>, std::optional<uint64_t>> parse_window(const s
   return {seconds(text.substr(0, comma)), seconds(text.substr(comma + 1))};
 }
 
-bool file_exists(const std::string& path) { return access(path.c_str(), R_OK) == 0; }
 
 // Forwards every record to the model and, when stderr is a terminal, shows how far the read is.
 class ProgressVisitor final : public perf::RecordVisitor {
@@ -104,55 +95,6 @@ class ProgressVisitor final : public perf::RecordVisitor {
   uint64_t samples_ = 0;
 };
 
-std::string running_kernel_release() {
-  utsname name{};
-  return uname(&name) == 0 ? name.release : "";
-}
-
-// What the recording says about its kernel, for choosing and relocating the symbols.
-struct KernelFacts {
-  std::optional<uint64_t> runtime_text;
-  std::string os_release;
-  std::string build_id_hex;
-};
-
-// The best source of kernel symbols: --vmlinux, --kallsyms, lockrec's side file, or this machine's
-// /proc/kallsyms when the recording is of the running kernel. Never a guess.
-std::unique_ptr<symbolizer::Symbolizer> open_symbols(const ReportOptions& options,
-                                                     const KernelFacts& kernel,
-                                                     report::Header& header) {
-  std::unique_ptr<symbolizer::Symbolizer> symbols;
-  if (!options.vmlinux.empty()) {
-    symbols = symbolizer::Symbolizer::open(options.vmlinux);
-    header.symbol_source = "vmlinux " + options.vmlinux;
-    header.vmlinux = options.vmlinux;
-    if (!options.kaslr_offset.empty()) {
-      symbols->set_relocation(static_cast<int64_t>(parse_address(options.kaslr_offset, "--kaslr-offset")));
-    } else if (kernel.runtime_text && symbols->text_address() != 0) {
-      symbols->set_relocation(static_cast<int64_t>(*kernel.runtime_text - symbols->text_address()));
-    }
-    symbols->check_build_id(kernel.build_id_hex);
-  } else {
-    std::string kallsyms = options.kallsyms;
-    if (kallsyms.empty() && options.input != "-" && file_exists(options.input + ".kallsyms")) {
-      kallsyms = options.input + ".kallsyms";
-    }
-    if (kallsyms.empty() && !kernel.os_release.empty() &&
-        kernel.os_release == running_kernel_release() && file_exists("/proc/kallsyms")) {
-      kallsyms = "/proc/kallsyms";
-    }
-    if (kallsyms.empty()) {
-      header.symbol_source = "none";
-      header.notes.push_back("no vmlinux or kallsyms for kernel " + kernel.os_release +
-                             ": addresses are not named (pass --vmlinux or --kallsyms)");
-      return nullptr;
-    }
-    symbols = symbolizer::Symbolizer::from_kallsyms(kallsyms);
-    header.symbol_source = "kallsyms " + kallsyms;
-  }
-  for (const auto& warning : symbols->warnings()) header.notes.push_back(warning);
-  return symbols;
-}
 
 // Sends every record to the holder model and, when there is one, to the contention feed.
 class BothVisitor final : public perf::RecordVisitor {
@@ -188,14 +130,12 @@ void run_report(const ReportOptions& options) {
 
   // Symbols come first (a file's kernel facts are read ahead), so the contention feed can name
   // callers while the recording is read once. A pipe can be read only once: its symbols follow.
-  report::Header symbol_header;
-  std::unique_ptr<symbolizer::Symbolizer> symbols;
+  SymbolSourceOptions sources{options.input, options.vmlinux, options.kallsyms, options.kaslr_offset};
+  KernelSymbols kernel_symbols;
   if (options.input != "-") {
-    perf::KernelImageInfo info = perf::read_kernel_image_info(options.input);
-    KernelFacts kernel{info.has_text_address ? std::optional(info.text_address) : std::nullopt,
-                       info.os_release, info.build_id_hex};
-    symbols = open_symbols(options, kernel, symbol_header);
+    kernel_symbols = open_kernel_symbols(sources, KernelFacts::from(perf::read_kernel_image_info(options.input)));
   }
+  std::unique_ptr<symbolizer::Symbolizer>& symbols = kernel_symbols.symbols;
   std::unique_ptr<contention::SymbolizerCallerNamer> caller_namer;
   std::unique_ptr<contention::ContentionStats> contention_stats;
   std::unique_ptr<contention::ContentionVisitor> contention_feed;
@@ -227,18 +167,18 @@ void run_report(const ReportOptions& options) {
     for (const auto& entry : metadata.build_ids) {
       if (entry.filename == "[kernel.kallsyms]") kernel.build_id_hex = entry.build_id_hex;
     }
-    symbols = open_symbols(options, kernel, symbol_header);
+    kernel_symbols = open_kernel_symbols(sources, kernel);
     if (model.is_contention_recording()) {
-      symbol_header.notes.push_back("the contention table needs a file: a pipe is read only once");
+      kernel_symbols.notes.push_back("the contention table needs a file: a pipe is read only once");
     }
   }
   report::Namer namer(symbols.get());
   report::Report report = report::build_report(model, *reader, filters, namer);
   if (contention_stats && model.is_contention_recording()) report.contention = contention_stats->rows();
-  report.header.symbol_source = symbol_header.symbol_source;
-  report.header.vmlinux = symbol_header.vmlinux;
-  report.header.notes.insert(report.header.notes.begin(), symbol_header.notes.begin(),
-                             symbol_header.notes.end());
+  report.header.symbol_source = kernel_symbols.source;
+  report.header.vmlinux = options.vmlinux;
+  report.header.notes.insert(report.header.notes.begin(), kernel_symbols.notes.begin(),
+                             kernel_symbols.notes.end());
   for (const auto& warning : reader->stats().warnings) report.header.notes.push_back(warning);
 
   if (options.output == "-") {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "kernel_symbols.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/perf_data.hpp"
 #include "lockscope/symbolizer.hpp"
@@ -56,10 +57,6 @@ int64_t parse_offset(const std::string& text) {
   return negative ? -static_cast<int64_t>(magnitude) : static_cast<int64_t>(magnitude);
 }
 
-std::string running_kernel_release() {
-  struct utsname names {};
-  return uname(&names) == 0 ? names.release : "";
-}
 
 // The primary source, and kallsyms as a second one for what the vmlinux cannot name (modules).
 struct Sources {

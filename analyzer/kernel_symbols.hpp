@@ -1,0 +1,43 @@
+// Which symbols name a recording's kernel addresses, chosen the same way by every command:
+// --vmlinux (relocated by the recording's kernel map, or --kaslr-offset), --kallsyms, lockrec's
+// FILE.kallsyms side file, or this machine's /proc/kallsyms when the recording is of the running
+// kernel. Never a guess: without any of them there are no symbols, and a note says so.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lockscope/perf_data.hpp"
+#include "lockscope/symbolizer.hpp"
+
+namespace lockscope::cli {
+
+struct SymbolSourceOptions {
+  std::string recording;  // the perf.data path ("-" for a pipe: no side file)
+  std::string vmlinux;
+  std::string kallsyms;
+  std::string kaslr_offset;  // runtime _text minus the vmlinux's _text, hex
+};
+
+// What the recording says about its kernel.
+struct KernelFacts {
+  std::optional<uint64_t> runtime_text;
+  std::string os_release;
+  std::string build_id_hex;
+  static KernelFacts from(const perf::KernelImageInfo& info);
+};
+
+struct KernelSymbols {
+  std::unique_ptr<symbolizer::Symbolizer> symbols;  // null when nothing can name addresses
+  std::string source;                               // "vmlinux PATH", "kallsyms PATH", "none"
+  std::vector<std::string> notes;                   // warnings, one line each
+};
+
+KernelSymbols open_kernel_symbols(const SymbolSourceOptions& options, const KernelFacts& kernel);
+
+std::string running_kernel_release();
+
+}  // namespace lockscope::cli
