@@ -10,7 +10,7 @@ packages=(
   libdw-dev libelf-dev libtraceevent-dev libzstd-dev
   libboost-graph-dev libcli11-dev nlohmann-json3-dev catch2
   # run: the recorder drives perf; tests compare against perf, gdb and nm
-  linux-perf zstd binutils elfutils gdb stress-ng python3 time
+  linux-perf zstd binutils elfutils gdb stress-ng python3 time graphviz
 )
 
 missing=()

@@ -98,6 +98,16 @@ for name, lock in locks.items():
                               f"({len(ours)} frames)" + ("" if ours == theirs else f"\n  ours   {ours}\n  theirs {theirs}"))
 
 
+# The graph: graphviz's dot reads our dot output and renders both holders and locks.
+import tempfile
+with tempfile.TemporaryDirectory() as scratch:
+    svg = os.path.join(scratch, "graph.svg")
+    subprocess.run(args + ["--svg", svg, "-o", os.path.join(scratch, "report.txt")], check=True)
+    rendered = open(svg).read() if os.path.exists(svg) else ""
+    check("<svg" in rendered and "cgroup_idr_lock" in rendered and "unshare[200]" in rendered,
+          "--svg renders the holder-lock graph with graphviz (holders and locks labelled)")
+
+
 def normalized(text):
     return text.replace(recording, "RECORDING").replace(vmlinux, "VMLINUX")
 
