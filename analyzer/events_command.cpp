@@ -60,23 +60,23 @@ class LineWriter {
   LineWriter& operator=(const LineWriter&) = delete;
 
   void text(std::string_view value) {
-    reserve(value.size());
+    reserve(value.size() + kRowReserve);
     std::memcpy(buffer_.data() + used_, value.data(), value.size());
     used_ += value.size();
   }
-  void chr(char value) {
-    reserve(1);
-    buffer_[used_++] = value;
-  }
+  // A row starts with room for everything but its strings (text() checks for those itself), so
+  // the numbers and separators of a row are written without a check each.
+  void begin_row() { reserve(kRowReserve); }
+  // Room for `size` more bytes written with chr() (an escaped string).
+  void reserve_more(size_t size) { reserve(size + kRowReserve); }
+  void chr(char value) { buffer_[used_++] = value; }
   template <typename Int>
   void number(Int value) {
-    reserve(24);
     used_ = static_cast<size_t>(
         std::to_chars(buffer_.data() + used_, buffer_.data() + used_ + 24, value).ptr -
         buffer_.data());
   }
   void hex(uint64_t value) {
-    reserve(24);
     buffer_[used_++] = '0';
     buffer_[used_++] = 'x';
     used_ = static_cast<size_t>(
@@ -84,7 +84,7 @@ class LineWriter {
         buffer_.data());
   }
   void end_line() {
-    chr('\n');
+    buffer_[used_++] = '\n';
     if (used_ >= kFlushAt) flush();
   }
   void flush() {
@@ -98,8 +98,10 @@ class LineWriter {
  private:
   static constexpr size_t kCapacity = 1 << 17;
   static constexpr size_t kFlushAt = 1 << 16;
+  static constexpr size_t kRowReserve = 1024;  // a row's numbers, separators and quotes
 
   // Rows are far smaller than the slack above kFlushAt; only a huge string forces a flush here.
+  // After text() there is again kRowReserve room for the rest of the row.
   void reserve(size_t size) {
     if (used_ + size <= buffer_.size()) return;
     flush();
@@ -131,6 +133,7 @@ void csv_field(LineWriter& out, std::string_view value) {
     out.text(value);
     return;
   }
+  out.reserve_more(2 * value.size() + 2);
   out.chr('"');
   for (char c : value) {
     if (c == '"') out.chr('"');
@@ -140,6 +143,7 @@ void csv_field(LineWriter& out, std::string_view value) {
 }
 
 void json_string(LineWriter& out, std::string_view value) {
+  out.reserve_more(6 * value.size() + 2);  // \u00XX for each control byte at worst
   out.chr('"');
   for (char c : value) {
     unsigned char byte = static_cast<unsigned char>(c);
@@ -158,6 +162,7 @@ void json_string(LineWriter& out, std::string_view value) {
 }
 
 void write_csv_header(LineWriter& out) {
+  out.begin_row();
   out.text("time_ns,cpu,pid,tid,comm,event,lock,ret,context,irqs_off,stack_depth,kernel_frames,"
            "user_frames,preempt_count,common_flags,ip");
   out.end_line();
@@ -165,6 +170,7 @@ void write_csv_header(LineWriter& out) {
 
 void write_csv_row(LineWriter& out, const EventRow& row) {
   const perf::Sample& sample = *row.event.sample;
+  out.begin_row();
   out.number(sample.time);
   out.chr(',');
   out.number(sample.cpu);
@@ -201,6 +207,7 @@ void write_csv_row(LineWriter& out, const EventRow& row) {
 
 void write_jsonl_row(LineWriter& out, const EventRow& row) {
   const perf::Sample& sample = *row.event.sample;
+  out.begin_row();
   out.text("{\"time_ns\":");
   out.number(sample.time);
   out.text(",\"cpu\":");
