@@ -6,6 +6,8 @@
 #include <bit>
 #include <cstring>
 #include <deque>
+#include <cerrno>
+#include <fcntl.h>
 #include <unistd.h>
 #include <unordered_map>
 
@@ -189,14 +191,12 @@ std::string build_id_hex(Bytes bytes) {
   return out;
 }
 
-// Records held back for time ordering. Records from the mmapped file are referenced in place;
-// the others are copied into an arena. Sorted at each flush.
+// Records held back for time ordering, copied into an arena and sorted at each flush.
 class TimeOrderQueue {
  public:
   struct Entry {
     uint64_t time;
     uint64_t sequence;
-    const std::byte* stable_bytes;  // nullptr: the bytes are in the arena at arena_offset
     size_t arena_offset;
     uint32_t size;
     uint64_t file_offset;
@@ -204,15 +204,9 @@ class TimeOrderQueue {
 
   void push(const RawRecord& record, uint64_t time) {
     if (flushed_any_ && time < flushed_up_to_) ++out_of_order_;
-    Entry entry{time, sequence_++, nullptr, 0, static_cast<uint32_t>(record.bytes.size()),
-                record.file_offset};
-    if (record.stable) {
-      entry.stable_bytes = record.bytes.data();
-    } else {
-      entry.arena_offset = arena_.size();
-      arena_.insert(arena_.end(), record.bytes.begin(), record.bytes.end());
-    }
-    entries_.push_back(entry);
+    entries_.push_back(Entry{time, sequence_++, arena_.size(),
+                             static_cast<uint32_t>(record.bytes.size()), record.file_offset});
+    arena_.insert(arena_.end(), record.bytes.begin(), record.bytes.end());
     max_time_ = std::max(max_time_, time);
   }
 
@@ -235,7 +229,7 @@ class TimeOrderQueue {
     while (flushed < entries_.size() && entries_[flushed].time <= limit) {
       const Entry& entry = entries_[flushed];
       RawRecord record;
-      record.bytes = Bytes(bytes_of(entry), entry.size);
+      record.bytes = Bytes(arena_.data() + entry.arena_offset, entry.size);
       std::memcpy(&record.header, record.bytes.data(), sizeof record.header);
       record.file_offset = entry.file_offset;
       emit(record);
@@ -243,16 +237,14 @@ class TimeOrderQueue {
       flushed_any_ = true;
       ++flushed;
     }
-    // Keep the unflushed records; copied ones move to the front of a fresh arena.
+    // Keep the unflushed records, moved to the front of a fresh arena.
     spare_.clear();
     size_t kept = 0;
     for (size_t i = flushed; i < entries_.size(); ++i) {
       Entry entry = entries_[i];
-      if (entry.stable_bytes == nullptr) {
-        const std::byte* bytes = bytes_of(entry);
-        entry.arena_offset = spare_.size();
-        spare_.insert(spare_.end(), bytes, bytes + entry.size);
-      }
+      const std::byte* bytes = arena_.data() + entry.arena_offset;
+      entry.arena_offset = spare_.size();
+      spare_.insert(spare_.end(), bytes, bytes + entry.size);
       entries_[kept++] = entry;
     }
     entries_.resize(kept);
@@ -261,20 +253,7 @@ class TimeOrderQueue {
 
   uint64_t out_of_order() const { return out_of_order_; }
 
-  // The lowest file offset of a held-back record that points into the mapping.
-  uint64_t oldest_stable_offset() const {
-    uint64_t oldest = UINT64_MAX;
-    for (const Entry& entry : entries_) {
-      if (entry.stable_bytes != nullptr) oldest = std::min(oldest, entry.file_offset);
-    }
-    return oldest;
-  }
-
  private:
-  const std::byte* bytes_of(const Entry& entry) const {
-    return entry.stable_bytes != nullptr ? entry.stable_bytes : arena_.data() + entry.arena_offset;
-  }
-
   std::vector<std::byte> arena_, spare_;
   std::vector<Entry> entries_;
   uint64_t sequence_ = 0;
@@ -311,12 +290,7 @@ class Reader final : public PerfDataReader {
     try {
       if (!metadata_.pipe_mode) announce_metadata();
       if (file_) {
-        // A pipe-mode stream saved to a file has no header sizes: read to its end.
-        FileRecordSource source(*file_, metadata_.data_offset,
-                                metadata_.data_offset + metadata_.data_size,
-                                metadata_.data_size_was_zero || pipe_file_);
-        read_all(source);
-        warn_if_partial(source);
+        read_data_section();
       } else {
         read_all(*stream_);
         warn_if_partial(*stream_);
@@ -347,6 +321,30 @@ class Reader final : public PerfDataReader {
       std::string name(type == kCountedTypes - 1 ? "UNKNOWN" : record_type_name(type));
       stats_.records_by_type[name] += record_counts_[type];
     }
+  }
+
+  // The data section is read through a buffer, not the mapping (see StreamRecordSource).
+  void read_data_section() {
+    int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Error(std::string("cannot open: ") + strerror(errno));
+    struct Closer {
+      int fd;
+      ~Closer() { ::close(fd); }
+    } closer{fd};
+    if (lseek(fd, static_cast<off_t>(metadata_.data_offset), SEEK_SET) < 0) {
+      throw Error(std::string("cannot seek to the data section: ") + strerror(errno))
+          .at(metadata_.data_offset);
+    }
+    StreamRecordSource source(fd, metadata_.data_offset, metadata_.data_size);
+    read_all(source);
+    // A pipe-mode stream saved to a file, or a header that says 0 (perf was killed), has no
+    // trustworthy end: a cut-off last record is expected there. Elsewhere it is corruption.
+    if (source.stopped_at_partial_record() && !metadata_.data_size_was_zero && !pipe_file_) {
+      throw Error("a record runs past the end of the data section")
+          .at(source.partial_record_offset())
+          .hint("the file is corrupt or truncated");
+    }
+    warn_if_partial(source);
   }
 
   template <typename Source>
@@ -672,10 +670,6 @@ class Reader final : public PerfDataReader {
       handle_record(record, [&](uint64_t size, uint64_t offset) {
         return source.take_trailing_payload(size, offset);
       });
-      if (file_ && file_->release_due(record.file_offset)) {
-        // Give back the mapped pages already read, but none that a held-back record still uses.
-        file_->release_before(std::min(record.file_offset, queue_.oldest_stable_offset()));
-      }
     }
   }
 

@@ -15,13 +15,6 @@ namespace lockscope::perf {
 namespace {
 
 
-// Checks a record header against the bytes that follow it; returns the problem or nullptr.
-const char* record_size_problem(const perf_event_header& header, uint64_t available) {
-  if (header.size < sizeof(perf_event_header)) return "record size is smaller than its header";
-  if (header.size > available) return "record runs past the end of the data";
-  return nullptr;
-}
-
 }  // namespace
 
 MappedFile::MappedFile(const std::string& path) {
@@ -43,7 +36,6 @@ MappedFile::MappedFile(const std::string& path) {
       ::close(fd);
       throw Error(std::string("cannot mmap: ") + strerror(saved)).file(path);
     }
-    madvise(mapping, size_, MADV_SEQUENTIAL);
     data_ = static_cast<const std::byte*>(mapping);
   }
   ::close(fd);
@@ -53,77 +45,8 @@ MappedFile::~MappedFile() {
   if (data_ != nullptr) munmap(const_cast<std::byte*>(data_), size_);
 }
 
-void MappedFile::populate_from(uint64_t offset) {
-  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  uint64_t start = std::max(populated_, offset / page * page);
-  uint64_t end = std::min<uint64_t>(size_, start + kPopulateWindow);
-  if (start >= end) return;
-  // Kernels before 5.14 do not know MADV_POPULATE_READ; then pages fault in one by one as before.
-  madvise(const_cast<std::byte*>(data_) + start, end - start, MADV_POPULATE_READ);
-  populated_ = end;
-}
-
-void MappedFile::release_before(uint64_t offset) {
-  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  uint64_t end = offset / page * page;
-  if (end <= released_) return;
-  madvise(const_cast<std::byte*>(data_) + released_, end - released_, MADV_DONTNEED);
-  released_ = end;
-}
-
-FileRecordSource::FileRecordSource(MappedFile& file, uint64_t begin, uint64_t end,
-                                   bool to_end_of_file)
-    : file_(file), position_(begin), end_(end), to_end_of_file_(to_end_of_file) {}
-
-bool FileRecordSource::next(RawRecord& out) {
-  Bytes all = file_.bytes();
-  if (position_ >= end_) return false;
-  uint64_t available = end_ - position_;
-  if (available < sizeof(perf_event_header)) {
-    if (to_end_of_file_) {
-      stopped_at_partial_ = true;
-      return false;
-    }
-    throw Error("a record header is cut off: " + std::to_string(available) +
-                " bytes remain in the data section")
-        .at(position_)
-        .hint("the file is truncated");
-  }
-  file_.populate_ahead(position_);
-  std::memcpy(&out.header, all.data() + position_, sizeof out.header);
-  if (const char* problem = record_size_problem(out.header, available)) {
-    if (to_end_of_file_ && out.header.size > available) {
-      stopped_at_partial_ = true;
-      return false;
-    }
-    throw Error(std::string(problem) + " (type " + std::to_string(out.header.type) + ", size " +
-                std::to_string(out.header.size) + ", " + std::to_string(available) +
-                " bytes left in the data section)")
-        .at(position_)
-        .hint("the file is corrupt or truncated");
-  }
-  out.bytes = all.subspan(position_, out.header.size);
-  out.file_offset = position_;
-  out.stable = true;
-  position_ += out.header.size;
-  return true;
-}
-
-Bytes FileRecordSource::take_trailing_payload(uint64_t size, uint64_t record_offset) {
-  if (size > end_ - position_) {
-    throw Error("the payload that follows this record (" + std::to_string(size) +
-                " bytes) runs past the end of the data (" + std::to_string(end_ - position_) +
-                " bytes left)")
-        .at(record_offset)
-        .hint("the file is truncated");
-  }
-  Bytes out = file_.bytes().subspan(position_, size);
-  position_ += size;
-  return out;
-}
-
-StreamRecordSource::StreamRecordSource(int fd, uint64_t start_offset)
-    : fd_(fd), buffer_(1 << 20), stream_offset_(start_offset) {}
+StreamRecordSource::StreamRecordSource(int fd, uint64_t start_offset, uint64_t limit)
+    : fd_(fd), buffer_(1 << 20), stream_offset_(start_offset), unread_limit_(limit) {}
 
 bool StreamRecordSource::fill(size_t size) {
   if (end_pos_ - read_pos_ >= size) return true;
@@ -134,13 +57,19 @@ bool StreamRecordSource::fill(size_t size) {
   }
   if (buffer_.size() < size) buffer_.resize(size);
   while (end_pos_ < size && !eof_) {
-    ssize_t got = ::read(fd_, buffer_.data() + end_pos_, buffer_.size() - end_pos_);
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer_.size() - end_pos_, unread_limit_));
+    if (want == 0) {
+      eof_ = true;
+      break;
+    }
+    ssize_t got = ::read(fd_, buffer_.data() + end_pos_, want);
     if (got < 0) {
       if (errno == EINTR) continue;
       throw Error(std::string("read failed: ") + strerror(errno)).at(stream_offset_ + end_pos_);
     }
     if (got == 0) eof_ = true;
     end_pos_ += static_cast<size_t>(got);
+    unread_limit_ -= static_cast<uint64_t>(got);
   }
   return end_pos_ >= size;
 }
@@ -178,7 +107,6 @@ bool StreamRecordSource::next(RawRecord& out) {
   // The view stays valid until the next call: fill() only moves data on the next call.
   out.bytes = Bytes(buffer_.data() + read_pos_, out.header.size);
   out.file_offset = stream_offset_;
-  out.stable = false;
   read_pos_ += out.header.size;
   stream_offset_ += out.header.size;
   return true;
@@ -252,7 +180,6 @@ bool DecompressedRecordSource::next(RawRecord& out) {
   if (out.header.size > available) return false;  // completed by the next payload
   out.bytes = Bytes(buffer_.data() + read_pos_, out.header.size);
   out.file_offset = current_offset_;
-  out.stable = false;
   read_pos_ += out.header.size;
   return true;
 }

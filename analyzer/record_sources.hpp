@@ -18,13 +18,10 @@ struct RawRecord {
   perf_event_header header{};
   Bytes bytes;               // the whole record, header included
   uint64_t file_offset = 0;  // of the record, or of the COMPRESSED record it came from
-  // The bytes stay valid for the whole read (an mmapped file), so they need not be copied to be
-  // held back for time ordering.
-  bool stable = false;
 };
 
-// A read-only mapping of a whole file. Pages already consumed are dropped from the mapping as the
-// reader moves on, so resident memory stays flat however long the recording.
+// A read-only mapping of a whole file, for the header, the attrs and the feature sections (the
+// records of the data section are read through a buffer: see StreamRecordSource).
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path);
@@ -33,49 +30,21 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
 
   Bytes bytes() const { return {data_, size_}; }
-  // Dropping pages is worth a system call only every few MiB.
-  bool release_due(uint64_t offset) const { return offset >= released_ + kDropChunk; }
-  void release_before(uint64_t offset);
-  static constexpr uint64_t kDropChunk = 16u << 20;
-  // Maps the next window of the file in one system call when the reader gets near its end: one
-  // page fault per 4 KiB page costs more than the parsing itself.
-  void populate_ahead(uint64_t offset) {
-    if (offset + kPopulateWindow / 2 >= populated_) populate_from(offset);
-  }
-  static constexpr uint64_t kPopulateWindow = 8u << 20;
 
  private:
   const std::byte* data_ = nullptr;
   size_t size_ = 0;
-  uint64_t released_ = 0;
-  uint64_t populated_ = 0;
-  void populate_from(uint64_t offset);
 };
 
-// Records of the data section of an mmapped file.
-class FileRecordSource {
- public:
-  // to_end_of_file: the header said data size 0 (perf was killed); read whole records to the end
-  // and stop quietly at a trailing partial one.
-  FileRecordSource(MappedFile& file, uint64_t begin, uint64_t end, bool to_end_of_file);
-  bool next(RawRecord& out);
-  Bytes take_trailing_payload(uint64_t size, uint64_t record_offset);
-  bool stopped_at_partial_record() const { return stopped_at_partial_; }
-  uint64_t partial_record_offset() const { return position_; }
-
- private:
-  MappedFile& file_;
-  uint64_t position_;
-  uint64_t end_;
-  bool to_end_of_file_;
-  bool stopped_at_partial_ = false;
-};
-
-// Records read from a file descriptor (pipe mode). The buffer holds at most one record plus the
-// payload that may trail it, so memory stays bounded.
+// Records read from a file descriptor: a pipe, or the data section of a file. The buffer holds a
+// window of records (and a payload that may trail one), so memory stays bounded. For the data
+// section this beats walking the mapping: measured on the 580 MB test recording, reading into a
+// reused 1 MiB buffer walks the records in 0.15 s where the mapping takes 0.69 s, page-table and
+// TLB work that a virtual machine makes dear.
 class StreamRecordSource {
  public:
-  StreamRecordSource(int fd, uint64_t start_offset);
+  // limit: how many bytes of the descriptor belong to the records (the data section's size).
+  StreamRecordSource(int fd, uint64_t start_offset, uint64_t limit = UINT64_MAX);
   bool next(RawRecord& out);
   Bytes take_trailing_payload(uint64_t size, uint64_t record_offset);
   // Reads exactly `size` bytes at the start of the stream (the pipe header).
@@ -94,6 +63,7 @@ class StreamRecordSource {
   size_t read_pos_ = 0;
   size_t end_pos_ = 0;
   uint64_t stream_offset_;  // file offset of buffer_[read_pos_]
+  uint64_t unread_limit_;   // bytes of the descriptor still to be read as records
   bool eof_ = false;
   bool stopped_at_partial_ = false;
 };
