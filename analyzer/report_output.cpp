@@ -14,12 +14,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::string hex(uint64_t value) {
-  char text[24];
-  snprintf(text, sizeof text, "0x%" PRIx64, value);
-  return text;
-}
-
 std::vector<std::string> context_names(uint8_t mask) {
   std::vector<std::string> names;
   for (auto context : {ExecContext::task, ExecContext::softirq, ExecContext::hardirq, ExecContext::nmi}) {

@@ -12,12 +12,6 @@
 namespace lockscope::report {
 namespace {
 
-std::string hex(uint64_t value) {
-  char text[24];
-  snprintf(text, sizeof text, "0x%" PRIx64, value);
-  return text;
-}
-
 // The lock implementation beyond the probed entry points: the slow paths a contended acquisition
 // runs through before contention_begin fires, named as in kernel/locking/.
 constexpr std::array<std::string_view, 10> kLockImplementationPrefixes = {
@@ -134,6 +128,12 @@ std::vector<const model::HolderLock*> merge_by_holder(const std::vector<const mo
 }
 
 }  // namespace
+
+std::string hex(uint64_t value) {
+  char text[24];
+  snprintf(text, sizeof text, "0x%" PRIx64, value);
+  return text;
+}
 
 std::string LockEntry::display_name() const {
   if (!name.empty()) return name;

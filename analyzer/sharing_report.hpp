@@ -132,6 +132,9 @@ struct Report {
   std::vector<contention::ContentionRow> contention;
 };
 
+// "0x…" in lowercase hex, as the report prints addresses.
+std::string hex(uint64_t value);
+
 Report build_report(const model::HolderModel& model, const perf::PerfDataReader& reader,
                     const Filters& filters, Namer& namer);
 
