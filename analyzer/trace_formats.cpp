@@ -27,6 +27,17 @@ std::string as_text(Bytes bytes) {
   return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
+// lockscope reads fields, never prints events: the "print fmt:" part goes to libtraceevent as an
+// empty format. Its print-argument parser crashes on some malformed formats (libtraceevent 1.7,
+// found by fuzzing); its field parser is all that is needed.
+void without_print_format(std::string& format) {
+  static constexpr std::string_view kPrintFormat = "\nprint fmt:";
+  size_t at = format.find(kPrintFormat);
+  if (at == std::string::npos) return;
+  format.resize(at);
+  format += "\nprint fmt: \"\"\n";
+}
+
 bool version_at_least_0_6(const std::string& version) {
   unsigned major = 0, minor = 0;
   if (sscanf(version.c_str(), "%u.%u", &major, &minor) != 2) return false;
@@ -125,6 +136,7 @@ std::unique_ptr<TraceFormats> TraceFormats::parse(std::span<const std::byte> blo
     for (uint32_t i = 0; i < count; ++i) {
       uint64_t size = cursor.u64();
       std::string text = as_text(take_sized_text(cursor, size, "an event format"));
+      without_print_format(text);
       if (tep_parse_event(tep, text.data(), text.size(), system) != 0) {
         std::string_view name_line(text);
         auto start = name_line.find("name: ");
