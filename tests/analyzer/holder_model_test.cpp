@@ -117,7 +117,7 @@ const report::LockEntry* find_lock(const report::Report& report, uint64_t addres
 
 }  // namespace
 
-TEST_CASE("two processes sharing one lock; a lock held by one process only") {
+TEST_CASE("two processes sharing one lock, and a lock held by one process only") {
   Recording rec;
   rec.comm(10, 10, "alpha");
   rec.comm(20, 20, "beta");
@@ -146,7 +146,7 @@ TEST_CASE("two processes sharing one lock; a lock held by one process only") {
   CHECK(holder_labels(*b) == std::vector<std::string>{"beta[20]"});
 }
 
-TEST_CASE("threads roll up into their process; --by thread keeps them apart") {
+TEST_CASE("threads roll up into their process, and --by thread keeps them apart") {
   Recording rec;
   rec.comm(10, 10, "server");
   rec.fork(10, 10, 11, 10);  // a thread of 10
@@ -297,7 +297,7 @@ TEST_CASE("filters: pid, comm, idle, kernel threads, lock") {
   CHECK(labels_with(by_lock).empty());
 }
 
-TEST_CASE("identical stacks are stored once; --stacks keeps more distinct ones") {
+TEST_CASE("identical stacks are stored once, and --stacks keeps more distinct ones") {
   Recording rec;
   rec.comm(10, 10, "alpha");
   for (int i = 0; i < 50; ++i) rec.event("_raw_spin_lock", 10, 10, {kLockA}, 0xffffffff81100000);
