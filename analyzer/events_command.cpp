@@ -11,39 +11,13 @@
 #include <unordered_map>
 
 #include "commands.hpp"
+#include "thread_names.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/lock_events.hpp"
 #include "lockscope/perf_data.hpp"
 
 namespace lockscope::cli {
 namespace {
-
-// The comm each thread has at this point of the recording, the way perf keeps it: COMM records
-// set it, a forked thread starts with its parent's, the idle task (0) is "swapper" until told
-// otherwise, and an unknown thread reads ":TID".
-class ThreadNames {
- public:
-  ThreadNames() { names_[0] = "swapper"; }
-  void set(uint32_t tid, std::string_view comm) { names_[tid].assign(comm); }
-  void fork(uint32_t child, uint32_t parent) {
-    auto found = names_.find(parent);
-    if (found != names_.end()) {
-      names_[child] = found->second;
-    } else {
-      names_.erase(child);
-    }
-  }
-  std::string_view get(uint32_t tid) {
-    auto found = names_.find(tid);
-    if (found != names_.end()) return found->second;
-    unknown_ = ":" + std::to_string(static_cast<int32_t>(tid));
-    return unknown_;
-  }
-
- private:
-  std::unordered_map<uint32_t, std::string> names_;
-  std::string unknown_;
-};
 
 // A line buffer flushed to a FILE*: rows are formatted in place, without allocating.
 class LineWriter {

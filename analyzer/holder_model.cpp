@@ -175,10 +175,8 @@ HolderModel::ThreadState& HolderModel::thread(uint32_t tid) { return threads_[ti
 
 void HolderModel::on_comm(const perf::CommRecord& comm) {
   ++holder_epoch_;
-  ThreadState& state = thread(comm.tid);
-  state.comm.assign(comm.comm);
-  state.has_comm = true;
-  state.pid = comm.pid;
+  names_.set(comm.tid, comm.comm);
+  thread(comm.tid).pid = comm.pid;
 }
 
 void HolderModel::on_fork(const perf::TaskRecord& task) {
@@ -189,10 +187,8 @@ void HolderModel::on_fork(const perf::TaskRecord& task) {
     if (!inserted) ++it->second.generation;  // the pid was seen before: a new incarnation
     it->second.forked_by_kthreadd = task.ppid == 2;
   }
+  names_.fork(task.tid, task.ptid);
   ThreadState& child = thread(task.tid);
-  const ThreadState& parent = thread(task.ptid);
-  child.comm = parent.comm;
-  child.has_comm = parent.has_comm;
   child.pid = task.pid;
   child.trylock_pending = false;
 }
@@ -206,17 +202,11 @@ void HolderModel::on_mmap(const perf::MmapRecord& map) {
 }
 
 std::string_view HolderModel::comm_for_holder(uint32_t tid, int64_t pid) {
+  // A process is named by its main thread, once a record has named that thread.
   if (options_.group_by == GroupBy::process && pid >= 0) {
-    auto main_thread = threads_.find(static_cast<uint32_t>(pid));
-    if (main_thread != threads_.end() && main_thread->second.has_comm) {
-      return main_thread->second.comm;
-    }
+    if (const std::string* comm = names_.find(static_cast<uint32_t>(pid))) return *comm;
   }
-  auto found = threads_.find(tid);
-  if (found != threads_.end() && found->second.has_comm) return found->second.comm;
-  if (tid == 0) return "swapper";
-  key_buffer_ = ":" + std::to_string(static_cast<int32_t>(tid));
-  return key_buffer_;
+  return names_.get(tid);
 }
 
 uint32_t HolderModel::task_holder_for(const Acquisition& acquisition, ThreadState& state) {

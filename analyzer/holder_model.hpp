@@ -16,6 +16,7 @@
 #include "lockscope/lock_events.hpp"
 #include "lockscope/perf_data.hpp"
 #include "lockscope/probe_table.hpp"
+#include "thread_names.hpp"
 
 namespace lockscope::model {
 
@@ -157,8 +158,6 @@ class HolderModel final : public perf::RecordVisitor {
  private:
   struct ThreadState {
     int64_t pid = -1;
-    std::string comm;
-    bool has_comm = false;
     // A trylock entry waiting for its return probe on this thread.
     bool trylock_pending = false;
     const probes::ProbeRow* trylock_row = nullptr;
@@ -209,6 +208,7 @@ class HolderModel final : public perf::RecordVisitor {
   StackTable stacks_;
   ModelStats stats_;
   std::unordered_map<uint32_t, ThreadState> threads_;
+  ThreadNames names_;
   std::unordered_map<int64_t, ProcessState> processes_;
   // (pid, generation, comm, pseudo context) -> holder index
   std::unordered_map<std::string, uint32_t> holder_ids_;
@@ -218,7 +218,6 @@ class HolderModel final : public perf::RecordVisitor {
   std::unordered_map<uint64_t, uint32_t> pair_ids_;  // (holder << 32 | lock)
   std::vector<uint64_t> frame_buffer_;
   std::optional<uint64_t> kernel_text_;
-  std::string key_buffer_;
 };
 
 }  // namespace lockscope::model

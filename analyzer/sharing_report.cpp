@@ -168,8 +168,9 @@ const symbolizer::DataName& Namer::data(uint64_t address) {
 }
 
 const Frame& Namer::code(uint64_t address, bool is_return_address) {
-  // Kernel text addresses are never odd-and-even twins of each other's cache keys: the key keeps
-  // the two lookups of one address apart by the top bit, which kernel addresses always have set.
+  // One address is looked up two ways (as the first frame, and as a return address); the two
+  // answers are cached apart by clearing the top bit of the key for return addresses, a bit every
+  // kernel address has set.
   uint64_t key = is_return_address ? address & ~(1ull << 63) : address;
   auto [it, inserted] = code_.try_emplace(key);
   if (!inserted) return it->second;
