@@ -103,7 +103,10 @@ interrupt HUP 129
 echo "== Ctrl-C at a terminal: the terminal signals COMMAND and lockrec, lockrec stops perf"
 if command -v script >/dev/null; then
   # script(1) gives lockrec a pseudo-terminal; a ^C typed into it is a real terminal interrupt.
-  coproc TERMINAL { script -qfec "$lockrec -o ctrlc.data -- sleep 30; echo lockrec-exit=\$?" /dev/null; }
+  # lockrec runs as script's child itself (exec) and script -e hands back its exit status: a shell
+  # around it would share the terminal's process group, and dash, script's default $SHELL on a
+  # machine without one set, dies of that same ^C before it could report anything.
+  coproc TERMINAL { SHELL=/bin/sh script -qfec "exec $lockrec -o ctrlc.data -- sleep 30" /dev/null; }
   # bash unsets TERMINAL and TERMINAL_PID as soon as the coprocess exits: keep copies.
   terminal_pid=$TERMINAL_PID
   exec {terminal_out}<&"${TERMINAL[0]}" {terminal_in}>&"${TERMINAL[1]}"
@@ -111,13 +114,11 @@ if command -v script >/dev/null; then
     case $line in *"recording in "*) break ;; esac
   done
   printf '\003' >&"$terminal_in"
-  exit_line=""
-  while read -r line <&"$terminal_out"; do
-    case $line in *lockrec-exit=*) exit_line=${line//$'\r'/} ;; esac
-  done
+  cat <&"$terminal_out" >/dev/null
   exec {terminal_out}<&- {terminal_in}>&-
-  wait "$terminal_pid" || true
-  [ "$exit_line" = "lockrec-exit=130" ] || fail "Ctrl-C: '$exit_line', not lockrec-exit=130"
+  terminal_status=0
+  wait "$terminal_pid" || terminal_status=$?
+  [ "$terminal_status" = 130 ] || fail "Ctrl-C: lockrec exited with $terminal_status, not 130"
   perf script -i ctrlc.data -F event >/dev/null 2>&1 || fail "perf script cannot read the file left by Ctrl-C"
   [ "$("$here/json-field" ctrlc.data.lockrec.json command_status.signal)" = 2 ] || fail "Ctrl-C not in the JSON"
   [ "$(lockrec_probes)" = 0 ] || fail "lockrec probes left behind after Ctrl-C"
