@@ -1,3 +1,4 @@
+#include "hex_number.hpp"
 #include "kernel_symbols.hpp"
 
 #include <sys/utsname.h>
@@ -11,14 +12,7 @@ namespace {
 bool readable(const std::string& path) { return access(path.c_str(), R_OK) == 0; }
 
 int64_t parse_offset(const std::string& text) {
-  const bool negative = !text.empty() && text[0] == '-';
-  const std::string digits = negative ? text.substr(1) : text;
-  try {
-    size_t used = 0;
-    uint64_t value = std::stoull(digits, &used, 16);
-    if (used == digits.size()) return negative ? -static_cast<int64_t>(value) : static_cast<int64_t>(value);
-  } catch (const std::exception&) {
-  }
+  if (auto offset = parse_signed_hex(text)) return *offset;
   throw Error("--kaslr-offset '" + text + "' is not a hex number")
       .hint("give runtime _text minus the vmlinux's _text, e.g. 0x2d200000");
 }

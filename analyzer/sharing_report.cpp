@@ -1,3 +1,4 @@
+#include "hex_number.hpp"
 #include "sharing_report.hpp"
 
 #include <algorithm>
@@ -53,7 +54,7 @@ bool lock_passes(const LockEntry& lock, const Filters& filters) {
   if (filters.locks.empty()) return true;
   for (const auto& wanted : filters.locks) {
     if (wanted == lock.name || wanted == lock.lock_class || wanted == lock.symbol) return true;
-    if (wanted.starts_with("0x") && std::stoull(wanted, nullptr, 16) == lock.lock->address) {
+    if (wanted.starts_with("0x") && parse_hex(wanted) == lock.lock->address) {
       return true;
     }
   }
