@@ -13,6 +13,7 @@
 
 #include "contention_stats.hpp"
 #include "holder_model.hpp"
+#include "lockdep.hpp"
 #include "lockscope/perf_data.hpp"
 #include "lockscope/symbolizer.hpp"
 
@@ -128,6 +129,8 @@ struct Report {
   std::vector<LockEntry> locks;  // shared by >= min_holders, most holders first
   std::vector<HolderPair> pairs;  // most shared locks first
   std::vector<Group> groups;      // largest first
+  // lockdep's rules applied to the recording: irq-safety and lock-order findings, shown first.
+  std::vector<lockdep::Finding> findings;
   // Contention recordings: the wait table `perf lock contention -i` prints, row for row.
   std::vector<contention::ContentionRow> contention;
 };
