@@ -49,7 +49,7 @@ std::string seconds(uint64_t time_ns) {
 // Lines of a table of CPUs, one column each, in lockdep's layout.
 class ScenarioTable {
  public:
-  explicit ScenarioTable(size_t cpus) : cpus_(cpus) {
+  explicit ScenarioTable(size_t cpus) {
     std::string head, rule;
     for (size_t cpu = 0; cpu < cpus; ++cpu) {
       head += pad("      CPU" + std::to_string(cpu), cpu + 1 < cpus);
@@ -72,7 +72,6 @@ class ScenarioTable {
     if (more && text.size() < kWidth) text.resize(kWidth, ' ');
     return text;
   }
-  size_t cpus_;
   std::vector<std::string> lines_;
 };
 

@@ -145,7 +145,8 @@ std::string LockEntry::display_name() const {
   return hex(lock->address);
 }
 
-Namer::Namer(symbolizer::Symbolizer* symbolizer) : symbolizer_(symbolizer) {
+Namer::Namer(symbolizer::Symbolizer* symbolizer, symbolizer::Symbolizer* modules)
+    : symbolizer_(symbolizer), modules_(modules) {
   if (symbolizer_ != nullptr) {
     image_start_ = symbolizer_->address_of("_text");
     for (const char* end : {"_end", "__bss_stop", "_edata"}) {
@@ -163,6 +164,10 @@ const symbolizer::DataName& Namer::data(uint64_t address) {
     } else {
       it->second.why_unnamed = "no vmlinux or kallsyms given";
     }
+    if (!it->second.found && modules_ != nullptr && !in_kernel_image(address)) {
+      symbolizer::DataName in_module = modules_->name_data(address);
+      if (in_module.found) it->second = std::move(in_module);
+    }
   }
   return it->second;
 }
@@ -176,13 +181,15 @@ const Frame& Namer::code(uint64_t address, bool is_return_address) {
   if (!inserted) return it->second;
   Frame& frame = it->second;
   frame.address = address;
-  if (symbolizer_ != nullptr) {
-    symbolizer::CodeLocation location = symbolizer_->name_code(address);
+  symbolizer::Symbolizer* source = symbolizer_;
+  if (source != nullptr && modules_ != nullptr && !in_kernel_image(address)) source = modules_;
+  if (source != nullptr) {
+    symbolizer::CodeLocation location = source->name_code(address);
     if (location.found) {
       frame.function = location.function;
       frame.symbol = location.name();
       if (is_return_address && address > 0) {
-        symbolizer::CodeLocation call = symbolizer_->name_code(address - 1);
+        symbolizer::CodeLocation call = source->name_code(address - 1);
         if (call.found && call.function == location.function) location = std::move(call);
       }
       frame.inlines = std::move(location.inlines);

@@ -99,7 +99,9 @@ struct Header {
 // nothing and says so. Stacks are named only when an output asks for them.
 class Namer {
  public:
-  explicit Namer(symbolizer::Symbolizer* symbolizer);
+  // `modules` (optional) names what `symbolizer` cannot outside the kernel image: module code and
+  // data from a kallsyms taken while they were loaded.
+  explicit Namer(symbolizer::Symbolizer* symbolizer, symbolizer::Symbolizer* modules = nullptr);
   // Whether the address lies in the kernel image (_text to _end): a static object even when no
   // symbol names it, so it gets no dynamic-lock class.
   bool in_kernel_image(uint64_t address) const {
@@ -114,6 +116,7 @@ class Namer {
 
  private:
   symbolizer::Symbolizer* symbolizer_;
+  symbolizer::Symbolizer* modules_;
   std::optional<uint64_t> image_start_, image_end_;
   std::unordered_map<uint64_t, symbolizer::DataName> data_;
   std::unordered_map<uint64_t, Frame> code_;  // key: address, low bit of a spare: see code()

@@ -375,3 +375,28 @@ TEST_CASE("lockdep: findings lead the text report and fill the JSON findings") {
   CHECK(parsed["findings"][0]["evidence"][0]["usage"] == "IN-HARDIRQ-W");
   CHECK(parsed["findings"][0]["evidence"][0]["first_stack"].size() == 2);
 }
+
+TEST_CASE("lockdep: module locks and code are named from the recording's kallsyms when the kernel's symbols cannot") {
+  auto file = [](std::string_view text) {
+    return write_temp_file(ByteVector(reinterpret_cast<const std::byte*>(text.data()),
+                                      reinterpret_cast<const std::byte*>(text.data() + text.size())),
+                           ".kallsyms");
+  };
+  // The kernel image's own symbols (as a vmlinux gives them), and the kallsyms lockrec copied
+  // with the module loaded.
+  auto kernel = symbolizer::Symbolizer::from_kallsyms(
+      file("ffffffff81000000 T _text\nffffffff81a00000 T _raw_spin_lock\n"
+           "ffffffff82000000 D jiffies_lock\nffffffff83000000 B _end\n"));
+  auto modules = symbolizer::Symbolizer::from_kallsyms(
+      file("ffffffff81000000 T _text\nffffffff81a00000 T _raw_spin_lock\n"
+           "ffffffffc0a01180 t lockscope_timer_fn\t[lockscope_lockdep]\n"
+           "ffffffffc0a03078 b lockscope_irq_lock\t[lockscope_lockdep]\n"));
+  report::Namer namer(kernel.get(), modules.get());
+  CHECK(namer.data(0xffffffffc0a03078).name == "lockscope_irq_lock");
+  CHECK(namer.code(0xffffffffc0a01190, true).symbol == "lockscope_timer_fn+0x10");
+  CHECK(namer.data(0xffffffff82000000).name == "jiffies_lock");
+  CHECK(namer.code(0xffffffff81a00001, false).symbol == "_raw_spin_lock+0x1");
+
+  report::Namer kernel_only(kernel.get());
+  CHECK_FALSE(kernel_only.data(0xffffffffc0a03078).found);
+}

@@ -102,10 +102,15 @@ class Recording {
     return model;
   }
 
+  // The recording as perf.data bytes (file mode).
+  ByteVector bytes() {
+    builder_.finished_round();
+    return builder_.file_mode();
+  }
+
   // Reads the recording, in time order, into any visitor.
   void read_into(perf::RecordVisitor& visitor) {
-    builder_.finished_round();
-    std::string path = write_temp_file(builder_.file_mode());
+    std::string path = write_temp_file(bytes());
     reader_ = perf::PerfDataReader::open(path);
     reader_->read(visitor, perf::RecordOrder::time);
   }
