@@ -126,6 +126,14 @@ bool is_strong_cycle(const std::vector<uint8_t>& masks) {
   return false;
 }
 
+// Spinning locks (spinlock, rwlock) held this long mean a missed release: the kernel's RCU stall
+// and soft-lockup detectors fire long before. Sleeping locks may be held as long as they like.
+constexpr uint64_t kStaleSpinHoldNs = 1'000'000'000;
+
+bool spins(Access access) {
+  return access == Access::spinlock || access == Access::rwlock_read || access == Access::rwlock_write;
+}
+
 bool is_read(Access access) {
   return access == Access::rwlock_read || access == Access::rwsem_read ||
          access == Access::percpu_rwsem_read;
@@ -186,6 +194,8 @@ struct LockdepReplay::State {
   };
   struct HeldLock {
     uint32_t lock = 0;
+    uint64_t time = 0;
+    bool spins = false;  // a spinlock or rwlock: never held across sleeping
     bool shared = false;
     bool recursive = false;
     bool trylock = false;
@@ -442,6 +452,12 @@ void LockdepReplay::State::replay_acquire(ContextState& context, uint32_t lock,
                    (taken.context != ExecContext::task || (taken.flags & trace_flags::kBhOff));
   auto& held = context.held;
   for (size_t i = held.size(); i-- > 0;) {
+    if (held[i].spins && taken.sample->time > held[i].time + kStaleSpinHoldNs) {
+      ++stats_.stale_spin_holds;
+      remove_held(context, i, s.locks);
+    }
+  }
+  for (size_t i = held.size(); i-- > 0;) {
     if (held[i].lock != lock) continue;
     if (recursive && held[i].shared) {
       ++stats_.recursive_reads;  // allowed, and adds no dependency
@@ -474,6 +490,8 @@ void LockdepReplay::State::push_held(ContextState& context, uint32_t lock, bool 
   }
   HeldLock entry;
   entry.lock = lock;
+  entry.time = taken.sample->time;
+  entry.spins = spins(taken.access);
   entry.shared = shared;
   entry.recursive = recursive;
   entry.trylock = taken.trylock;
@@ -787,6 +805,7 @@ std::vector<std::string> LockdepReplay::notes() const {
        "trylocks had no result probe, so whether they took the lock is unknown: not replayed "
        "(record with lockrec --trylock-result)");
   note(stats_.reacquired_while_held, "acquisitions of a lock its context already held: a release was missed");
+  note(stats_.stale_spin_holds, "spinlocks seemed held for over a second: their release was missed, they were forgotten");
   note(stats_.depth_overflows, "times a context held more than " + std::to_string(options_.max_depth) +
                                    " locks: the oldest were forgotten");
   note(stats_.replay_resets, "times events were lost: the replay forgot what was held");

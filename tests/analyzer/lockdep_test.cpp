@@ -324,6 +324,17 @@ TEST_CASE("lockdep: lost events make the replay forget what was held") {
   CHECK(result->replay.stats().unmatched_releases == 1);
 }
 
+TEST_CASE("lockdep: a spinlock held over a second lost its release, a mutex may be held that long") {
+  Recording rec;
+  spin_lock(rec, 10, kLockA);
+  rec.event("mutex_lock", 10, 10, {kLockC});
+  rec.wait_ns(2'000'000'000);
+  spin_lock(rec, 10, kLockB);  // C -> B; A's release was missed: no A -> B
+  auto result = replay(rec);
+  CHECK(result->replay.stats().stale_spin_holds == 1);
+  CHECK(result->replay.stats().edges == 2);  // A -> C before the wait, C -> B after it
+}
+
 TEST_CASE("lockdep: an irq-safe lock held while an irq-unsafe lock is taken") {
   Recording rec;
   rec.comm(10, 10, "worker");

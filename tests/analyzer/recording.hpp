@@ -69,6 +69,8 @@ class Recording {
   }
   void exit(uint32_t pid, uint32_t tid) { builder_.exit(pid, pid, tid, tid, {pid, tid, ++time_, 0}); }
 
+  // Lets time pass before the next record.
+  void wait_ns(uint64_t ns) { time_ += ns; }
   // The CPU of the events that follow.
   void on_cpu(uint32_t cpu) { cpu_ = cpu; }
   // A LOST record: perf dropped events here.
