@@ -139,16 +139,6 @@ bool is_read(Access access) {
          access == Access::percpu_rwsem_read;
 }
 
-std::string join_access(uint32_t mask) {
-  std::string out;
-  for (size_t i = 0; i < model::kAccessCount; ++i) {
-    if (!(mask & (1u << i))) continue;
-    if (!out.empty()) out += ",";
-    out += model::access_name(static_cast<Access>(i));
-  }
-  return out;
-}
-
 // Where an acquisition's held locks live: a task's own stack, or per CPU the interrupt context
 // it ran in (lockdep keeps interrupt contexts' locks apart from the task they interrupted). The
 // idle tasks share tid 0, so they are told apart by CPU too.
@@ -598,7 +588,7 @@ Evidence LockdepReplay::State::edge_evidence(uint32_t edge_index) const {
 
 FindingLock LockdepReplay::State::finding_lock(uint32_t lock) const {
   const LockState& state = locks[lock];
-  return {state.address, join_access(state.access_mask)};
+  return {state.address, model::access_names(state.access_mask)};
 }
 
 bool LockdepReplay::State::room_for(FindingKind kind) {

@@ -11,6 +11,7 @@
 
 #include "commands.hpp"
 #include "contention_feed.hpp"
+#include "fan_out_visitor.hpp"
 #include "kernel_symbols.hpp"
 #include "holder_model.hpp"
 #include "lockdep.hpp"
@@ -100,33 +101,6 @@ class ProgressVisitor final : public perf::RecordVisitor {
   uint64_t samples_ = 0;
 };
 
-
-// Sends every record to each of the readers of one pass: the holder model, the lockdep replay and,
-// when there is one, the contention feed.
-class FanOutVisitor final : public perf::RecordVisitor {
- public:
-  explicit FanOutVisitor(std::vector<perf::RecordVisitor*> visitors) : visitors_(std::move(visitors)) {
-    std::erase(visitors_, nullptr);
-  }
-  void on_metadata(const perf::Metadata& m) override { each([&](auto& v) { v.on_metadata(m); }); }
-  void on_sample(const perf::Sample& s) override { each([&](auto& v) { v.on_sample(s); }); }
-  void on_comm(const perf::CommRecord& r) override { each([&](auto& v) { v.on_comm(r); }); }
-  void on_fork(const perf::TaskRecord& r) override { each([&](auto& v) { v.on_fork(r); }); }
-  void on_exit(const perf::TaskRecord& r) override { each([&](auto& v) { v.on_exit(r); }); }
-  void on_mmap(const perf::MmapRecord& r) override { each([&](auto& v) { v.on_mmap(r); }); }
-  void on_lost(const perf::LostRecord& r) override { each([&](auto& v) { v.on_lost(r); }); }
-  void on_lost_samples(uint64_t lost, const perf::SampleId& id) override {
-    each([&](auto& v) { v.on_lost_samples(lost, id); });
-  }
-  void on_throttle(const perf::ThrottleRecord& r) override { each([&](auto& v) { v.on_throttle(r); }); }
-
- private:
-  template <typename Call>
-  void each(Call&& call) {
-    for (perf::RecordVisitor* visitor : visitors_) call(*visitor);
-  }
-  std::vector<perf::RecordVisitor*> visitors_;
-};
 
 void run_report(const ReportOptions& options) {
   model::Options model_options;

@@ -60,16 +60,6 @@ bool lock_passes(const LockEntry& lock, const Filters& filters) {
   return false;
 }
 
-std::string join_access(uint32_t mask) {
-  std::string out;
-  for (size_t i = 0; i < model::kAccessCount; ++i) {
-    if (!(mask & (1u << i))) continue;
-    if (!out.empty()) out += ",";
-    out += model::access_name(static_cast<model::Access>(i));
-  }
-  return out;
-}
-
 // The class of a dynamic lock: the first caller outside the lock functions, by the innermost
 // function inlined at that call (rq_lock inlined into __schedule names the rq lock better).
 std::string lock_class(const std::vector<const Frame*>& frames) {
@@ -275,7 +265,7 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     entry.instances = members.size();
     uint32_t access_mask = 0;
     for (size_t index : members) access_mask |= model.locks()[index].access_mask;
-    entry.kind = join_access(access_mask);
+    entry.kind = model::access_names(access_mask);
     const symbolizer::DataName& data = namer.data(lock.address);
     if (!data.found && namer.in_kernel_image(lock.address)) entry.why_unnamed = "unnamed static";
     if (data.found && members.size() == 1) {

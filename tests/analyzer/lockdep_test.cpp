@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "fan_out_visitor.hpp"
 #include "lockdep.hpp"
 #include "recording.hpp"
 #include "report_output.hpp"
@@ -24,38 +25,9 @@ struct Replayed {
   lockdep::LockdepReplay replay;
 };
 
-class BothVisitors final : public perf::RecordVisitor {
- public:
-  BothVisitors(perf::RecordVisitor& a, perf::RecordVisitor& b) : a_(a), b_(b) {}
-  void on_metadata(const perf::Metadata& m) override {
-    a_.on_metadata(m);
-    b_.on_metadata(m);
-  }
-  void on_sample(const perf::Sample& s) override {
-    a_.on_sample(s);
-    b_.on_sample(s);
-  }
-  void on_comm(const perf::CommRecord& r) override {
-    a_.on_comm(r);
-    b_.on_comm(r);
-  }
-  void on_fork(const perf::TaskRecord& r) override {
-    a_.on_fork(r);
-    b_.on_fork(r);
-  }
-  void on_lost(const perf::LostRecord& r) override {
-    a_.on_lost(r);
-    b_.on_lost(r);
-  }
-
- private:
-  perf::RecordVisitor& a_;
-  perf::RecordVisitor& b_;
-};
-
 std::unique_ptr<Replayed> replay(Recording& rec) {
   auto out = std::make_unique<Replayed>();
-  BothVisitors both(out->model, out->replay);
+  FanOutVisitor both({&out->model, &out->replay});
   rec.read_into(both);
   out->model.finish();
   out->replay.finish(&out->model);
