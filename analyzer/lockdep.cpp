@@ -588,7 +588,7 @@ Evidence LockdepReplay::State::edge_evidence(uint32_t edge_index) const {
 
 FindingLock LockdepReplay::State::finding_lock(uint32_t lock) const {
   const LockState& state = locks[lock];
-  return {state.address, model::access_names(state.access_mask)};
+  return {state.address, model::access_names(state.access_mask), ""};
 }
 
 bool LockdepReplay::State::room_for(FindingKind kind) {
@@ -772,6 +772,67 @@ void LockdepReplay::finish(const model::HolderModel* holders) {
   if (s.has_release_events) {
     s.find_cycles();
     s.find_safe_to_unsafe();
+  }
+  std::stable_sort(findings_.begin(), findings_.end(),
+                   [](const Finding& a, const Finding& b) { return a.kind < b.kind; });
+}
+
+void LockdepReplay::add_class_findings(const ClassOf& class_of) {
+  State& s = *state_;
+  auto usage_time = [&](uint32_t lock, size_t bit) { return s.usages[s.locks[lock].first_usage[bit]].time; };
+  // Per class, for each usage bit, the lock that showed it first.
+  struct ClassUsage {
+    uint8_t mask = 0;
+    std::array<uint32_t, kUsageCount> first_lock{};
+  };
+  std::map<std::string, ClassUsage> classes;
+  for (uint32_t lock = 0; lock < s.locks.size(); ++lock) {
+    const State::LockState& state = s.locks[lock];
+    if (state.usage_mask == 0) continue;
+    size_t earliest = kUsageCount;
+    for (size_t bit = 0; bit < kUsageCount; ++bit) {
+      if ((state.usage_mask & (1u << bit)) &&
+          (earliest == kUsageCount || usage_time(lock, bit) < usage_time(lock, earliest))) {
+        earliest = bit;
+      }
+    }
+    std::string name = class_of(state.address, s.stacks.frames(s.usages[state.first_usage[earliest]].stack));
+    if (name.empty()) continue;
+    ClassUsage& usage = classes[name];
+    for (size_t bit = 0; bit < kUsageCount; ++bit) {
+      if (!(state.usage_mask & (1u << bit))) continue;
+      if (!(usage.mask & (1u << bit)) || usage_time(lock, bit) < usage_time(usage.first_lock[bit], bit)) {
+        usage.first_lock[bit] = lock;
+      }
+      usage.mask |= static_cast<uint8_t>(1u << bit);
+    }
+  }
+  for (const auto& [name, usage] : classes) {
+    for (const IrqClass& irq : kIrqClasses) {
+      for (const UsageConflict& conflict : kUsageConflicts) {
+        Usage in = irq.*conflict.in, on = irq.*conflict.on;
+        if (!(usage.mask & usage_bit(in)) || !(usage.mask & usage_bit(on))) continue;
+        uint32_t in_lock = usage.first_lock[static_cast<size_t>(in)];
+        uint32_t on_lock = usage.first_lock[static_cast<size_t>(on)];
+        if (in_lock == on_lock) break;  // one lock: found by address already
+        if (!s.room_for(irq.inconsistent)) break;
+        std::array<std::pair<Usage, uint32_t>, 2> seen = {{{in, in_lock}, {on, on_lock}}};
+        if (usage_time(on_lock, static_cast<size_t>(on)) < usage_time(in_lock, static_cast<size_t>(in))) {
+          std::swap(seen[0], seen[1]);
+        }
+        Finding finding;
+        finding.kind = irq.inconsistent;
+        finding.title = "inconsistent {" + std::string(usage_name(seen[0].first)) + "} -> {" +
+                        std::string(usage_name(seen[1].first)) + "} usage";
+        for (const auto& [bit, lock] : seen) {
+          finding.locks.push_back(s.finding_lock(lock));
+          finding.locks.back().lock_class = name;
+          finding.evidence.push_back(s.usage_evidence(lock, bit));
+        }
+        findings_.push_back(std::move(finding));
+        break;
+      }
+    }
   }
   std::stable_sort(findings_.begin(), findings_.end(),
                    [](const Finding& a, const Finding& b) { return a.kind < b.kind; });

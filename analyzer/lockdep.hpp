@@ -8,7 +8,9 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -62,7 +64,8 @@ struct Evidence {
 
 struct FindingLock {
   uint64_t address = 0;
-  std::string kind;  // access kinds seen: "spinlock", "rwlock-read,rwlock-write"
+  std::string kind;        // access kinds seen: "spinlock", "rwlock-read,rwlock-write"
+  std::string lock_class;  // class findings: the class of this dynamic lock
 };
 
 struct Finding {
@@ -117,6 +120,13 @@ class LockdepReplay final : public perf::RecordVisitor {
   // list stays empty.
   void finish(const model::HolderModel* holders = nullptr);
   const std::vector<Finding>& findings() const { return findings_; }
+
+  // Dynamic locks of one class as lockdep sees them (it checks classes, not instances): after
+  // finish(), joins the usage states of the locks `class_of` puts in one class (it gets a lock's
+  // address and one of its stacks, and answers "" for a lock that has no class) and adds the
+  // inconsistencies between different locks of a class.
+  using ClassOf = std::function<std::string(uint64_t address, std::span<const uint64_t> stack)>;
+  void add_class_findings(const ClassOf& class_of);
   // What a reader should know about the replay: skipped order analysis, unmatched releases.
   std::vector<std::string> notes() const;
   const Stats& stats() const { return stats_; }

@@ -166,6 +166,11 @@ void run_report(const ReportOptions& options) {
   report.header.notes.insert(report.header.notes.begin(), kernel_symbols.notes.begin(),
                              kernel_symbols.notes.end());
   for (const auto& warning : reader->stats().warnings) report.header.notes.push_back(warning);
+  if (filters.identity == report::LockIdentity::lock_class) {
+    lockdep.add_class_findings([&namer](uint64_t address, std::span<const uint64_t> stack) {
+      return report::dynamic_lock_class(namer, address, stack);
+    });
+  }
   report.findings = lockdep.findings();
   for (const auto& note : lockdep.notes()) report.header.notes.push_back(note);
 

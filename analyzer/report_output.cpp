@@ -76,8 +76,13 @@ class ScenarioTable {
 };
 
 // The unsafe scenario lockdep prints with each finding, with the locks' names.
+// A finding's lock: by its class when the finding is about a class of dynamic locks.
+std::string lock_name(const Report& report, const lockdep::FindingLock& lock) {
+  return lock.lock_class.empty() ? lock_name(report, lock.address) : lock.lock_class + " (dynamic)";
+}
+
 std::vector<std::string> scenario(const Report& report, const lockdep::Finding& finding) {
-  auto lock = [&](size_t index) { return "lock(" + lock_name(report, finding.locks[index].address) + ");"; };
+  auto lock = [&](size_t index) { return "lock(" + lock_name(report, finding.locks[index]) + ");"; };
   bool soft = finding.kind == lockdep::FindingKind::softirq_inconsistent ||
               finding.kind == lockdep::FindingKind::softirq_safe_to_unsafe;
   switch (finding.kind) {
@@ -166,6 +171,7 @@ Json finding_json(const Report& report, const lockdep::Finding& finding) {
   for (const auto& lock : finding.locks) {
     Json entry = lock_json(lock.address);
     entry["kind"] = lock.kind;
+    entry["class"] = lock.lock_class.empty() ? Json() : Json(lock.lock_class);
     locks.push_back(std::move(entry));
   }
   Json evidence = Json::array();
@@ -294,7 +300,7 @@ void write_findings_text(const Report& report, const TextOptions& options, std::
     out << "\n[" << i + 1 << "] " << lockdep::kind_name(finding.kind) << ": " << finding.title << "\n";
     std::vector<std::string> names;
     for (const auto& lock : finding.locks) {
-      names.push_back(lock_name(report, lock.address));
+      names.push_back(lock_name(report, lock));
       out << "    lock " << names.back() << "  [" << lock.kind << "]  " << hex(lock.address) << "\n";
     }
     if (finding.kind == lockdep::FindingKind::lock_order_cycle) {

@@ -199,6 +199,11 @@ std::vector<const Frame*> Namer::stack(std::span<const uint64_t> frames) {
   return out;
 }
 
+std::string dynamic_lock_class(Namer& namer, uint64_t address, std::span<const uint64_t> stack) {
+  if (namer.data(address).found || namer.in_kernel_image(address)) return "";
+  return lock_class(namer.stack(stack));
+}
+
 Report build_report(const model::HolderModel& model, const perf::PerfDataReader& reader,
                     const Filters& filters, Namer& namer) {
   Report report;

@@ -141,6 +141,9 @@ struct Report {
 // "0x…" in lowercase hex, as the report prints addresses.
 std::string hex(uint64_t value);
 
+// The class of a dynamic lock from one of its stacks, or "" for a static lock or no class.
+std::string dynamic_lock_class(Namer& namer, uint64_t address, std::span<const uint64_t> stack);
+
 Report build_report(const model::HolderModel& model, const perf::PerfDataReader& reader,
                     const Filters& filters, Namer& namer);
 

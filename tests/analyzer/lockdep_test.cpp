@@ -383,3 +383,27 @@ TEST_CASE("lockdep: module locks and code are named from the recording's kallsym
   report::Namer kernel_only(kernel.get());
   CHECK_FALSE(kernel_only.data(0xffffffffc0a03078).found);
 }
+
+TEST_CASE("lockdep: dynamic locks of one class share their usage states when asked to") {
+  constexpr uint64_t kHeapA = 0xff11000012340000, kHeapB = 0xff11000056780000;
+  Recording rec;
+  rec.comm(10, 10, "worker");
+  rec.event("_raw_spin_lock", 0, 0, {kHeapA}, kCaller, kHardirq | kIrqsOff);  // one object's lock in hardirq
+  spin_lock(rec, 10, kHeapB);  // another object's lock of the same class, irqs on
+  auto result = replay(rec);
+  CHECK(result->replay.findings().empty());  // by address, each lock is consistent
+
+  result->replay.add_class_findings([](uint64_t, std::span<const uint64_t>) { return std::string(); });
+  CHECK(result->replay.findings().empty());  // no class: nothing joined
+
+  result->replay.add_class_findings([](uint64_t address, std::span<const uint64_t> stack) {
+    CHECK(stack.size() == 2);
+    return address == kHeapA || address == kHeapB ? std::string("obj_irq_work") : std::string();
+  });
+  REQUIRE(kinds(result->replay) == std::vector{FindingKind::irq_inconsistent});
+  const auto& finding = result->replay.findings()[0];
+  CHECK(finding.title == "inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage");
+  CHECK(lock_addresses(finding) == std::vector{kHeapA, kHeapB});
+  CHECK(finding.locks[0].lock_class == "obj_irq_work");
+  CHECK(finding.evidence[1].holder == "worker[10]");
+}
