@@ -57,8 +57,9 @@ class ScenarioTable {
     }
     lines_ = {head, rule};
   }
+  // A step on one CPU: the first column's at the margin, the others' under their heading.
   void add(size_t cpu, const std::string& text) {
-    lines_.push_back(std::string(cpu * kWidth, ' ') + "  " + text);
+    lines_.push_back(std::string(cpu == 0 ? 2 : cpu * kWidth + 6, ' ') + text);
   }
   std::vector<std::string> finish() {
     lines_.push_back("");
@@ -313,8 +314,9 @@ void write_findings_text(const Report& report, const TextOptions& options, std::
         write_stack(out, report.namer->stack(item.stack), options);
         continue;
       }
-      out << "    " << lock_name(report, item.held_lock) << " -> " << lock_name(report, item.lock) << ": "
-          << item.count << " times, first by " << item.holder << " at " << seconds(item.time_ns) << "\n";
+      out << "    " << lock_name(report, item.held_lock) << " -> " << lock_name(report, item.lock) << ": seen "
+          << item.count << (item.count == 1 ? " time" : " times") << ", first by " << item.holder << " at "
+          << seconds(item.time_ns) << "\n";
       out << "      holding " << lock_name(report, item.held_lock) << ", taken at:\n";
       write_stack(out, report.namer->stack(item.held_stack), options);
       out << "      acquiring " << lock_name(report, item.lock) << " at:\n";
@@ -322,7 +324,7 @@ void write_findings_text(const Report& report, const TextOptions& options, std::
     }
     if (!finding.holders.empty()) out << "    holders: " << join(finding.holders, ", ") << "\n";
     out << "    Possible unsafe locking scenario:\n\n";
-    for (const auto& line : scenario(report, finding)) out << "    " << line << "\n";
+    for (const auto& line : scenario(report, finding)) out << (line.empty() ? "" : "    ") << line << "\n";
   }
 }
 
