@@ -310,10 +310,17 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     return a.lock->address < b.lock->address;
   });
 
-  // Pairs of holders and the locks they share.
+  // Pairs of holders and the locks they share. A lock held by very many holders (tasklist_lock
+  // over a long build) would make its pairs quadratic in memory: 60,000 holders of one lock took
+  // 22 GB. It couples them all anyway, so it is left out of the pairs, and a note says so.
   std::map<std::pair<const model::Holder*, const model::Holder*>, std::vector<size_t>> shared;
+  size_t locks_left_out_of_pairs = 0;
   for (size_t i = 0; i < report.locks.size(); ++i) {
     const auto& holders = report.locks[i].holders;
+    if (holders.size() > kMaxHoldersForPairs) {
+      ++locks_left_out_of_pairs;
+      continue;
+    }
     for (size_t a = 0; a < holders.size(); ++a) {
       for (size_t b = a + 1; b < holders.size(); ++b) {
         auto key = std::minmax(holders[a].holder, holders[b].holder);
@@ -322,6 +329,11 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     }
   }
   for (auto& [key, locks] : shared) report.pairs.push_back({key.first, key.second, std::move(locks)});
+  if (locks_left_out_of_pairs > 0) {
+    header.notes.push_back(std::to_string(locks_left_out_of_pairs) + " locks held by more than " +
+                                  std::to_string(kMaxHoldersForPairs) +
+                                  " holders each were left out of the pairs of holders");
+  }
   std::stable_sort(report.pairs.begin(), report.pairs.end(), [](const auto& a, const auto& b) {
     return a.shared_locks.size() > b.shared_locks.size();
   });

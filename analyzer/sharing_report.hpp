@@ -65,6 +65,9 @@ struct LockEntry {
   std::string display_name() const;  // name, or "<class> (dynamic)", or the address
 };
 
+// Locks held by more holders than this are left out of the pairs (their count is quadratic).
+inline constexpr size_t kMaxHoldersForPairs = 256;
+
 struct HolderPair {
   const model::Holder* first = nullptr;
   const model::Holder* second = nullptr;

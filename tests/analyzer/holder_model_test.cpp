@@ -2,6 +2,7 @@
 // with a known answer.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <bit>
 
 #include "holder_model.hpp"
@@ -226,4 +227,28 @@ TEST_CASE("identical stacks are stored once, and --stacks keeps more distinct on
   auto more = rec.read(three);
   CHECK(more.pairs()[0].stacks.size() == 2);
   CHECK(more.stacks().size() == 2);
+}
+
+TEST_CASE("a lock held by very many holders stays out of the pairs, with a note") {
+  // Its pairs would be quadratic in memory (60,000 holders of one lock once took 22 GB).
+  Recording rec;
+  const int holders = static_cast<int>(report::kMaxHoldersForPairs) + 1;
+  for (int pid = 100; pid < 100 + holders; ++pid) {
+    rec.comm(pid, pid, "worker");
+    rec.event("_raw_spin_lock", pid, pid, {kLockA});
+  }
+  rec.event("_raw_spin_lock", 100, 100, {kLockB});
+  rec.event("_raw_spin_lock", 101, 101, {kLockB});
+  auto model = rec.read();
+  auto report = rec.report(model);
+  REQUIRE(report.locks.size() == 2);
+  CHECK(report.locks[0].holders.size() == static_cast<size_t>(holders));
+  REQUIRE(report.pairs.size() == 1);  // only the two holders of kLockB
+  CHECK(report.pairs[0].shared_locks.size() == 1);
+  const auto& notes = report.header.notes;
+  CHECK(std::count_if(notes.begin(), notes.end(), [](const std::string& note) {
+          return note.find("left out of the pairs of holders") != std::string::npos;
+        }) == 1);
+  REQUIRE(report.groups.size() == 1);  // the groups still see every holder
+  CHECK(report.groups[0].holders.size() == static_cast<size_t>(holders));
 }
