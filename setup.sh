@@ -11,6 +11,8 @@ packages=(
   libboost-graph-dev libcli11-dev nlohmann-json3-dev catch2
   # run: the recorder drives perf; tests compare against perf, gdb and nm
   linux-perf zstd binutils elfutils gdb stress-ng python3 time graphviz
+  # bench/: whole-process timings
+  hyperfine
 )
 
 missing=()
