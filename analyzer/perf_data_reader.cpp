@@ -191,22 +191,37 @@ std::string build_id_hex(Bytes bytes) {
   return out;
 }
 
-// Records held back for time ordering, copied into an arena and sorted at each flush.
+// Records held back for time ordering, sorted at each flush. Records in a StreamRecordSource's
+// buffer stay there (the source keeps them: no copy); others (decompressed ones) are copied into
+// an arena.
 class TimeOrderQueue {
  public:
   struct Entry {
     uint64_t time;
     uint64_t sequence;
-    size_t arena_offset;
-    uint32_t size;
+    uint64_t location;  // stream offset in the window, or offset in the arena
     uint64_t file_offset;
+    uint32_t size;
+    bool in_arena;
   };
+
+  // The source whose buffered records are held in place (the data section or the pipe).
+  void use_window(StreamRecordSource* window) { window_ = window; }
 
   void push(const RawRecord& record, uint64_t time) {
     if (flushed_any_ && time < flushed_up_to_) ++out_of_order_;
-    entries_.push_back(Entry{time, sequence_++, arena_.size(),
-                             static_cast<uint32_t>(record.bytes.size()), record.file_offset});
-    arena_.insert(arena_.end(), record.bytes.begin(), record.bytes.end());
+    Entry entry{time, sequence_++, 0, record.file_offset,
+                static_cast<uint32_t>(record.bytes.size()), false};
+    if (record.in_stream_buffer && window_ != nullptr) {
+      entry.location = record.file_offset;
+      if (!window_holds_any_) window_->keep_from(record.file_offset);
+      window_holds_any_ = true;
+    } else {
+      entry.location = arena_.size();
+      entry.in_arena = true;
+      arena_.insert(arena_.end(), record.bytes.begin(), record.bytes.end());
+    }
+    entries_.push_back(entry);
     max_time_ = std::max(max_time_, time);
   }
 
@@ -226,10 +241,11 @@ class TimeOrderQueue {
       return a.time != b.time ? a.time < b.time : a.sequence < b.sequence;
     });
     size_t flushed = 0;
+    RawRecord record;
     while (flushed < entries_.size() && entries_[flushed].time <= limit) {
       const Entry& entry = entries_[flushed];
-      RawRecord record;
-      record.bytes = Bytes(arena_.data() + entry.arena_offset, entry.size);
+      record.bytes = entry.in_arena ? Bytes(arena_.data() + entry.location, entry.size)
+                                    : window_->kept(entry.location, entry.size);
       std::memcpy(&record.header, record.bytes.data(), sizeof record.header);
       record.file_offset = entry.file_offset;
       emit(record);
@@ -237,23 +253,39 @@ class TimeOrderQueue {
       flushed_any_ = true;
       ++flushed;
     }
-    // Keep the unflushed records, moved to the front of a fresh arena.
-    spare_.clear();
-    size_t kept = 0;
-    for (size_t i = flushed; i < entries_.size(); ++i) {
-      Entry entry = entries_[i];
-      const std::byte* bytes = arena_.data() + entry.arena_offset;
-      entry.arena_offset = spare_.size();
-      spare_.insert(spare_.end(), bytes, bytes + entry.size);
-      entries_[kept++] = entry;
-    }
-    entries_.resize(kept);
-    std::swap(arena_, spare_);
+    entries_.erase(entries_.begin(), entries_.begin() + static_cast<ptrdiff_t>(flushed));
+    keep_unflushed();
   }
 
   uint64_t out_of_order() const { return out_of_order_; }
 
  private:
+  // The window keeps its records from the oldest unflushed one on; arena records still held move
+  // to the front of a fresh arena.
+  void keep_unflushed() {
+    uint64_t oldest_in_window = UINT64_MAX;
+    spare_.clear();
+    for (Entry& entry : entries_) {
+      if (!entry.in_arena) {
+        oldest_in_window = std::min(oldest_in_window, entry.location);
+        continue;
+      }
+      const std::byte* bytes = arena_.data() + entry.location;
+      entry.location = spare_.size();
+      spare_.insert(spare_.end(), bytes, bytes + entry.size);
+    }
+    std::swap(arena_, spare_);
+    window_holds_any_ = oldest_in_window != UINT64_MAX;
+    if (window_ == nullptr) return;
+    if (window_holds_any_) {
+      window_->keep_from(oldest_in_window);
+    } else {
+      window_->keep_nothing();
+    }
+  }
+
+  StreamRecordSource* window_ = nullptr;
+  bool window_holds_any_ = false;
   std::vector<std::byte> arena_, spare_;
   std::vector<Entry> entries_;
   uint64_t sequence_ = 0;
@@ -267,6 +299,11 @@ class TimeOrderQueue {
 class Reader final : public PerfDataReader {
  public:
   explicit Reader(std::string path) : path_(std::move(path)) {}
+  ~Reader() override {
+    if (data_fd_ >= 0) ::close(data_fd_);
+  }
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
 
   void open(int stream_fd = -1) {
     try {
@@ -292,6 +329,7 @@ class Reader final : public PerfDataReader {
       if (file_) {
         read_data_section();
       } else {
+        queue_.use_window(stream_.get());
         read_all(*stream_);
         warn_if_partial(*stream_);
       }
@@ -323,19 +361,21 @@ class Reader final : public PerfDataReader {
     }
   }
 
-  // The data section is read through a buffer, not the mapping (see StreamRecordSource).
+  // The data section is read through a buffer, not the mapping (see StreamRecordSource). The
+  // source lives as long as the reader: the time-order queue holds records in its buffer until the
+  // final flush.
   void read_data_section() {
-    int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Error(std::string("cannot open: ") + strerror(errno));
-    struct Closer {
-      int fd;
-      ~Closer() { ::close(fd); }
-    } closer{fd};
-    if (lseek(fd, static_cast<off_t>(metadata_.data_offset), SEEK_SET) < 0) {
+    if (data_fd_ >= 0) ::close(data_fd_);
+    data_fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (data_fd_ < 0) throw Error(std::string("cannot open: ") + strerror(errno));
+    if (lseek(data_fd_, static_cast<off_t>(metadata_.data_offset), SEEK_SET) < 0) {
       throw Error(std::string("cannot seek to the data section: ") + strerror(errno))
           .at(metadata_.data_offset);
     }
-    StreamRecordSource source(fd, metadata_.data_offset, metadata_.data_size);
+    data_section_ = std::make_unique<StreamRecordSource>(data_fd_, metadata_.data_offset,
+                                                         metadata_.data_size);
+    StreamRecordSource& source = *data_section_;
+    queue_.use_window(&source);
     read_all(source);
     // A pipe-mode stream saved to a file, or a header that says 0 (perf was killed), has no
     // trustworthy end: a cut-off last record is expected there. Elsewhere it is corruption.
@@ -1053,6 +1093,8 @@ class Reader final : public PerfDataReader {
   std::string path_;
   std::unique_ptr<MappedFile> file_;
   std::unique_ptr<StreamRecordSource> stream_;
+  int data_fd_ = -1;
+  std::unique_ptr<StreamRecordSource> data_section_;  // file mode
   std::unique_ptr<DecompressedRecordSource> decompressed_;
   bool pipe_file_ = false;
   Metadata metadata_;

@@ -396,6 +396,65 @@ TEST_CASE("time order follows perf's rounds, file order keeps the bytes' order")
   CHECK(in_time.comms.back().comm == "renamed");
 }
 
+// Rounds far larger than the reader's buffer: the records held for time order must survive the
+// buffer being refilled, moved and grown, in every mode (compressed records take another path).
+TEST_CASE("time order holds rounds larger than the read buffer intact") {
+  PerfDataBuilder builder = lock_recording();
+  constexpr uint64_t kPerCpu = 4000;  // about 100 bytes each: 800 KB a round
+  uint64_t next_time = 10000;
+  for (int round = 0; round < 3; ++round) {
+    // Two CPUs' buffers one after the other, each in time order, interleaved in time.
+    for (uint32_t cpu = 0; cpu < 2; ++cpu) {
+      for (uint64_t i = 0; i < kPerCpu; ++i) {
+        SampleFields fields;
+        fields.pid = fields.tid = 100;
+        fields.cpu = cpu;
+        fields.time = next_time + 2 * i + cpu;
+        fields.callchain = {kContextKernel, 0xffffffff81000000 + fields.time};
+        fields.raw = trace_payload(kSpinLockId, 0, 0, 100, {0, fields.time * 16});
+        builder.sample(0, fields);
+      }
+    }
+    next_time += 2 * kPerCpu;
+    builder.finished_round();
+  }
+  auto check = [](const Collector& c) {
+    REQUIRE(c.samples.size() == 3 + 3 * 2 * kPerCpu);
+    for (size_t i = 3; i < c.samples.size(); ++i) {
+      const DecodedSample& sample = c.samples[i];
+      INFO("sample " << i);
+      REQUIRE(sample.time == 10000 + (i - 3));
+      REQUIRE(sample.lock);
+      CHECK(*sample.lock == sample.time * 16);
+      REQUIRE(sample.callchain.size() == 2);
+      CHECK(sample.callchain[1] == 0xffffffff81000000 + sample.time);
+    }
+  };
+  SECTION("file mode") { check(read_all(write_temp_file(builder.file_mode()))); }
+  SECTION("file mode, compressed") { check(read_all(write_temp_file(builder.file_mode(true)))); }
+  SECTION("pipe mode saved to a file") { check(read_all(write_temp_file(builder.pipe_mode()))); }
+  SECTION("through a real pipe") {
+    ByteVector bytes = builder.pipe_mode();
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    std::thread writer([&] {
+      size_t done = 0;
+      while (done < bytes.size()) {
+        ssize_t n = ::write(fds[1], bytes.data() + done, std::min<size_t>(4099, bytes.size() - done));
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+      }
+      ::close(fds[1]);
+    });
+    auto reader = perf::PerfDataReader::open_stream(fds[0], "<pipe>");
+    Collector collector;
+    reader->read(collector, perf::RecordOrder::time);
+    writer.join();
+    ::close(fds[0]);
+    check(collector);
+  }
+}
+
 TEST_CASE("unknown record types are skipped by size and counted") {
   PerfDataBuilder builder = lock_recording();
   builder.raw_record(120, 0, ByteVector(24, std::byte{0x77}));
