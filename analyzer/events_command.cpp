@@ -120,9 +120,21 @@ char* put_hex(char* at, uint64_t value) {
   return at + 2 + digits;
 }
 
+// Text that neither CSV nor JSON would quote or escape (no comma, quote, backslash or control
+// byte): written as it is. The events command knows this once per comm and per event name.
+bool is_plain_text(std::string_view value) {
+  for (char c : value) {
+    unsigned char byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || c == ',' || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
 struct EventRow {
   const LockEvent& event;
   std::string_view comm;
+  bool comm_is_plain = false;        // is_plain_text(comm), known ahead
+  bool event_name_is_plain = false;  // is_plain_text(event.event_name), known ahead
   uint64_t kernel_frames = 0;
   uint64_t user_frames = 0;
   uint64_t stack_depth() const { return kernel_frames + user_frames; }
@@ -142,8 +154,8 @@ bool needs_csv_quotes(std::string_view value) {
   return false;
 }
 
-char* put_csv_field(LineWriter& out, char* at, std::string_view value) {
-  if (!needs_csv_quotes(value)) return put_text(out, at, value);
+char* put_csv_field(LineWriter& out, char* at, std::string_view value, bool plain) {
+  if (plain || !needs_csv_quotes(value)) return put_text(out, at, value);
   at = out.room(at, 2 * value.size() + 2);
   *at++ = '"';
   for (char c : value) {
@@ -154,7 +166,14 @@ char* put_csv_field(LineWriter& out, char* at, std::string_view value) {
   return at;
 }
 
-char* put_json_string(LineWriter& out, char* at, std::string_view value) {
+char* put_json_string(LineWriter& out, char* at, std::string_view value, bool plain) {
+  if (plain) {
+    at = out.room(at, value.size() + 2);
+    *at++ = '"';
+    at = put_fixed(at, value);
+    *at++ = '"';
+    return at;
+  }
   at = out.room(at, 6 * value.size() + 2);  // \u00XX for each control byte at worst
   *at++ = '"';
   for (char c : value) {
@@ -192,9 +211,9 @@ void write_csv_row(LineWriter& out, const EventRow& row) {
   at = put_char(at, ',');
   at = put_number(at, static_cast<int32_t>(sample.tid));
   at = put_char(at, ',');
-  at = put_csv_field(out, at, row.comm);
+  at = put_csv_field(out, at, row.comm, row.comm_is_plain);
   at = put_char(at, ',');
-  at = put_csv_field(out, at, row.event.event_name);
+  at = put_csv_field(out, at, row.event.event_name, row.event_name_is_plain);
   at = put_char(at, ',');
   if (row.event.lock) at = put_hex(at, *row.event.lock);
   at = put_char(at, ',');
@@ -230,9 +249,9 @@ void write_jsonl_row(LineWriter& out, const EventRow& row) {
   at = put_fixed(at, ",\"tid\":");
   at = put_number(at, static_cast<int32_t>(sample.tid));
   at = put_fixed(at, ",\"comm\":");
-  at = put_json_string(out, at, row.comm);
+  at = put_json_string(out, at, row.comm, row.comm_is_plain);
   at = put_fixed(at, ",\"event\":");
-  at = put_json_string(out, at, row.event.event_name);
+  at = put_json_string(out, at, row.event.event_name, row.event_name_is_plain);
   at = put_fixed(at, ",\"lock\":");
   if (row.event.lock) {
     at = put_char(at, '"');
@@ -306,6 +325,8 @@ class EventsVisitor final : public perf::RecordVisitor {
     }
     ++lock_events_;
     EventRow row{*event, comm_of(sample.tid)};
+    row.comm_is_plain = last_comm_is_plain_;
+    row.event_name_is_plain = event_name_is_plain(sample.event->index, event->event_name);
     perf::for_each_frame(sample.callchain, [&row](uint64_t, perf::FrameContext context) {
       // Frames before any marker are the kernel's own (a callchain without markers).
       if (context == perf::FrameContext::user || context == perf::FrameContext::guest_user) {
@@ -336,10 +357,17 @@ class EventsVisitor final : public perf::RecordVisitor {
   std::string_view comm_of(uint32_t tid) {
     if (!has_last_comm_ || tid != last_tid_) {
       last_comm_ = names_.get(tid);
+      last_comm_is_plain_ = is_plain_text(last_comm_);
       last_tid_ = tid;
       has_last_comm_ = true;
     }
     return last_comm_;
+  }
+  // An event's name does not change: whether it is plain text is worked out once per event.
+  bool event_name_is_plain(size_t index, std::string_view name) {
+    if (index >= event_name_plain_.size()) event_name_plain_.resize(index + 1, kNotYetKnown);
+    if (event_name_plain_[index] == kNotYetKnown) event_name_plain_[index] = is_plain_text(name);
+    return event_name_plain_[index] == 1;
   }
   void forget_last_comm() { has_last_comm_ = false; }
 
@@ -350,6 +378,9 @@ class EventsVisitor final : public perf::RecordVisitor {
   bool has_last_comm_ = false;
   uint32_t last_tid_ = 0;
   std::string_view last_comm_;
+  bool last_comm_is_plain_ = false;
+  static constexpr uint8_t kNotYetKnown = 2;
+  std::vector<uint8_t> event_name_plain_;  // by event index: 1 plain, 0 not, or kNotYetKnown
   std::vector<uint64_t> samples_by_event_;  // by event index
   uint64_t lock_events_ = 0;
   uint64_t other_samples_ = 0;

@@ -220,6 +220,8 @@ class TimeOrderQueue {
       entry.in_arena = true;
       arena_.insert(arena_.end(), record.bytes.begin(), record.bytes.end());
     }
+    // Appended in sequence order, the entries stay sorted while times do not go back.
+    if (!entries_.empty() && time < entries_.back().time) entries_sorted_ = false;
     entries_.push_back(entry);
     max_time_ = std::max(max_time_, time);
   }
@@ -236,9 +238,13 @@ class TimeOrderQueue {
   template <typename Emit>
   void flush(uint64_t limit, Emit&& emit) {
     // (time, sequence) is unique, so a plain sort is deterministic and needs no extra buffer.
-    std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
-      return a.time != b.time ? a.time < b.time : a.sequence < b.sequence;
-    });
+    // Many rounds arrive already in order (one CPU's buffer): no sort for them.
+    if (!entries_sorted_) {
+      std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
+        return a.time != b.time ? a.time < b.time : a.sequence < b.sequence;
+      });
+      entries_sorted_ = true;
+    }
     size_t flushed = 0;
     RawRecord record;
     while (flushed < entries_.size() && entries_[flushed].time <= limit) {
@@ -287,6 +293,7 @@ class TimeOrderQueue {
   bool window_holds_any_ = false;
   std::vector<std::byte> arena_, spare_;
   std::vector<Entry> entries_;
+  bool entries_sorted_ = true;  // by (time, sequence)
   uint64_t sequence_ = 0;
   uint64_t max_time_ = 0;
   uint64_t previous_round_max_ = 0;
