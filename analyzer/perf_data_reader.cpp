@@ -672,6 +672,16 @@ class Reader final : public PerfDataReader {
     auto last_of_each = std::unique(id_to_event_.rbegin(), id_to_event_.rend(),
                                     [](const IdEvent& a, const IdEvent& b) { return a.id == b.id; });
     id_to_event_.erase(id_to_event_.begin(), last_of_each.base());
+    // perf numbers ids from a small counter: when they span little, index a table by id.
+    events_by_dense_id_.clear();
+    if (!id_to_event_.empty() &&
+        id_to_event_.back().id - id_to_event_.front().id < kMaxDenseIdSpan) {
+      dense_first_id_ = id_to_event_.front().id;
+      events_by_dense_id_.assign(id_to_event_.back().id - dense_first_id_ + 1, kNoEvent);
+      for (const IdEvent& entry : id_to_event_) {
+        events_by_dense_id_[entry.id - dense_first_id_] = static_cast<uint32_t>(entry.event);
+      }
+    }
     sample_id_offset_ = -1;
     trailer_layout_ = nullptr;
     if (metadata_.events.empty()) return;
@@ -885,6 +895,11 @@ class Reader final : public PerfDataReader {
           .hint("the file is corrupt");
     }
     uint64_t id = load<uint64_t>(record.bytes.data() + offset);
+    if (!events_by_dense_id_.empty()) {
+      if (id < dense_first_id_ || id - dense_first_id_ >= events_by_dense_id_.size()) return nullptr;
+      uint32_t event = events_by_dense_id_[id - dense_first_id_];
+      return event == kNoEvent ? nullptr : &metadata_.events[event];
+    }
     auto found = std::lower_bound(id_to_event_.begin(), id_to_event_.end(), id,
                                   [](const IdEvent& entry, uint64_t key) { return entry.id < key; });
     return found == id_to_event_.end() || found->id != id ? nullptr
@@ -1124,12 +1139,17 @@ class Reader final : public PerfDataReader {
   RecordOrder order_ = RecordOrder::file;
   bool metadata_announced_ = false;
   // Which event a sample id belongs to, sorted by id: a binary search over a few dozen ids beats
-  // hashing (with its division) twice per sample.
+  // hashing (with its division) twice per sample; a table beats both.
   struct IdEvent {
     uint64_t id;
     size_t event;
   };
   std::vector<IdEvent> id_to_event_;
+  // The same, as a table indexed by id - dense_first_id_, when the ids span less than this.
+  static constexpr uint64_t kMaxDenseIdSpan = 1u << 16;
+  static constexpr uint32_t kNoEvent = UINT32_MAX;
+  uint64_t dense_first_id_ = 0;
+  std::vector<uint32_t> events_by_dense_id_;
   int sample_id_offset_ = -1;
   const SampleLayout* trailer_layout_ = nullptr;
   TimeOrderQueue queue_;

@@ -372,6 +372,36 @@ TEST_CASE("samples found by ID when there is no IDENTIFIER") {
   CHECK(*c.samples[0].lock == 0xffff888000001000);
 }
 
+// The reader indexes a table by id when the ids span little (as perf numbers them) and searches
+// a sorted list when they do not; both must find the same events and miss the same ids.
+TEST_CASE("samples are matched to events by id whether the ids span little or much") {
+  for (uint64_t far_id : {uint64_t{40}, uint64_t{1} << 40}) {
+    INFO("far id " << far_id);
+    PerfDataBuilder builder;
+    builder.set_tracing_data(tracing_data({{"lock", {contention_begin_format(kBeginId),
+                                                     contention_end_format(kEndId)}}}));
+    builder.add_event(tracepoint_attr(kBeginId, kLockSampleType), "lock:contention_begin",
+                      {far_id, 3});
+    builder.add_event(tracepoint_attr(kEndId, kLockSampleType), "lock:contention_end", {5});
+    builder.add_event(tracepoint_attr(kEndId, kLockSampleType), "lock:contention_end", {});
+    SampleFields f;
+    f.raw = trace_payload(kBeginId, 0, 0, 1, {0xffff888000001000});
+    for (size_t event : {0, 1, 2, 0}) {
+      f.time += 10;
+      builder.sample(event, f);  // the event's first id; none for the third event
+    }
+    std::string path = write_temp_file(builder.file_mode());
+    auto reader = perf::PerfDataReader::open(path);
+    Collector c;
+    reader->read(c, perf::RecordOrder::file);
+    REQUIRE(c.samples.size() == 3);
+    CHECK(c.samples[0].event == "lock:contention_begin");
+    CHECK(c.samples[1].event == "lock:contention_end");
+    CHECK(c.samples[2].event == "lock:contention_begin");
+    CHECK(reader->stats().samples_without_event == 1);
+  }
+}
+
 TEST_CASE("time order follows perf's rounds, file order keeps the bytes' order") {
   PerfDataBuilder builder = lock_recording();
   // Round 2: a COMM for tid 100 older than the next round's sample, written after it.
