@@ -206,6 +206,33 @@ std::string read_error(const ByteVector& bytes) {
   return error_of([&] { read_all(path); });
 }
 
+struct PipeRead {
+  std::unique_ptr<perf::PerfDataReader> reader;
+  Collector collector;
+};
+
+// Reads the bytes in time order through a real pipe that another thread fills `chunk` bytes at a
+// time: small writes make the reader assemble records across reads.
+PipeRead read_through_pipe(const ByteVector& bytes, size_t chunk) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  std::thread writer([&] {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::write(fds[1], bytes.data() + done, std::min<size_t>(chunk, bytes.size() - done));
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    ::close(fds[1]);
+  });
+  PipeRead out;
+  out.reader = perf::PerfDataReader::open_stream(fds[0], "<pipe>");
+  out.reader->read(out.collector, perf::RecordOrder::time);
+  writer.join();
+  ::close(fds[0]);
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("file mode: header, features, samples, trailers") {
@@ -242,28 +269,12 @@ TEST_CASE("pipe mode from a pipe and from a saved file") {
   SECTION("saved to a file") { check_lock_recording(read_all(write_temp_file(bytes))); }
 
   SECTION("through a real pipe") {
-    int fds[2];
-    REQUIRE(pipe(fds) == 0);
-    std::thread writer([&] {
-      size_t done = 0;
-      while (done < bytes.size()) {
-        // Small writes make the reader assemble records across reads.
-        ssize_t n = ::write(fds[1], bytes.data() + done, std::min<size_t>(37, bytes.size() - done));
-        if (n <= 0) break;
-        done += static_cast<size_t>(n);
-      }
-      ::close(fds[1]);
-    });
-    auto reader = perf::PerfDataReader::open_stream(fds[0], "<pipe>");
-    Collector collector;
-    reader->read(collector, perf::RecordOrder::time);
-    writer.join();
-    ::close(fds[0]);
-    check_lock_recording(collector);
-    CHECK(reader->metadata().pipe_mode);
-    CHECK(reader->metadata().hostname == "testhost");
+    PipeRead read = read_through_pipe(bytes, 37);
+    check_lock_recording(read.collector);
+    CHECK(read.reader->metadata().pipe_mode);
+    CHECK(read.reader->metadata().hostname == "testhost");
     // Pipe mode has no EVENT_DESC: names come from the trace formats.
-    CHECK(collector.decoder->event_name(0) == "probe:_raw_spin_lock");
+    CHECK(read.collector.decoder->event_name(0) == "probe:_raw_spin_lock");
   }
 }
 
@@ -463,26 +474,7 @@ TEST_CASE("time order holds rounds larger than the read buffer intact") {
   SECTION("file mode") { check(read_all(write_temp_file(builder.file_mode()))); }
   SECTION("file mode, compressed") { check(read_all(write_temp_file(builder.file_mode(true)))); }
   SECTION("pipe mode saved to a file") { check(read_all(write_temp_file(builder.pipe_mode()))); }
-  SECTION("through a real pipe") {
-    ByteVector bytes = builder.pipe_mode();
-    int fds[2];
-    REQUIRE(pipe(fds) == 0);
-    std::thread writer([&] {
-      size_t done = 0;
-      while (done < bytes.size()) {
-        ssize_t n = ::write(fds[1], bytes.data() + done, std::min<size_t>(4099, bytes.size() - done));
-        if (n <= 0) break;
-        done += static_cast<size_t>(n);
-      }
-      ::close(fds[1]);
-    });
-    auto reader = perf::PerfDataReader::open_stream(fds[0], "<pipe>");
-    Collector collector;
-    reader->read(collector, perf::RecordOrder::time);
-    writer.join();
-    ::close(fds[0]);
-    check(collector);
-  }
+  SECTION("through a real pipe") { check(read_through_pipe(builder.pipe_mode(), 4099).collector); }
 }
 
 TEST_CASE("unknown record types are skipped by size and counted") {
