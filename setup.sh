@@ -13,6 +13,8 @@ packages=(
   libboost-graph-dev libcli11-dev nlohmann-json3-dev catch2
   # run: the recorder drives perf; tests compare against perf, gdb and nm
   linux-perf zstd binutils elfutils gdb stress-ng python3 time graphviz
+  # the guest test boots Debian's stock kernel (kprobes) under qemu from a busybox initramfs
+  qemu-system-x86 busybox-static cpio
   # bench/: whole-process timings
   hyperfine
 )

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "hex_number.hpp"
 #include "commands.hpp"
 #include "contention_feed.hpp"
 #include "kernel_symbols.hpp"
@@ -41,16 +42,10 @@ struct ContentionCommandOptions {
   int stack_skip = 3;
 };
 
-uint64_t parse_hex(const std::string& text, const std::string& option) {
-  const bool prefixed = text.rfind("0x", 0) == 0 || text.rfind("0X", 0) == 0;
-  const std::string digits = prefixed ? text.substr(2) : text;
-  char* end = nullptr;
-  errno = 0;
-  const uint64_t value = std::strtoull(digits.c_str(), &end, 16);
-  if (digits.empty() || errno != 0 || *end != '\0') {
-    throw Error("bad address \"" + text + "\" in " + option).hint("give START-END in hex");
-  }
-  return value;
+uint64_t range_end(const std::string& text, const std::string& option) {
+  auto value = parse_hex(text);
+  if (!value) throw Error("bad address \"" + text + "\" in " + option).hint("give START-END in hex");
+  return *value;
 }
 
 AddressRange parse_range(const std::string& text) {
@@ -59,8 +54,8 @@ AddressRange parse_range(const std::string& text) {
     throw Error("bad range \"" + text + "\" in --lock-text")
         .hint("give START-END in hex, e.g. the __lock_text_start and __lock_text_end addresses");
   }
-  AddressRange range{parse_hex(text.substr(0, dash), "--lock-text"),
-                     parse_hex(text.substr(dash + 1), "--lock-text")};
+  AddressRange range{range_end(text.substr(0, dash), "--lock-text"),
+                     range_end(text.substr(dash + 1), "--lock-text")};
   if (range.end <= range.start) throw Error("empty range \"" + text + "\" in --lock-text");
   return range;
 }

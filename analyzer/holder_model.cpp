@@ -84,6 +84,16 @@ std::string_view access_name(Access access) {
   return kAccessNames[static_cast<size_t>(access)].name;
 }
 
+std::string access_names(uint32_t mask) {
+  std::string out;
+  for (size_t i = 0; i < kAccessCount; ++i) {
+    if (!(mask & (1u << i))) continue;
+    if (!out.empty()) out += ",";
+    out += access_name(static_cast<Access>(i));
+  }
+  return out;
+}
+
 Access access_from_kind(probes::LockKind kind) {
   switch (kind) {
     case probes::LockKind::spinlock: return Access::spinlock;

@@ -1,3 +1,4 @@
+#include "hex_number.hpp"
 #include "kernel_symbols.hpp"
 
 #include <sys/utsname.h>
@@ -11,16 +12,18 @@ namespace {
 bool readable(const std::string& path) { return access(path.c_str(), R_OK) == 0; }
 
 int64_t parse_offset(const std::string& text) {
-  const bool negative = !text.empty() && text[0] == '-';
-  const std::string digits = negative ? text.substr(1) : text;
-  try {
-    size_t used = 0;
-    uint64_t value = std::stoull(digits, &used, 16);
-    if (used == digits.size()) return negative ? -static_cast<int64_t>(value) : static_cast<int64_t>(value);
-  } catch (const std::exception&) {
-  }
+  if (auto offset = parse_signed_hex(text)) return *offset;
   throw Error("--kaslr-offset '" + text + "' is not a hex number")
       .hint("give runtime _text minus the vmlinux's _text, e.g. 0x2d200000");
+}
+
+// The kallsyms given for the recording, or lockrec's side file next to it.
+std::string recording_kallsyms(const SymbolSourceOptions& options) {
+  if (!options.kallsyms.empty()) return options.kallsyms;
+  if (options.recording != "-" && readable(options.recording + ".kallsyms")) {
+    return options.recording + ".kallsyms";  // lockrec's side file
+  }
+  return "";
 }
 
 }  // namespace
@@ -52,11 +55,13 @@ KernelSymbols open_kernel_symbols(const SymbolSourceOptions& options, const Kern
                           "(pass --kaslr-offset if the kernel was relocated)");
     }
     out.symbols->check_build_id(kernel.build_id_hex);
-  } else {
-    std::string kallsyms = options.kallsyms;
-    if (kallsyms.empty() && options.recording != "-" && readable(options.recording + ".kallsyms")) {
-      kallsyms = options.recording + ".kallsyms";  // lockrec's side file
+    std::string kallsyms = recording_kallsyms(options);
+    if (!kallsyms.empty()) {
+      out.modules = symbolizer::Symbolizer::from_kallsyms(kallsyms);
+      out.source += ", modules from kallsyms " + kallsyms;
     }
+  } else {
+    std::string kallsyms = recording_kallsyms(options);
     if (kallsyms.empty() && !kernel.os_release.empty() &&
         kernel.os_release == running_kernel_release() && readable("/proc/kallsyms")) {
       kallsyms = "/proc/kallsyms";

@@ -32,6 +32,9 @@ struct KernelFacts {
 
 struct KernelSymbols {
   std::unique_ptr<symbolizer::Symbolizer> symbols;  // null when nothing can name addresses
+  // With --vmlinux: the recording's kallsyms (--kallsyms or lockrec's FILE.kallsyms), for what
+  // the vmlinux cannot name: modules loaded at run time, whose symbols only kallsyms lists.
+  std::unique_ptr<symbolizer::Symbolizer> modules;
   std::string source;                               // "vmlinux PATH", "kallsyms PATH", "none"
   std::vector<std::string> notes;                   // warnings, one line each
 };

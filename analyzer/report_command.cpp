@@ -11,8 +11,10 @@
 
 #include "commands.hpp"
 #include "contention_feed.hpp"
+#include "fan_out_visitor.hpp"
 #include "kernel_symbols.hpp"
 #include "holder_model.hpp"
+#include "lockdep.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/perf_data.hpp"
 #include "lockscope/symbolizer.hpp"
@@ -21,6 +23,9 @@
 
 namespace lockscope::cli {
 namespace {
+
+// The exit status of `--fail-on-findings` when lockdep's rules found something (1 is an error).
+constexpr int kExitFindings = 3;
 
 struct ReportOptions {
   std::string input;
@@ -34,6 +39,7 @@ struct ReportOptions {
   std::string locks_by = "address";
   std::string time_window;
   bool irq_as_task = false;
+  bool fail_on_findings = false;
   size_t stacks = 1;
   report::Filters filters;
   bool kernel_threads = false, no_kernel_threads = false;
@@ -96,28 +102,6 @@ class ProgressVisitor final : public perf::RecordVisitor {
 };
 
 
-// Sends every record to the holder model and, when there is one, to the contention feed.
-class BothVisitor final : public perf::RecordVisitor {
- public:
-  BothVisitor(perf::RecordVisitor& first, perf::RecordVisitor* second) : first_(first), second_(second) {}
-  void on_metadata(const perf::Metadata& m) override {
-    first_.on_metadata(m);
-    if (second_) second_->on_metadata(m);
-  }
-  void on_sample(const perf::Sample& s) override {
-    first_.on_sample(s);
-    if (second_) second_->on_sample(s);
-  }
-  void on_comm(const perf::CommRecord& r) override { first_.on_comm(r); }
-  void on_fork(const perf::TaskRecord& r) override { first_.on_fork(r); }
-  void on_exit(const perf::TaskRecord& r) override { first_.on_exit(r); }
-  void on_mmap(const perf::MmapRecord& r) override { first_.on_mmap(r); }
-
- private:
-  perf::RecordVisitor& first_;
-  perf::RecordVisitor* second_;
-};
-
 void run_report(const ReportOptions& options) {
   model::Options model_options;
   model_options.group_by = options.by == "thread" ? model::GroupBy::thread : model::GroupBy::process;
@@ -148,13 +132,15 @@ void run_report(const ReportOptions& options) {
 
   auto reader = perf::PerfDataReader::open(options.input);
   model::HolderModel model(model_options);
+  lockdep::LockdepReplay lockdep;
   {
     const perf::Metadata& metadata = reader->metadata();
-    BothVisitor both(model, contention_feed.get());
-    ProgressVisitor progress(both, metadata.pipe_mode ? 0 : metadata.data_offset + metadata.data_size);
+    FanOutVisitor all({&model, &lockdep, contention_feed.get()});
+    ProgressVisitor progress(all, metadata.pipe_mode ? 0 : metadata.data_offset + metadata.data_size);
     reader->read(progress, perf::RecordOrder::time);
   }
   model.finish();
+  lockdep.finish(&model);
 
   report::Filters filters = options.filters;
   if (options.locks_by == "class") filters.identity = report::LockIdentity::lock_class;
@@ -172,7 +158,7 @@ void run_report(const ReportOptions& options) {
       kernel_symbols.notes.push_back("the contention table needs a file: a pipe is read only once");
     }
   }
-  report::Namer namer(symbols.get());
+  report::Namer namer(symbols.get(), kernel_symbols.modules.get());
   report::Report report = report::build_report(model, *reader, filters, namer);
   if (contention_stats && model.is_contention_recording()) report.contention = contention_stats->rows();
   report.header.symbol_source = kernel_symbols.source;
@@ -180,6 +166,13 @@ void run_report(const ReportOptions& options) {
   report.header.notes.insert(report.header.notes.begin(), kernel_symbols.notes.begin(),
                              kernel_symbols.notes.end());
   for (const auto& warning : reader->stats().warnings) report.header.notes.push_back(warning);
+  if (filters.identity == report::LockIdentity::lock_class) {
+    lockdep.add_class_findings([&namer](uint64_t address, std::span<const uint64_t> stack) {
+      return report::dynamic_lock_class(namer, address, stack);
+    });
+  }
+  report.findings = lockdep.findings();
+  for (const auto& note : lockdep.notes()) report.header.notes.push_back(note);
 
   if (options.output == "-") {
     report::write_report(report, options.format, options.text, std::cout);
@@ -202,6 +195,8 @@ void run_report(const ReportOptions& options) {
           .hint("is graphviz installed (apt-get install graphviz)?");
     }
   }
+  // For kernel developers' CI: the report is out, the status says whether it found anything.
+  if (options.fail_on_findings && !report.findings.empty()) throw CLI::RuntimeError(kExitFindings);
 }
 
 }  // namespace
@@ -245,6 +240,8 @@ void add_report_command(CLI::App& app) {
   command->add_flag("--no-kernel-threads", options->no_kernel_threads, "Leave out kernel threads");
   command->add_option("--time", options->time_window,
                       "Only acquisitions in START,END (seconds, as perf script prints them)");
+  command->add_flag("--fail-on-findings", options->fail_on_findings,
+                    "Exit with status 3 when lockdep's rules find something (for CI)");
   command->add_option("--top", options->text.top_locks, "Locks shown in the text report")
       ->capture_default_str();
   command->callback([options] { run_report(*options); });

@@ -31,6 +31,93 @@ std::string join(const std::vector<std::string>& parts, std::string_view separat
   return out;
 }
 
+// ---- lockdep findings (shared by text and JSON) ----
+
+// A lock as a finding names it: the symbolizer's name, else its address.
+std::string lock_name(const Report& report, uint64_t address) {
+  const symbolizer::DataName& data = report.namer->data(address);
+  return data.found ? data.name : hex(address);
+}
+
+// perf script's time: seconds with microseconds.
+std::string seconds(uint64_t time_ns) {
+  char text[32];
+  snprintf(text, sizeof text, "%" PRIu64 ".%06" PRIu64, time_ns / 1000000000, time_ns % 1000000000 / 1000);
+  return text;
+}
+
+// Lines of a table of CPUs, one column each, in lockdep's layout.
+class ScenarioTable {
+ public:
+  explicit ScenarioTable(size_t cpus) {
+    std::string head, rule;
+    for (size_t cpu = 0; cpu < cpus; ++cpu) {
+      head += pad("      CPU" + std::to_string(cpu), cpu + 1 < cpus);
+      rule += pad("      ----", cpu + 1 < cpus);
+    }
+    lines_ = {head, rule};
+  }
+  // A step on one CPU: the first column's at the margin, the others' under their heading.
+  void add(size_t cpu, const std::string& text) {
+    lines_.push_back(std::string(cpu == 0 ? 2 : cpu * kWidth + 6, ' ') + text);
+  }
+  std::vector<std::string> finish() {
+    lines_.push_back("");
+    lines_.push_back(" *** DEADLOCK ***");
+    return std::move(lines_);
+  }
+
+ private:
+  static constexpr size_t kWidth = 24;
+  static std::string pad(std::string text, bool more) {
+    if (more && text.size() < kWidth) text.resize(kWidth, ' ');
+    return text;
+  }
+  std::vector<std::string> lines_;
+};
+
+// The unsafe scenario lockdep prints with each finding, with the locks' names.
+// A finding's lock: by its class when the finding is about a class of dynamic locks.
+std::string lock_name(const Report& report, const lockdep::FindingLock& lock) {
+  return lock.lock_class.empty() ? lock_name(report, lock.address) : lock.lock_class + " (dynamic)";
+}
+
+std::vector<std::string> scenario(const Report& report, const lockdep::Finding& finding) {
+  auto lock = [&](size_t index) { return "lock(" + lock_name(report, finding.locks[index]) + ");"; };
+  bool soft = finding.kind == lockdep::FindingKind::softirq_inconsistent ||
+              finding.kind == lockdep::FindingKind::softirq_safe_to_unsafe;
+  switch (finding.kind) {
+    case lockdep::FindingKind::irq_inconsistent:
+    case lockdep::FindingKind::softirq_inconsistent: {
+      ScenarioTable table(1);
+      table.add(0, lock(0));
+      table.add(0, "<Interrupt>");
+      table.add(0, "  " + lock(0));
+      return table.finish();
+    }
+    case lockdep::FindingKind::lock_order_cycle: {
+      // CPU i holds lock i and waits for the next one, which the next CPU holds.
+      size_t count = finding.locks.size();
+      ScenarioTable table(count);
+      for (size_t cpu = 0; cpu < count; ++cpu) table.add(cpu, lock(cpu));
+      for (size_t cpu = 0; cpu < count; ++cpu) table.add(cpu, lock((cpu + 1) % count));
+      return table.finish();
+    }
+    case lockdep::FindingKind::irq_safe_to_unsafe:
+    case lockdep::FindingKind::softirq_safe_to_unsafe: {
+      ScenarioTable table(2);
+      table.add(0, lock(1));
+      table.add(1, soft ? "local_bh_disable();" : "local_irq_disable();");
+      table.add(1, lock(0));
+      table.add(1, lock(1));
+      table.add(0, "<Interrupt>");
+      table.add(0, "  " + lock(0));
+      return table.finish();
+    }
+  }
+  return {};
+}
+
 // ---- JSON ----
 
 Json frame_json(const Frame& frame) {
@@ -79,6 +166,36 @@ Json holder_json(const Report& report, const HolderEntry& entry) {
   return out;
 }
 
+Json finding_json(const Report& report, const lockdep::Finding& finding) {
+  auto lock_json = [&](uint64_t address) { return Json{{"name", lock_name(report, address)}, {"address", hex(address)}}; };
+  Json locks = Json::array();
+  for (const auto& lock : finding.locks) {
+    Json entry = lock_json(lock.address);
+    entry["kind"] = lock.kind;
+    entry["class"] = lock.lock_class.empty() ? Json() : Json(lock.lock_class);
+    locks.push_back(std::move(entry));
+  }
+  Json evidence = Json::array();
+  for (const auto& item : finding.evidence) {
+    Json entry;
+    if (item.type == lockdep::Evidence::Type::usage) {
+      entry = {{"type", "usage"}, {"usage", item.usage}, {"lock", lock_json(item.lock)}};
+    } else {
+      entry = {{"type", "edge"}, {"held", lock_json(item.held_lock)}, {"acquired", lock_json(item.lock)}};
+    }
+    entry["holder"] = item.holder;
+    entry["first_time_ns"] = item.time_ns;
+    entry["count"] = item.count;
+    if (item.type == lockdep::Evidence::Type::edge) {
+      entry["held_stack"] = stack_json(report.namer->stack(item.held_stack));
+    }
+    entry["first_stack"] = stack_json(report.namer->stack(item.stack));
+    evidence.push_back(std::move(entry));
+  }
+  return {{"kind", lockdep::kind_name(finding.kind)}, {"title", finding.title},    {"locks", locks},
+          {"evidence", evidence},                     {"holders", finding.holders}, {"scenario", scenario(report, finding)}};
+}
+
 // Streamed: one small document per lock, so memory stays that of one lock however many there are.
 void write_json(const Report& report, std::ostream& out) {
   const Header& h = report.header;
@@ -98,7 +215,11 @@ void write_json(const Report& report, std::ostream& out) {
                      {"exclude_idle", report.filters.exclude_idle}};
   std::string text = head.dump();
   text.pop_back();  // the closing brace: the arrays follow
-  out << text << ",\n\"locks\":[";
+  out << text << ",\n\"findings\":[";
+  for (size_t i = 0; i < report.findings.size(); ++i) {
+    out << (i ? ",\n" : "\n") << finding_json(report, report.findings[i]).dump();
+  }
+  out << "\n],\n\"locks\":[";
   for (size_t i = 0; i < report.locks.size(); ++i) {
     const LockEntry& lock = report.locks[i];
     Json holders = Json::array();
@@ -161,6 +282,52 @@ void write_frame(std::ostream& out, const Frame& frame, std::string_view indent)
   }
 }
 
+void write_stack(std::ostream& out, const std::vector<const Frame*>& frames, const TextOptions& options) {
+  size_t shown = 0;
+  for (const Frame* frame : frames) {
+    if (shown++ == options.frames_per_stack) {
+      out << "        ...\n";
+      break;
+    }
+    write_frame(out, *frame, "        ");
+  }
+}
+
+// lockdep's findings, in its words, each with the stacks and holders that prove it.
+void write_findings_text(const Report& report, const TextOptions& options, std::ostream& out) {
+  out << "\nLockdep findings (lockdep's rules applied to the recording): " << report.findings.size() << "\n";
+  for (size_t i = 0; i < report.findings.size(); ++i) {
+    const lockdep::Finding& finding = report.findings[i];
+    out << "\n[" << i + 1 << "] " << lockdep::kind_name(finding.kind) << ": " << finding.title << "\n";
+    std::vector<std::string> names;
+    for (const auto& lock : finding.locks) {
+      names.push_back(lock_name(report, lock));
+      out << "    lock " << names.back() << "  [" << lock.kind << "]  " << hex(lock.address) << "\n";
+    }
+    if (finding.kind == lockdep::FindingKind::lock_order_cycle) {
+      out << "    cycle: " << join(names, " -> ") << " -> " << names.front() << "\n";
+    }
+    for (const auto& item : finding.evidence) {
+      if (item.type == lockdep::Evidence::Type::usage) {
+        out << "    {" << item.usage << "} of " << lock_name(report, item.lock) << ": " << item.count
+            << " acquisitions, first by " << item.holder << " at " << seconds(item.time_ns) << ":\n";
+        write_stack(out, report.namer->stack(item.stack), options);
+        continue;
+      }
+      out << "    " << lock_name(report, item.held_lock) << " -> " << lock_name(report, item.lock) << ": seen "
+          << item.count << (item.count == 1 ? " time" : " times") << ", first by " << item.holder << " at "
+          << seconds(item.time_ns) << "\n";
+      out << "      holding " << lock_name(report, item.held_lock) << ", taken at:\n";
+      write_stack(out, report.namer->stack(item.held_stack), options);
+      out << "      acquiring " << lock_name(report, item.lock) << " at:\n";
+      write_stack(out, report.namer->stack(item.stack), options);
+    }
+    if (!finding.holders.empty()) out << "    holders: " << join(finding.holders, ", ") << "\n";
+    out << "    Possible unsafe locking scenario:\n\n";
+    for (const auto& line : scenario(report, finding)) out << (line.empty() ? "" : "    ") << line << "\n";
+  }
+}
+
 void write_text(const Report& report, const TextOptions& options, std::ostream& out) {
   const Header& h = report.header;
   char line[512];
@@ -174,6 +341,8 @@ void write_text(const Report& report, const TextOptions& options, std::ostream& 
   out << line;
   out << "symbols: " << h.symbol_source << "\n";
   for (const auto& note : h.notes) out << "note: " << note << "\n";
+
+  write_findings_text(report, options, out);
 
   out << "\nLocks shared by the most holders (at least " << report.filters.min_holders << "): "
       << report.locks.size() << "\n";

@@ -1,3 +1,4 @@
+#include "hex_number.hpp"
 #include "sharing_report.hpp"
 
 #include <algorithm>
@@ -53,21 +54,11 @@ bool lock_passes(const LockEntry& lock, const Filters& filters) {
   if (filters.locks.empty()) return true;
   for (const auto& wanted : filters.locks) {
     if (wanted == lock.name || wanted == lock.lock_class || wanted == lock.symbol) return true;
-    if (wanted.starts_with("0x") && std::stoull(wanted, nullptr, 16) == lock.lock->address) {
+    if (wanted.starts_with("0x") && parse_hex(wanted) == lock.lock->address) {
       return true;
     }
   }
   return false;
-}
-
-std::string join_access(uint32_t mask) {
-  std::string out;
-  for (size_t i = 0; i < model::kAccessCount; ++i) {
-    if (!(mask & (1u << i))) continue;
-    if (!out.empty()) out += ",";
-    out += model::access_name(static_cast<model::Access>(i));
-  }
-  return out;
 }
 
 // The class of a dynamic lock: the first caller outside the lock functions, by the innermost
@@ -145,7 +136,8 @@ std::string LockEntry::display_name() const {
   return hex(lock->address);
 }
 
-Namer::Namer(symbolizer::Symbolizer* symbolizer) : symbolizer_(symbolizer) {
+Namer::Namer(symbolizer::Symbolizer* symbolizer, symbolizer::Symbolizer* modules)
+    : symbolizer_(symbolizer), modules_(modules) {
   if (symbolizer_ != nullptr) {
     image_start_ = symbolizer_->address_of("_text");
     for (const char* end : {"_end", "__bss_stop", "_edata"}) {
@@ -163,6 +155,10 @@ const symbolizer::DataName& Namer::data(uint64_t address) {
     } else {
       it->second.why_unnamed = "no vmlinux or kallsyms given";
     }
+    if (!it->second.found && modules_ != nullptr && !in_kernel_image(address)) {
+      symbolizer::DataName in_module = modules_->name_data(address);
+      if (in_module.found) it->second = std::move(in_module);
+    }
   }
   return it->second;
 }
@@ -176,13 +172,15 @@ const Frame& Namer::code(uint64_t address, bool is_return_address) {
   if (!inserted) return it->second;
   Frame& frame = it->second;
   frame.address = address;
-  if (symbolizer_ != nullptr) {
-    symbolizer::CodeLocation location = symbolizer_->name_code(address);
+  symbolizer::Symbolizer* source = symbolizer_;
+  if (source != nullptr && modules_ != nullptr && !in_kernel_image(address)) source = modules_;
+  if (source != nullptr) {
+    symbolizer::CodeLocation location = source->name_code(address);
     if (location.found) {
       frame.function = location.function;
       frame.symbol = location.name();
       if (is_return_address && address > 0) {
-        symbolizer::CodeLocation call = symbolizer_->name_code(address - 1);
+        symbolizer::CodeLocation call = source->name_code(address - 1);
         if (call.found && call.function == location.function) location = std::move(call);
       }
       frame.inlines = std::move(location.inlines);
@@ -200,6 +198,11 @@ std::vector<const Frame*> Namer::stack(std::span<const uint64_t> frames) {
   out.reserve(frames.size());
   for (size_t i = 0; i < frames.size(); ++i) out.push_back(&code(frames[i], i > 0));
   return out;
+}
+
+std::string dynamic_lock_class(Namer& namer, uint64_t address, std::span<const uint64_t> stack) {
+  if (namer.data(address).found || namer.in_kernel_image(address)) return "";
+  return lock_class(namer.stack(stack));
 }
 
 Report build_report(const model::HolderModel& model, const perf::PerfDataReader& reader,
@@ -268,7 +271,7 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     entry.instances = members.size();
     uint32_t access_mask = 0;
     for (size_t index : members) access_mask |= model.locks()[index].access_mask;
-    entry.kind = join_access(access_mask);
+    entry.kind = model::access_names(access_mask);
     const symbolizer::DataName& data = namer.data(lock.address);
     if (!data.found && namer.in_kernel_image(lock.address)) entry.why_unnamed = "unnamed static";
     if (data.found && members.size() == 1) {

@@ -13,6 +13,7 @@
 
 #include "contention_stats.hpp"
 #include "holder_model.hpp"
+#include "lockdep.hpp"
 #include "lockscope/perf_data.hpp"
 #include "lockscope/symbolizer.hpp"
 
@@ -98,7 +99,9 @@ struct Header {
 // nothing and says so. Stacks are named only when an output asks for them.
 class Namer {
  public:
-  explicit Namer(symbolizer::Symbolizer* symbolizer);
+  // `modules` (optional) names what `symbolizer` cannot outside the kernel image: module code and
+  // data from a kallsyms taken while they were loaded.
+  explicit Namer(symbolizer::Symbolizer* symbolizer, symbolizer::Symbolizer* modules = nullptr);
   // Whether the address lies in the kernel image (_text to _end): a static object even when no
   // symbol names it, so it gets no dynamic-lock class.
   bool in_kernel_image(uint64_t address) const {
@@ -113,6 +116,7 @@ class Namer {
 
  private:
   symbolizer::Symbolizer* symbolizer_;
+  symbolizer::Symbolizer* modules_;
   std::optional<uint64_t> image_start_, image_end_;
   std::unordered_map<uint64_t, symbolizer::DataName> data_;
   std::unordered_map<uint64_t, Frame> code_;  // key: address, low bit of a spare: see code()
@@ -128,12 +132,17 @@ struct Report {
   std::vector<LockEntry> locks;  // shared by >= min_holders, most holders first
   std::vector<HolderPair> pairs;  // most shared locks first
   std::vector<Group> groups;      // largest first
+  // lockdep's rules applied to the recording: irq-safety and lock-order findings, shown first.
+  std::vector<lockdep::Finding> findings;
   // Contention recordings: the wait table `perf lock contention -i` prints, row for row.
   std::vector<contention::ContentionRow> contention;
 };
 
 // "0x…" in lowercase hex, as the report prints addresses.
 std::string hex(uint64_t value);
+
+// The class of a dynamic lock from one of its stacks, or "" for a static lock or no class.
+std::string dynamic_lock_class(Namer& namer, uint64_t address, std::span<const uint64_t> stack);
 
 Report build_report(const model::HolderModel& model, const perf::PerfDataReader& reader,
                     const Filters& filters, Namer& namer);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "hex_number.hpp"
 #include "commands.hpp"
 #include "kernel_symbols.hpp"
 #include "lockscope/error.hpp"
@@ -42,19 +43,13 @@ std::string hex(uint64_t value) {
 }
 
 uint64_t parse_address(const std::string& text) {
-  const std::string digits = text.rfind("0x", 0) == 0 || text.rfind("0X", 0) == 0 ? text.substr(2) : text;
-  char* end = nullptr;
-  errno = 0;
-  const uint64_t value = std::strtoull(digits.c_str(), &end, 16);
-  if (digits.empty() || errno != 0 || *end != '\0')
-    throw Error("bad address \"" + text + "\"").hint("give addresses in hex, like 0xffffffff83f84768");
-  return value;
+  if (auto address = parse_hex(text)) return *address;
+  throw Error("bad address \"" + text + "\"").hint("give addresses in hex, like 0xffffffff83f84768");
 }
 
 int64_t parse_offset(const std::string& text) {
-  const bool negative = !text.empty() && text[0] == '-';
-  const uint64_t magnitude = parse_address(negative ? text.substr(1) : text);
-  return negative ? -static_cast<int64_t>(magnitude) : static_cast<int64_t>(magnitude);
+  if (auto offset = parse_signed_hex(text)) return *offset;
+  throw Error("bad offset \"" + text + "\"").hint("give the KASLR offset in hex, like 0x2d200000 or -0x1000");
 }
 
 

@@ -54,8 +54,11 @@ std::string event_name(const ProbeRow& row) {
 
 // The perf probe -a argument: "lockrec:EVENT=FUNCTION[%return] ARG". Every value is fetched as x64
 // so the lock pointer and the result read the same with and without DWARF.
+// A return probe is asked for by the bare function name: perf probe appends the return suffix
+// itself, even to a name it is given (perf 6.1 turned "X__return" into "X__return__return" in the
+// guest test), so the event it creates is event_name(row).
 std::string probe_definition(const ProbeRow& row, const Options& options, std::string_view machine) {
-  std::string definition = std::string(probe_group) + ":" + event_name(row) + "=" + std::string(row.function);
+  std::string definition = std::string(probe_group) + ":" + std::string(row.function) + "=" + std::string(row.function);
   if (row.fetch == Fetch::return_value) return definition + "%return ret=$retval";
   std::string source = options.vmlinux.empty() ? std::string(first_argument_register(machine))
                                                : std::string(row.parameter);

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -127,27 +128,8 @@ class ProbeSession {
   // alone: it moves to the plan's skipped rows.
   ProbeSession(const KernelView& kernel, const Options& options, ProbePlan& plan, const SignalWatch& signals)
       : kernel_(kernel), options_(options), signals_(signals) {
-    int status = run_to_completion(probe_add_command(options, plan), signals);
-    if (status == 0) return;
-    remove_group();  // perf probe may have added some before failing
-    say("perf probe could not add all probes at once (" + describe_wait_status(status) +
-        "); adding them one by one to find those it refuses");
-    std::vector<ChosenProbe> accepted;
-    for (const auto& probe : plan.chosen) {
-      ProbePlan single;
-      single.chosen = {probe};
-      if (run_to_completion(probe_add_command(options, single), signals) == 0) {
-        accepted.push_back(probe);
-      } else {
-        say("skipping " + probe.event + ": perf probe refused it");
-        plan.skipped.push_back({probe.row, "perf probe refused it"});
-      }
-    }
-    plan.chosen = std::move(accepted);
-    if (plan.chosen.empty()) {
-      remove();
-      throw Error("perf probe refused every probe (its messages are above)");
-    }
+    add(plan);
+    expect_planned_events(plan);
   }
   ~ProbeSession() {
     try {
@@ -166,6 +148,46 @@ class ProbeSession {
   }
 
  private:
+  void add(ProbePlan& plan) {
+    int status = run_to_completion(probe_add_command(options_, plan), signals_);
+    if (status == 0) return;
+    remove_group();  // perf probe may have added some before failing
+    say("perf probe could not add all probes at once (" + describe_wait_status(status) +
+        "); adding them one by one to find those it refuses");
+    std::vector<ChosenProbe> accepted;
+    for (const auto& probe : plan.chosen) {
+      ProbePlan single;
+      single.chosen = {probe};
+      if (run_to_completion(probe_add_command(options_, single), signals_) == 0) {
+        accepted.push_back(probe);
+      } else {
+        say("skipping " + probe.event + ": perf probe refused it");
+        plan.skipped.push_back({probe.row, "perf probe refused it"});
+      }
+    }
+    plan.chosen = std::move(accepted);
+    if (plan.chosen.empty()) {
+      remove();
+      throw Error("perf probe refused every probe (its messages are above)");
+    }
+  }
+
+  // perf probe chooses event names itself in places (a return probe's suffix); perf record would
+  // only say "unknown tracepoint". Every event lockrec is about to record must exist by its name.
+  void expect_planned_events(const ProbePlan& plan) {
+    std::vector<std::string> created = kernel_.probe_events_in_group(probe_group);
+    std::vector<std::string> missing;
+    for (const auto& event : plan.events()) {
+      if (std::find(created.begin(), created.end(), event) == created.end()) missing.push_back(event);
+    }
+    if (missing.empty()) return;
+    remove();
+    throw Error("perf probe did not create " + join(missing, " ") + " (group " + std::string(probe_group) +
+                " holds " + std::to_string(created.size()) + " events, not these)")
+        .hint("this perf names probe events differently from perf 6.1; use --mode contention, or the perf "
+              "matching the kernel (Debian: linux-perf)");
+  }
+
   void remove_group() {
     if (!kernel_.probe_events_in_group(probe_group).empty()) delete_probe_group(kernel_, options_, signals_);
   }

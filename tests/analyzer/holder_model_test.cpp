@@ -7,98 +7,13 @@
 #include "holder_model.hpp"
 #include "lockscope/perf_data.hpp"
 #include "perf_data_builder.hpp"
+#include "recording.hpp"
 #include "sharing_report.hpp"
 
 using namespace lockscope;
 using namespace lockscope::testing;
 
 namespace {
-
-constexpr uint64_t kSampleType = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID |
-                                 PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_PERIOD |
-                                 PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW;
-constexpr uint64_t kContextKernel = static_cast<uint64_t>(-128);
-constexpr uint64_t kContextUser = static_cast<uint64_t>(-512);
-constexpr uint8_t kIrqsOff = 0x01, kHardirq = 0x08;
-
-// The probes of the shared Debian recording, named as perf probe names them.
-struct Probe {
-  std::string event;
-  int id;
-  std::vector<std::string> fields;
-};
-const std::vector<Probe> kProbes = {
-    {"_raw_spin_lock", 1001, {"__probe_ip", "lock"}},
-    {"_raw_spin_lock_irq", 1002, {"__probe_ip", "lock"}},
-    {"_raw_read_lock", 1003, {"__probe_ip", "lock"}},
-    {"_raw_write_lock", 1004, {"__probe_ip", "lock"}},
-    {"_raw_spin_trylock", 1005, {"__probe_ip", "lock"}},
-    {"_raw_spin_trylock__return", 1006, {"__probe_func", "__probe_ret_ip", "ret"}},
-    {"_raw_spin_unlock", 1007, {"__probe_ip", "lock"}},
-};
-
-class Recording {
- public:
-  Recording() {
-    std::vector<std::string> formats;
-    for (const auto& probe : kProbes) formats.push_back(kprobe_format(probe.event, probe.id, probe.fields));
-    builder_.set_tracing_data(tracing_data({{"probe", formats}}));
-    uint64_t id = 100;
-    for (const auto& probe : kProbes) {
-      builder_.add_event(tracepoint_attr(static_cast<uint64_t>(probe.id), kSampleType),
-                         "probe:" + probe.event, {id++});
-    }
-  }
-
-  void comm(uint32_t pid, uint32_t tid, const std::string& name, bool exec = false) {
-    builder_.comm(pid, tid, name, exec, {pid, tid, ++time_, 0});
-  }
-  void fork(uint32_t pid, uint32_t ppid, uint32_t tid, uint32_t ptid) {
-    builder_.fork(pid, ppid, tid, ptid, {pid, tid, ++time_, 0});
-  }
-  void exit(uint32_t pid, uint32_t tid) { builder_.exit(pid, pid, tid, tid, {pid, tid, ++time_, 0}); }
-
-  // A lock event of `probe` by pid/tid; `caller` is the kernel frame after the lock function.
-  void event(const std::string& probe, uint32_t pid, uint32_t tid, std::vector<uint64_t> values,
-             uint64_t caller = 0xffffffff81100000, uint8_t flags = 0, bool user_frames = true) {
-    size_t index = 0;
-    while (kProbes[index].event != probe) ++index;
-    SampleFields sample;
-    sample.pid = pid;
-    sample.tid = tid;
-    sample.time = ++time_;
-    sample.ip = 0xffffffff81a00001;
-    sample.callchain = {kContextKernel, 0xffffffff81a00001, caller};
-    if (user_frames) sample.callchain.insert(sample.callchain.end(), {kContextUser, 0x401000});
-    std::vector<uint64_t> payload = {0xffffffff81a00000};
-    if (probe.ends_with("__return")) payload.push_back(0xffffffff81100000);
-    payload.insert(payload.end(), values.begin(), values.end());
-    sample.raw = trace_payload(static_cast<uint16_t>(kProbes[index].id), flags, 1,
-                               static_cast<int32_t>(tid), payload);
-    builder_.sample(index, sample);
-  }
-
-  model::HolderModel read(model::Options options = {}) {
-    builder_.finished_round();
-    std::string path = write_temp_file(builder_.file_mode());
-    reader_ = perf::PerfDataReader::open(path);
-    model::HolderModel model(options);
-    reader_->read(model, perf::RecordOrder::time);
-    model.finish();
-    return model;
-  }
-
-  report::Report report(const model::HolderModel& model, report::Filters filters = {}) {
-    namer_ = std::make_unique<report::Namer>(nullptr);
-    return report::build_report(model, *reader_, filters, *namer_);
-  }
-
- private:
-  PerfDataBuilder builder_;
-  uint64_t time_ = 1000;
-  std::unique_ptr<perf::PerfDataReader> reader_;
-  std::unique_ptr<report::Namer> namer_;
-};
 
 constexpr uint64_t kLockA = 0xffffffff83f84768, kLockB = 0xffffffff83fd71cc;
 

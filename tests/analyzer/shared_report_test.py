@@ -9,11 +9,12 @@ JSON reports equal the golden files in fixtures/report/ (LOCKSCOPE_UPDATE_GOLDEN
 Exit 77 with the reason when the recording, the vmlinux or perf is missing."""
 import json
 import os
-import re
 import subprocess
 import sys
 
 top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(top, "tests/support"))
+import perf_oracle  # noqa: E402
 lockanalyze = sys.argv[1]
 
 
@@ -73,27 +74,11 @@ if uc["holders"]:
           "its first stack goes through alloc_ucounts+0x35")
 
 # The oracle: perf script -k vmlinux, first sample per (pid, lock).
-script = subprocess.run(["perf", "script", "-i", recording, "-k", vmlinux, "-F", "pid,event,trace,ip,sym,symoff"],
-                        check=True, capture_output=True, text=True, errors="replace").stdout
-first = {}
-current = None
-for line in script.splitlines():
-    if not line.startswith("\t") and line.strip():
-        current = None
-        m = re.match(r"\s*(\d+)\s+\S+:\s.*lock=0x([0-9a-f]+)", line)
-        if m and int(m[2], 16) in LOCKS.values():
-            key = (int(m[1]), int(m[2], 16))
-            if key not in first:
-                first[key] = []
-                current = first[key]
-    elif current is not None and line.startswith("\t"):
-        address, symbol = line.split()[:2]
-        if int(address, 16) >= 0xffff000000000000:
-            current.append(symbol)
+oracle = perf_oracle.KernelStacks(recording, vmlinux, LOCKS.values())
 for name, lock in locks.items():
     for holder in lock["holders"]:
         ours = [f["symbol"] for f in holder["first_stack"]]
-        theirs = first.get((holder["pid"], LOCKS[name]))
+        theirs = oracle.first_stack_of(holder, LOCKS[name])
         check(ours == theirs, f"{name} {holder['holder']}: first stack equals perf script -k vmlinux "
                               f"({len(ours)} frames)" + ("" if ours == theirs else f"\n  ours   {ours}\n  theirs {theirs}"))
 

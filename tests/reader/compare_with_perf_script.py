@@ -44,14 +44,17 @@ def perf_rows(perf_data):
 
 def perf_frame_counts(perf_data):
     """(time µs, tid, event, kernel frames, user frames) per sample, from perf script's callchain
-    lines. A kernel address has the top bits set (x86_64 and arm64 alike)."""
+    lines. Kernel frames come first and have the top bits set (x86_64 and arm64 alike); from the
+    first user address on, every frame is a user frame: a user stack unwound by frame pointers
+    through garbage can yield a kernel-looking address, which perf too keeps in user context."""
     out = subprocess.run(["perf", "script", "-i", perf_data, "-F", "tid,time,event,ip"],
                          check=True, capture_output=True, text=True, errors="replace").stdout
     rows, current = [], None
     for line in out.splitlines():
         if line.startswith("\t"):
             address = int(line.split()[0], 16)
-            current[3 if address >= 0xffff000000000000 else 4] += 1
+            in_kernel_part = current[4] == 0 and address >= 0xffff000000000000
+            current[3 if in_kernel_part else 4] += 1
         elif line.strip():
             if current:
                 rows.append(tuple(current))

@@ -97,6 +97,20 @@ grep -q -- "-e lockrec:_raw_spin_lock_irqsave -e lockrec:_raw_spin_trylock" perf
   fail "refused probe not among the skipped in the JSON"
 expect_no_probes "one refused probe"
 
+echo "== perf probe names an event otherwise than planned: said plainly, probes removed"
+fresh_root ""
+FAKE_PERF_RETURN_SUFFIX=0 run_lockrec --mode kprobe --trylock-result -o names.data -- true
+expect_status 125 "misnamed return probe"
+grep -q "perf probe did not create lockrec:_raw_spin_trylock__return" last.err ||
+  fail "missing event not named: $(cat last.err)"
+grep -q -- " record " perf.log && fail "perf record ran on events that do not exist"
+expect_no_probes "misnamed return probe"
+fresh_root ""
+run_lockrec --trylock-result -o names.data -- true
+expect_status 0 "return probes named as perf 6.1 does"
+grep -q -- "-e lockrec:mutex_trylock__return" perf.log || fail "return probe not recorded: $(grep ' record ' perf.log)"
+expect_no_probes "return probes"
+
 echo "== stale probes of a killed lockrec: the next run removes them, saying so"
 fresh_root "p:lockrec/_raw_spin_lock _raw_spin_lock lock=%di:x64
 $other_probe

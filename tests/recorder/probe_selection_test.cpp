@@ -146,9 +146,9 @@ TEST_CASE("release and trylock-result options add unlocks and trylock return pro
   CHECK(contains(events, "lockrec:mutex_unlock"));
   CHECK(contains(events, "lockrec:up_write"));
   CHECK(definition_of(plan, "lockrec:_raw_spin_trylock__return") ==
-        "lockrec:_raw_spin_trylock__return=_raw_spin_trylock%return ret=$retval");
+        "lockrec:_raw_spin_trylock=_raw_spin_trylock%return ret=$retval");
   CHECK(definition_of(plan, "lockrec:mutex_trylock__return") ==
-        "lockrec:mutex_trylock__return=mutex_trylock%return ret=$retval");
+        "lockrec:mutex_trylock=mutex_trylock%return ret=$retval");
   for (const auto& probe : plan.chosen) {
     if (probe.definition.find("%return") == std::string::npos) continue;
     INFO(probe.definition);

@@ -1,0 +1,39 @@
+"""What perf itself says about a recording, for tests that check lockanalyze against it."""
+import re
+import subprocess
+
+SAMPLE_LINE = re.compile(r"\s*(\d+)\s+(\d+)\.(\d{9}):\s+\S+:\s.*lock=0x([0-9a-f]+)")
+
+
+class KernelStacks:
+    """The kernel frames (sym+off) of lock samples as `perf script -k vmlinux` names them, for the
+    given lock addresses: the first sample per (pid, lock), and every sample by (time in ns, lock)."""
+
+    def __init__(self, recording, vmlinux, lock_addresses):
+        script = subprocess.run(["perf", "script", "-i", recording, "-k", vmlinux, "--ns",
+                                 "-F", "pid,time,event,trace,ip,sym,symoff"],
+                                check=True, capture_output=True, text=True, errors="replace").stdout
+        wanted = set(lock_addresses)
+        self.first_by_pid = {}
+        self.by_time = {}
+        current = None
+        for line in script.splitlines():
+            if not line.startswith("\t") and line.strip():
+                current = None
+                match = SAMPLE_LINE.match(line)
+                if match and int(match[4], 16) in wanted:
+                    lock = int(match[4], 16)
+                    current = []
+                    self.by_time[(int(match[2]) * 1_000_000_000 + int(match[3]), lock)] = current
+                    self.first_by_pid.setdefault((int(match[1]), lock), current)
+            elif current is not None and line.startswith("\t"):
+                address, symbol = line.split()[:2]
+                if int(address, 16) >= 0xffff000000000000:
+                    current.append(symbol)
+
+    def first_stack_of(self, holder, lock):
+        """What perf shows for a report holder's first stack: its pid's first sample of the lock,
+        or for a pseudo-holder ([hardirq], [softirq]: no pid of its own) the sample at its first time."""
+        if holder["pid"] < 0:
+            return self.by_time.get((holder["first_time_ns"], lock))
+        return self.first_by_pid.get((holder["pid"], lock))
