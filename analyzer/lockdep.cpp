@@ -181,8 +181,23 @@ struct LockdepReplay::State {
     uint64_t time = 0;
     uint32_t held_stack = 0, stack = 0;
     std::string holder;
+    // Whether the hold the edge came from was seen released. A hold whose release was missed
+    // (taken again while "held", a spinlock "held" for a second, lost events) may have ended long
+    // before the acquisition that made the edge: perf enables the probes one by one, so its own
+    // ioctls at the start of a recording show mutex_lock without mutex_unlock. Only confirmed
+    // edges enter the order graph.
+    bool confirmed = false;
+  };
+  // An edge waiting for the release of the hold it came from, with that hold's evidence.
+  struct PendingEdge {
+    uint32_t hold = 0;  // HeldLock::serial
+    uint32_t edge = 0;
+    uint32_t held_stack = 0, stack = 0;
+    uint64_t time = 0;
+    std::string holder;
   };
   struct HeldLock {
+    uint32_t serial = 0;  // tells this hold from the context's others, for pending edges
     uint32_t lock = 0;
     uint64_t time = 0;
     bool spins = false;  // a spinlock or rwlock: never held across sleeping
@@ -203,6 +218,8 @@ struct LockdepReplay::State {
   struct ContextState {
     std::vector<HeldLock> held;
     std::vector<uint64_t> frames;  // stacks of the held locks' acquisitions, in order
+    std::vector<PendingEdge> pending_edges;
+    uint32_t next_serial = 0;
     PendingTrylock trylock;
   };
   // One acquisition as the replay needs it.
@@ -240,8 +257,9 @@ struct LockdepReplay::State {
   void mark_usage(uint32_t lock, const Acquisition& taken);
   void replay_acquire(ContextState& context, uint32_t lock, const Acquisition& taken);
   void push_held(ContextState& context, uint32_t lock, bool shared, bool recursive, const Acquisition& taken);
-  void add_edge(const ContextState& context, const HeldLock& held, uint32_t to, bool recursive,
+  void add_edge(ContextState& context, const HeldLock& held, uint32_t to, bool recursive,
                 const Acquisition& taken);
+  void end_hold(ContextState& context, size_t index, bool released);
   void replay_release(ContextState& context, uint64_t address);
   Evidence usage_evidence(uint32_t lock, Usage usage) const;
   Evidence edge_evidence(uint32_t edge_index) const;
@@ -311,13 +329,37 @@ void remove_held(ContextState& context, size_t index, Locks& locks) {
 
 }  // namespace
 
+// A hold ends: seen released (its pending edges are confirmed, with its evidence), or found stale
+// (they are dropped; an edge made again by a hold that is released is confirmed then).
+void LockdepReplay::State::end_hold(ContextState& context, size_t index, bool released) {
+  const uint32_t serial = context.held[index].serial;
+  auto& pending = context.pending_edges;
+  for (size_t i = 0; i < pending.size();) {
+    if (pending[i].hold != serial) {
+      ++i;
+      continue;
+    }
+    Edge& edge = edges[pending[i].edge];
+    if (released && !edge.confirmed) {
+      edge.confirmed = true;
+      edge.held_stack = pending[i].held_stack;
+      edge.stack = pending[i].stack;
+      edge.time = pending[i].time;
+      edge.holder = std::move(pending[i].holder);
+    }
+    pending[i] = std::move(pending.back());
+    pending.pop_back();
+  }
+  remove_held(context, index, locks);
+}
+
 void LockdepReplay::on_lost(const perf::LostRecord&) { on_lost_samples(1, {}); }
 
 void LockdepReplay::on_lost_samples(uint64_t, const perf::SampleId&) {
   // Some acquisition or release is missing: what any context holds is no longer known.
   State& s = *state_;
   for (auto& [key, context] : s.contexts) {
-    while (!context.held.empty()) remove_held(context, context.held.size() - 1, s.locks);
+    while (!context.held.empty()) s.end_hold(context, context.held.size() - 1, false);
     context.trylock.pending = false;
   }
   ++stats_.replay_resets;
@@ -444,7 +486,7 @@ void LockdepReplay::State::replay_acquire(ContextState& context, uint32_t lock,
   for (size_t i = held.size(); i-- > 0;) {
     if (held[i].spins && taken.sample->time > held[i].time + kStaleSpinHoldNs) {
       ++stats_.stale_spin_holds;
-      remove_held(context, i, s.locks);
+      s.end_hold(context, i, false);
     }
   }
   for (size_t i = held.size(); i-- > 0;) {
@@ -457,7 +499,7 @@ void LockdepReplay::State::replay_acquire(ContextState& context, uint32_t lock,
     // Taken again while held: a real self-deadlock would have hung the machine before the
     // recording ended, so the release was missed. Forget the old hold.
     ++stats_.reacquired_while_held;
-    remove_held(context, i, s.locks);
+    s.end_hold(context, i, false);
     break;
   }
   if (!taken.trylock) {
@@ -476,9 +518,10 @@ void LockdepReplay::State::push_held(ContextState& context, uint32_t lock, bool 
   State& s = *this;
   if (context.held.size() >= options_.max_depth) {
     ++stats_.depth_overflows;
-    remove_held(context, 0, s.locks);
+    s.end_hold(context, 0, false);
   }
   HeldLock entry;
+  entry.serial = context.next_serial++;
   entry.lock = lock;
   entry.time = taken.sample->time;
   entry.spins = spins(taken.access);
@@ -492,35 +535,39 @@ void LockdepReplay::State::push_held(ContextState& context, uint32_t lock, bool 
   ++s.locks[lock].held_entries;
 }
 
-void LockdepReplay::State::add_edge(const ContextState& context, const HeldLock& held, uint32_t to,
+void LockdepReplay::State::add_edge(ContextState& context, const HeldLock& held, uint32_t to,
                              bool recursive, const Acquisition& taken) {
   State& s = *this;
   uint8_t type = edge_type(held.shared, recursive);
   uint64_t key = uint64_t{held.lock} << 32 | to;
   auto found = s.edge_ids.find(key);
+  uint32_t index = 0;
   if (found != s.edge_ids.end()) {
-    Edge& edge = s.edges[found->second];
+    index = found->second;
+    Edge& edge = s.edges[index];
     edge.types |= type;
     ++edge.count;
-    return;
+    if (edge.confirmed) return;
+  } else {
+    if (s.edges.size() >= options_.max_edges) {
+      ++stats_.edges_dropped;
+      return;
+    }
+    index = static_cast<uint32_t>(s.edges.size());
+    Edge edge;
+    edge.from = held.lock;
+    edge.to = to;
+    edge.types = type;
+    edge.count = 1;
+    s.edge_ids.emplace(key, index);
+    s.edges.push_back(std::move(edge));
+    ++stats_.edges;
   }
-  if (s.edges.size() >= options_.max_edges) {
-    ++stats_.edges_dropped;
-    return;
-  }
-  Edge edge;
-  edge.from = held.lock;
-  edge.to = to;
-  edge.types = type;
-  edge.count = 1;
-  edge.time = taken.sample->time;
   std::span<const uint64_t> held_frames(context.frames);
-  edge.held_stack = s.stacks.intern(held_frames.subspan(held.frames_start, held.frames_count));
-  edge.stack = s.stacks.intern(taken.frames);
-  edge.holder = s.holder_label(*taken.sample, taken.context);
-  s.edge_ids.emplace(key, static_cast<uint32_t>(s.edges.size()));
-  s.edges.push_back(std::move(edge));
-  ++stats_.edges;
+  context.pending_edges.push_back({held.serial, index,
+                                   s.stacks.intern(held_frames.subspan(held.frames_start, held.frames_count)),
+                                   s.stacks.intern(taken.frames), taken.sample->time,
+                                   s.holder_label(*taken.sample, taken.context)});
 }
 
 void LockdepReplay::State::replay_release(ContextState& context, uint64_t address) {
@@ -534,7 +581,7 @@ void LockdepReplay::State::replay_release(ContextState& context, uint64_t addres
   uint32_t lock = id->second;
   for (size_t i = context.held.size(); i-- > 0;) {
     if (context.held[i].lock == lock) {
-      remove_held(context, i, s.locks);
+      s.end_hold(context, i, true);
       return;
     }
   }
@@ -543,7 +590,7 @@ void LockdepReplay::State::replay_release(ContextState& context, uint64_t addres
   for (auto& [key, other] : s.contexts) {
     for (size_t i = 0; i < other.held.size(); ++i) {
       if (other.held[i].lock == lock) {
-        remove_held(other, i, s.locks);
+        s.end_hold(other, i, true);
         ++stats_.released_by_other_context;
         return;
       }
@@ -769,6 +816,16 @@ void LockdepReplay::finish(const model::HolderModel* holders) {
   }
   findings_.clear();
   s.find_inconsistencies(holders);
+  // A hold still open when the recording ended may well be held still: its edges count. Those
+  // whose hold was found stale before do not (see Edge::confirmed).
+  for (auto& [key, context] : s.contexts) {
+    while (!context.held.empty()) s.end_hold(context, context.held.size() - 1, true);
+  }
+  std::erase_if(s.edges, [&](const State::Edge& edge) {
+    if (!edge.confirmed) ++stats_.unconfirmed_edges;
+    return !edge.confirmed;
+  });
+  s.edge_ids.clear();
   if (s.has_release_events) {
     s.find_cycles();
     s.find_safe_to_unsafe();
@@ -860,6 +917,8 @@ std::vector<std::string> LockdepReplay::notes() const {
   note(stats_.depth_overflows, "times a context held more than " + std::to_string(options_.max_depth) +
                                    " locks: the oldest were forgotten");
   note(stats_.replay_resets, "times events were lost: the replay forgot what was held");
+  note(stats_.unconfirmed_edges, "lock orders were seen only from holds whose release was missed: left out of "
+                                 "the order checks");
   note(stats_.edges_dropped, "lock-order edges beyond the first " + std::to_string(options_.max_edges) +
                                  " were not kept");
   note(stats_.findings_dropped, "findings beyond " + std::to_string(options_.max_findings_per_kind) +

@@ -96,6 +96,7 @@ struct Stats {
   uint64_t trylocks_without_result = 0;     // not replayed: taken or not is unknown
   uint64_t replay_resets = 0;               // lost events: what was held is no longer known
   uint64_t edges = 0;
+  uint64_t unconfirmed_edges = 0;           // made only by stale holds: left out of the order graph
   uint64_t edges_dropped = 0;
   uint64_t findings_dropped = 0;
   bool cycle_search_truncated = false;

@@ -1,9 +1,10 @@
 // Writes a lockrec-style recording (group "lockrec", with release probes) of what the guest test
 // module tests/guest/lockdep-module makes, with a FILE.kallsyms side file naming the module's
 // locks and functions, for the command-line test of lockdep's findings:
-//   make_lockdep_recording OUT.perf.data [--clean]
+//   make_lockdep_recording OUT.perf.data [--clean] [--repeat N]
 // --clean leaves out the bugs: the timer's lock is taken in process context only with irqsave,
-// and both threads take the locks in one order.
+// and both threads take the locks in one order. --repeat N runs the two threads' part N times, for
+// measuring the replay on a larger recording.
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -58,7 +59,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string out = argv[1];
-  bool clean = argc > 2 && std::string(argv[2]) == "--clean";
+  bool clean = false;
+  long repeat = 1;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--clean") clean = true;
+    if (arg == "--repeat" && i + 1 < argc) repeat = std::stol(argv[++i]);
+  }
   Recording rec("lockrec");
   rec.comm(300, 300, "insmod");
   for (int fire = 0; fire < 5; ++fire) {  // the hrtimer, in hardirq over insmod
@@ -70,18 +77,23 @@ int main(int argc, char** argv) {
     rec.event(clean ? "_raw_spin_unlock_irqrestore" : "_raw_spin_unlock", 300, 300, {kIrqLock},
               kInProcess + 0x20, clean ? kIrqsOff : 0);
   }
-  rec.fork(301, 2, 301, 2);
-  rec.comm(301, 301, "lockscope_ab");
-  nest(rec, 301, "_raw_spin_lock", "_raw_spin_unlock", kSpinA, kSpinB, kSpinAThenB);
-  nest(rec, 301, "mutex_lock", "mutex_unlock", kMutexA, kMutexB, kMutexAThenB);
-  rec.fork(302, 2, 302, 2);
-  rec.comm(302, 302, "lockscope_ba");
-  if (clean) {
-    nest(rec, 302, "_raw_spin_lock", "_raw_spin_unlock", kSpinA, kSpinB, kSpinBThenA);
-    nest(rec, 302, "mutex_lock", "mutex_unlock", kMutexA, kMutexB, kMutexBThenA);
-  } else {
-    nest(rec, 302, "_raw_spin_lock", "_raw_spin_unlock", kSpinB, kSpinA, kSpinBThenA);
-    nest(rec, 302, "mutex_lock", "mutex_unlock", kMutexB, kMutexA, kMutexBThenA);
+  for (long round = 0; round < repeat; ++round) {
+    const uint32_t ab = 301, ba = 302;
+    if (round == 0) {
+      rec.fork(ab, 2, ab, 2);
+      rec.comm(ab, ab, "lockscope_ab");
+      rec.fork(ba, 2, ba, 2);
+      rec.comm(ba, ba, "lockscope_ba");
+    }
+    nest(rec, ab, "_raw_spin_lock", "_raw_spin_unlock", kSpinA, kSpinB, kSpinAThenB);
+    nest(rec, ab, "mutex_lock", "mutex_unlock", kMutexA, kMutexB, kMutexAThenB);
+    if (clean) {
+      nest(rec, ba, "_raw_spin_lock", "_raw_spin_unlock", kSpinA, kSpinB, kSpinBThenA);
+      nest(rec, ba, "mutex_lock", "mutex_unlock", kMutexA, kMutexB, kMutexBThenA);
+    } else {
+      nest(rec, ba, "_raw_spin_lock", "_raw_spin_unlock", kSpinB, kSpinA, kSpinBThenA);
+      nest(rec, ba, "mutex_lock", "mutex_unlock", kMutexB, kMutexA, kMutexBThenA);
+    }
   }
   ByteVector bytes = rec.bytes();
   std::ofstream data(out, std::ios::binary);

@@ -185,8 +185,46 @@ def step_kaslr():
     check_named_locks(recording, "kaslr")
 
 
+def step_lockdep():
+    """Exactly the findings the test module makes on purpose, named from the recording's kallsyms
+    side file, with the module's functions in their stacks; nothing else from the kernel's own
+    activity in the same recording."""
+    recording = path("lockdep.data")
+    check(status_of("lockdep") == "0", "lockdep: lockrec over insmod of the test module exits 0", text_of("lockdep.err")[-600:])
+    no_probes_left("lockdep")
+    if not os.path.exists(recording):
+        return
+    result = subprocess.run([lockanalyze, recording, "--vmlinux", vmlinux, "--format", "json", "--fail-on-findings"],
+                            capture_output=True, text=True)
+    check(result.returncode == 3, "lockdep: --fail-on-findings exits 3", f"status {result.returncode}: {result.stderr[-300:]}")
+    findings = json.loads(result.stdout or '{"findings": []}')["findings"]
+    found = sorted((f["kind"], tuple(sorted(lock["name"] for lock in f["locks"]))) for f in findings)
+    expected = sorted([("irq-inconsistent", ("lockscope_irq_lock",)),
+                       ("lock-order-cycle", ("lockscope_spin_a", "lockscope_spin_b")),
+                       ("lock-order-cycle", ("lockscope_mutex_a", "lockscope_mutex_b"))])
+    check(found == expected, f"lockdep: exactly the module's three findings: {found}",
+          "\n     ".join(f"{f['kind']}: {f.get('title', '')} {[lock['name'] for lock in f['locks']]}" for f in findings))
+
+    def stack_functions(finding):
+        return {frame["symbol"].split("+")[0] for evidence in finding["evidence"]
+                for key in ("first_stack", "held_stack") for frame in evidence.get(key, [])}
+    for finding in findings:
+        names = tuple(sorted(lock["name"] for lock in finding["locks"]))
+        wanted = {("lockscope_irq_lock",): {"lockscope_timer_fn", "lockscope_irq_lock_in_process"},
+                  ("lockscope_spin_a", "lockscope_spin_b"): {"lockscope_spin_a_then_b", "lockscope_spin_b_then_a"},
+                  ("lockscope_mutex_a", "lockscope_mutex_b"): {"lockscope_mutex_a_then_b", "lockscope_mutex_b_then_a"}}.get(names)
+        if wanted:
+            seen = stack_functions(finding)
+            check(wanted <= seen, f"lockdep: the {finding['kind']} stacks go through {sorted(wanted)}",
+                  f"functions in its stacks: {sorted(seen)[:30]}")
+        if finding["kind"] == "irq-inconsistent":
+            check(finding.get("title") == "inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage",
+                  "lockdep: worded as lockdep words it", finding.get("title", ""))
+
+
 STEPS = {
     "main": step_main,
+    "lockdep": step_lockdep,
     "sigint": lambda: step_interrupted("sigint", "130", 2, "COMMAND stopped by the SIGINT lockrec passed on"),
     "sigkill_perf": lambda: step_interrupted("sigkill", "125", None, "perf killed with SIGKILL is lockrec's failure"),
     "slowdown": step_slowdown,

@@ -29,7 +29,7 @@ guest_pick_abi() {
 # Caches vmlinuz and the share's modules of kernel $1 under $guest_cache/$1.
 guest_fetch_kernel() {
   local abi=$1 dir="$guest_cache/$1" deb tmp
-  [ -s "$dir/vmlinuz" ] && [ -s "$dir/modules/9p.ko" ] && return 0
+  [ -s "$dir/vmlinuz" ] && [ -s "$dir/modules/9p.ko" ] && [ -s "$dir/version" ] && return 0
   mkdir -p "$guest_cache/debs"
   deb=$(ls "$guest_cache/debs/linux-image-${abi}_"*.deb 2>/dev/null | head -n1 || true)
   if [ -z "$deb" ]; then
@@ -51,6 +51,7 @@ guest_fetch_kernel() {
   rm -rf "$dir" && mkdir -p "$dir"
   mv "$tmp/boot/vmlinuz-$abi" "$dir/vmlinuz"
   mv "$tmp/modules" "$dir/modules"
+  dpkg-deb -f "$deb" Version >"$dir/version"  # the headers for the lockdep module must match it
   rm -rf "$tmp"
 }
 

@@ -111,6 +111,17 @@ step_kaslr() {
   probes_left kaslr
 }
 
+# The lockdep scenario module (tests/guest/lockdep-module) loaded under lockrec --release. It stays
+# loaded until lockrec has written its side files, so FILE.kallsyms names the module's locks.
+step_lockdep() {
+  lockrec --release --trylock-result -o /tmp/lockdep.data -- insmod /modules/lockscope_lockdep.ko \
+    2>"$out/lockdep.err"
+  echo $? >"$out/lockdep.status"
+  keep lockdep
+  rmmod lockscope_lockdep || echo "steps: rmmod lockscope_lockdep failed" >&2
+  probes_left lockdep
+}
+
 # The small real kprobe recording committed under fixtures/ (LOCKSCOPE_UPDATE_FIXTURE=1 on the host):
 # one round of the workload, compressed.
 step_fixture() {
