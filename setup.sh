@@ -8,11 +8,15 @@ packages=(
   # build
   cmake g++ make pkg-config
   libdw-dev libelf-dev libtraceevent-dev libzstd-dev
+  # their archives and those of what libdw needs: linked statically (LOCKSCOPE_STATIC_DEPS)
+  zlib1g-dev liblzma-dev libbz2-dev
   libboost-graph-dev libcli11-dev nlohmann-json3-dev catch2
   # run: the recorder drives perf; tests compare against perf, gdb and nm
   linux-perf zstd binutils elfutils gdb stress-ng python3 time graphviz
   # the guest test boots Debian's stock kernel (kprobes) under qemu from a busybox initramfs
   qemu-system-x86 busybox-static cpio
+  # bench/: whole-process timings
+  hyperfine
 )
 
 missing=()

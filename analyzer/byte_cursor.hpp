@@ -49,10 +49,8 @@ class ByteCursor {
 
   // Counts from the file multiply into sizes: check with a division, never an overflowing product.
   void require_array(uint64_t count, uint64_t element_size, std::string_view what) const {
-    if (element_size != 0 && count > remaining() / element_size) {
-      fail(std::string(what) + ": " + std::to_string(count) + " entries of " +
-           std::to_string(element_size) + " bytes, but only " + std::to_string(remaining()) +
-           " bytes remain");
+    if (element_size != 0 && count > remaining() / element_size) [[unlikely]] {
+      fail_short_array(count, element_size, what);
     }
   }
 
@@ -73,11 +71,9 @@ class ByteCursor {
     return std::string_view(start, length);
   }
 
+  // Runs for every field of every record: the check inlines, the message is built out of line.
   void require(uint64_t count, std::string_view what) const {
-    if (count > remaining()) {
-      fail("expected " + std::to_string(count) + " bytes for " + std::string(what) + ", only " +
-           std::to_string(remaining()) + " remain");
-    }
+    if (count > remaining()) [[unlikely]] fail_short(count, what);
   }
 
   [[noreturn]] void fail(std::string problem) const {
@@ -85,6 +81,19 @@ class ByteCursor {
   }
 
  private:
+  [[noreturn, gnu::cold, gnu::noinline]] void fail_short(uint64_t count,
+                                                         std::string_view what) const {
+    fail("expected " + std::to_string(count) + " bytes for " + std::string(what) + ", only " +
+         std::to_string(remaining()) + " remain");
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] void fail_short_array(uint64_t count,
+                                                               uint64_t element_size,
+                                                               std::string_view what) const {
+    fail(std::string(what) + ": " + std::to_string(count) + " entries of " +
+         std::to_string(element_size) + " bytes, but only " + std::to_string(remaining()) +
+         " bytes remain");
+  }
+
   Bytes bytes_;
   size_t position_ = 0;
   uint64_t base_offset_;

@@ -1,6 +1,7 @@
 // `lockanalyze events FILE`: one row per lock event, for checking a recording against perf script
 // and for scripts that want the raw facts. A summary of what was read goes to stderr.
 #include <array>
+#include <bit>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -19,9 +20,13 @@
 namespace lockscope::cli {
 namespace {
 
-// A line buffer flushed to a FILE*: rows are formatted in place, without allocating.
+// A line buffer flushed to a FILE*: rows are formatted in place, without allocating. A row is
+// written through a plain char pointer (put_* below) that starts with kRowReserve bytes of room,
+// so its numbers and separators need no check each; strings make room for themselves.
 class LineWriter {
  public:
+  static constexpr size_t kRowReserve = 1024;  // a row's numbers, separators and quotes
+
   explicit LineWriter(FILE* out) : out_(out), buffer_(kCapacity) {}
   ~LineWriter() {
     try {
@@ -33,32 +38,21 @@ class LineWriter {
   LineWriter(const LineWriter&) = delete;
   LineWriter& operator=(const LineWriter&) = delete;
 
-  void text(std::string_view value) {
-    reserve(value.size() + kRowReserve);
-    std::memcpy(buffer_.data() + used_, value.data(), value.size());
-    used_ += value.size();
+  // Where the next row starts.
+  char* begin_row() { return room(buffer_.data() + used_, 0); }
+  // Room for `size` more bytes at `at`, and again kRowReserve after them: flushes what is written
+  // when the buffer is short (only a huge string grows it), and returns where to go on writing.
+  char* room(char* at, size_t size) {
+    size_t used = static_cast<size_t>(at - buffer_.data());
+    if (used + size + kRowReserve <= buffer_.size()) return at;
+    used_ = used;
+    flush();
+    if (size + kRowReserve > buffer_.size()) buffer_.resize(size + kRowReserve);
+    return buffer_.data();
   }
-  // A row starts with room for everything but its strings (text() checks for those itself), so
-  // the numbers and separators of a row are written without a check each.
-  void begin_row() { reserve(kRowReserve); }
-  // Room for `size` more bytes written with chr() (an escaped string).
-  void reserve_more(size_t size) { reserve(size + kRowReserve); }
-  void chr(char value) { buffer_[used_++] = value; }
-  template <typename Int>
-  void number(Int value) {
-    used_ = static_cast<size_t>(
-        std::to_chars(buffer_.data() + used_, buffer_.data() + used_ + 24, value).ptr -
-        buffer_.data());
-  }
-  void hex(uint64_t value) {
-    buffer_[used_++] = '0';
-    buffer_[used_++] = 'x';
-    used_ = static_cast<size_t>(
-        std::to_chars(buffer_.data() + used_, buffer_.data() + used_ + 20, value, 16).ptr -
-        buffer_.data());
-  }
-  void end_line() {
-    buffer_[used_++] = '\n';
+  void end_row(char* at) {
+    *at++ = '\n';
+    used_ = static_cast<size_t>(at - buffer_.data());
     if (used_ >= kFlushAt) flush();
   }
   void flush() {
@@ -72,160 +66,224 @@ class LineWriter {
  private:
   static constexpr size_t kCapacity = 1 << 17;
   static constexpr size_t kFlushAt = 1 << 16;
-  static constexpr size_t kRowReserve = 1024;  // a row's numbers, separators and quotes
-
-  // Rows are far smaller than the slack above kFlushAt; only a huge string forces a flush here.
-  // After text() there is again kRowReserve room for the rest of the row.
-  void reserve(size_t size) {
-    if (used_ + size <= buffer_.size()) return;
-    flush();
-    if (size > buffer_.size()) buffer_.resize(size);
-  }
 
   FILE* out_;
   std::vector<char> buffer_;
   size_t used_ = 0;
 };
 
+// The put_* helpers write at `at` (within a row's reserve) and return the end of what they wrote.
+char* put_char(char* at, char value) {
+  *at = value;
+  return at + 1;
+}
+
+// A literal or a short fixed text (a context name): fits the row's reserve.
+char* put_fixed(char* at, std::string_view value) {
+  std::memcpy(at, value.data(), value.size());
+  return at + value.size();
+}
+
+char* put_text(LineWriter& out, char* at, std::string_view value) {
+  at = out.room(at, value.size());
+  return put_fixed(at, value);
+}
+
+template <typename Int>
+char* put_number(char* at, Int value) {
+  return std::to_chars(at, at + 24, value).ptr;
+}
+
+// The 8 hex digits of a 32-bit value as ASCII, first digit in the lowest byte (memory order).
+// Each nibble is spread into its own byte, then turned into '0'-'9' or 'a'-'f' with arithmetic.
+uint64_t hex_digits_of(uint32_t value) {
+  uint64_t v = value;
+  v = (v | (v << 16)) & 0x0000ffff0000ffffull;
+  v = (v | (v << 8)) & 0x00ff00ff00ff00ffull;
+  v = (v | (v << 4)) & 0x0f0f0f0f0f0f0f0full;  // nibble i in byte i: last digit first
+  uint64_t letters = ((v + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;  // nibble >= 10
+  v += 0x3030303030303030ull + letters * ('a' - '0' - 10);
+  return __builtin_bswap64(v);
+}
+
+// "0x" and lowercase digits without leading zeros, as std::to_chars(..., 16) writes them, made
+// without a loop: a per-digit loop mispredicted its exit on nearly every value and was most of
+// the hex time (addresses have 16 digits, flags 1 or 2).
+char* put_hex(char* at, uint64_t value) {
+  unsigned __int128 text = static_cast<unsigned __int128>(hex_digits_of(value)) << 64 |
+                           hex_digits_of(static_cast<uint32_t>(value >> 32));
+  size_t digits = value == 0 ? 1 : static_cast<size_t>(67 - std::countl_zero(value)) / 4;
+  text >>= 8 * (16 - digits);  // drop the leading zeros (the lowest bytes)
+  at[0] = '0';
+  at[1] = 'x';
+  std::memcpy(at + 2, &text, 16);  // a fixed copy (the row's reserve has room); `digits` count
+  return at + 2 + digits;
+}
+
+// Text that neither CSV nor JSON would quote or escape (no comma, quote, backslash or control
+// byte): written as it is. The events command knows this once per comm and per event name.
+bool is_plain_text(std::string_view value) {
+  for (char c : value) {
+    unsigned char byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || c == ',' || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
 struct EventRow {
   const LockEvent& event;
   std::string_view comm;
+  bool comm_is_plain = false;        // is_plain_text(comm), known ahead
+  bool event_name_is_plain = false;  // is_plain_text(event.event_name), known ahead
   uint64_t kernel_frames = 0;
   uint64_t user_frames = 0;
   uint64_t stack_depth() const { return kernel_frames + user_frames; }
 };
 
+// Bytes that make a CSV field need quotes, as a table: one load per character.
+constexpr std::array<bool, 256> kCsvSpecial = [] {
+  std::array<bool, 256> special{};
+  for (unsigned char c : {',', '"', '\n', '\r'}) special[c] = true;
+  return special;
+}();
+
 bool needs_csv_quotes(std::string_view value) {
   for (char c : value) {
-    if (c == ',' || c == '"' || c == '\n' || c == '\r') return true;
+    if (kCsvSpecial[static_cast<unsigned char>(c)]) return true;
   }
   return false;
 }
 
-void csv_field(LineWriter& out, std::string_view value) {
-  if (!needs_csv_quotes(value)) {
-    out.text(value);
-    return;
-  }
-  out.reserve_more(2 * value.size() + 2);
-  out.chr('"');
+char* put_csv_field(LineWriter& out, char* at, std::string_view value, bool plain) {
+  if (plain || !needs_csv_quotes(value)) return put_text(out, at, value);
+  at = out.room(at, 2 * value.size() + 2);
+  *at++ = '"';
   for (char c : value) {
-    if (c == '"') out.chr('"');
-    out.chr(c);
+    if (c == '"') *at++ = '"';
+    *at++ = c;
   }
-  out.chr('"');
+  *at++ = '"';
+  return at;
 }
 
-void json_string(LineWriter& out, std::string_view value) {
-  out.reserve_more(6 * value.size() + 2);  // \u00XX for each control byte at worst
-  out.chr('"');
+char* put_json_string(LineWriter& out, char* at, std::string_view value, bool plain) {
+  if (plain) {
+    at = out.room(at, value.size() + 2);
+    *at++ = '"';
+    at = put_fixed(at, value);
+    *at++ = '"';
+    return at;
+  }
+  at = out.room(at, 6 * value.size() + 2);  // \u00XX for each control byte at worst
+  *at++ = '"';
   for (char c : value) {
     unsigned char byte = static_cast<unsigned char>(c);
     if (c == '"' || c == '\\') {
-      out.chr('\\');
-      out.chr(c);
+      *at++ = '\\';
+      *at++ = c;
     } else if (byte < 0x20) {
       char escaped[8];
       snprintf(escaped, sizeof escaped, "\\u%04x", byte);
-      out.text(escaped);
+      at = put_fixed(at, escaped);
     } else {
-      out.chr(c);
+      *at++ = c;
     }
   }
-  out.chr('"');
+  *at++ = '"';
+  return at;
 }
 
 void write_csv_header(LineWriter& out) {
-  out.begin_row();
-  out.text("time_ns,cpu,pid,tid,comm,event,lock,ret,context,irqs_off,stack_depth,kernel_frames,"
-           "user_frames,preempt_count,common_flags,ip");
-  out.end_line();
+  char* at = out.begin_row();
+  at = put_fixed(at, "time_ns,cpu,pid,tid,comm,event,lock,ret,context,irqs_off,stack_depth,"
+                     "kernel_frames,user_frames,preempt_count,common_flags,ip");
+  out.end_row(at);
 }
 
 void write_csv_row(LineWriter& out, const EventRow& row) {
   const perf::Sample& sample = *row.event.sample;
-  out.begin_row();
-  out.number(sample.time);
-  out.chr(',');
-  out.number(sample.cpu);
-  out.chr(',');
-  out.number(static_cast<int32_t>(sample.pid));
-  out.chr(',');
-  out.number(static_cast<int32_t>(sample.tid));
-  out.chr(',');
-  csv_field(out, row.comm);
-  out.chr(',');
-  csv_field(out, row.event.event_name);
-  out.chr(',');
-  if (row.event.lock) out.hex(*row.event.lock);
-  out.chr(',');
-  if (row.event.ret) out.number(*row.event.ret);
-  out.chr(',');
-  out.text(context_name(row.event.context));
-  out.chr(',');
-  out.chr(row.event.irqs_off ? '1' : '0');
-  out.chr(',');
-  out.number(row.stack_depth());
-  out.chr(',');
-  out.number(row.kernel_frames);
-  out.chr(',');
-  out.number(row.user_frames);
-  out.chr(',');
-  out.number(static_cast<unsigned>(row.event.preempt_count));
-  out.chr(',');
-  out.hex(row.event.common_flags);
-  out.chr(',');
-  out.hex(sample.ip);
-  out.end_line();
+  char* at = out.begin_row();
+  at = put_number(at, sample.time);
+  at = put_char(at, ',');
+  at = put_number(at, sample.cpu);
+  at = put_char(at, ',');
+  at = put_number(at, static_cast<int32_t>(sample.pid));
+  at = put_char(at, ',');
+  at = put_number(at, static_cast<int32_t>(sample.tid));
+  at = put_char(at, ',');
+  at = put_csv_field(out, at, row.comm, row.comm_is_plain);
+  at = put_char(at, ',');
+  at = put_csv_field(out, at, row.event.event_name, row.event_name_is_plain);
+  at = put_char(at, ',');
+  if (row.event.lock) at = put_hex(at, *row.event.lock);
+  at = put_char(at, ',');
+  if (row.event.ret) at = put_number(at, *row.event.ret);
+  at = put_char(at, ',');
+  at = put_fixed(at, context_name(row.event.context));
+  at = put_char(at, ',');
+  at = put_char(at, row.event.irqs_off ? '1' : '0');
+  at = put_char(at, ',');
+  at = put_number(at, row.stack_depth());
+  at = put_char(at, ',');
+  at = put_number(at, row.kernel_frames);
+  at = put_char(at, ',');
+  at = put_number(at, row.user_frames);
+  at = put_char(at, ',');
+  at = put_number(at, static_cast<unsigned>(row.event.preempt_count));
+  at = put_char(at, ',');
+  at = put_hex(at, row.event.common_flags);
+  at = put_char(at, ',');
+  at = put_hex(at, sample.ip);
+  out.end_row(at);
 }
 
 void write_jsonl_row(LineWriter& out, const EventRow& row) {
   const perf::Sample& sample = *row.event.sample;
-  out.begin_row();
-  out.text("{\"time_ns\":");
-  out.number(sample.time);
-  out.text(",\"cpu\":");
-  out.number(sample.cpu);
-  out.text(",\"pid\":");
-  out.number(static_cast<int32_t>(sample.pid));
-  out.text(",\"tid\":");
-  out.number(static_cast<int32_t>(sample.tid));
-  out.text(",\"comm\":");
-  json_string(out, row.comm);
-  out.text(",\"event\":");
-  json_string(out, row.event.event_name);
-  out.text(",\"lock\":");
+  char* at = out.begin_row();
+  at = put_fixed(at, "{\"time_ns\":");
+  at = put_number(at, sample.time);
+  at = put_fixed(at, ",\"cpu\":");
+  at = put_number(at, sample.cpu);
+  at = put_fixed(at, ",\"pid\":");
+  at = put_number(at, static_cast<int32_t>(sample.pid));
+  at = put_fixed(at, ",\"tid\":");
+  at = put_number(at, static_cast<int32_t>(sample.tid));
+  at = put_fixed(at, ",\"comm\":");
+  at = put_json_string(out, at, row.comm, row.comm_is_plain);
+  at = put_fixed(at, ",\"event\":");
+  at = put_json_string(out, at, row.event.event_name, row.event_name_is_plain);
+  at = put_fixed(at, ",\"lock\":");
   if (row.event.lock) {
-    out.chr('"');
-    out.hex(*row.event.lock);
-    out.chr('"');
+    at = put_char(at, '"');
+    at = put_hex(at, *row.event.lock);
+    at = put_char(at, '"');
   } else {
-    out.text("null");
+    at = put_fixed(at, "null");
   }
-  out.text(",\"ret\":");
+  at = put_fixed(at, ",\"ret\":");
   if (row.event.ret) {
-    out.number(*row.event.ret);
+    at = put_number(at, *row.event.ret);
   } else {
-    out.text("null");
+    at = put_fixed(at, "null");
   }
-  out.text(",\"context\":\"");
-  out.text(context_name(row.event.context));
-  out.text("\",\"irqs_off\":");
-  out.text(row.event.irqs_off ? "true" : "false");
-  out.text(",\"stack_depth\":");
-  out.number(row.stack_depth());
-  out.text(",\"kernel_frames\":");
-  out.number(row.kernel_frames);
-  out.text(",\"user_frames\":");
-  out.number(row.user_frames);
-  out.text(",\"preempt_count\":");
-  out.number(static_cast<unsigned>(row.event.preempt_count));
-  out.text(",\"common_flags\":");
-  out.number(static_cast<unsigned>(row.event.common_flags));
-  out.text(",\"ip\":\"");
-  out.hex(sample.ip);
-  out.text("\"}");
-  out.end_line();
+  at = put_fixed(at, ",\"context\":\"");
+  at = put_fixed(at, context_name(row.event.context));
+  at = put_fixed(at, "\",\"irqs_off\":");
+  at = put_fixed(at, row.event.irqs_off ? "true" : "false");
+  at = put_fixed(at, ",\"stack_depth\":");
+  at = put_number(at, row.stack_depth());
+  at = put_fixed(at, ",\"kernel_frames\":");
+  at = put_number(at, row.kernel_frames);
+  at = put_fixed(at, ",\"user_frames\":");
+  at = put_number(at, row.user_frames);
+  at = put_fixed(at, ",\"preempt_count\":");
+  at = put_number(at, static_cast<unsigned>(row.event.preempt_count));
+  at = put_fixed(at, ",\"common_flags\":");
+  at = put_number(at, static_cast<unsigned>(row.event.common_flags));
+  at = put_fixed(at, ",\"ip\":\"");
+  at = put_hex(at, sample.ip);
+  at = put_fixed(at, "\"}");
+  out.end_row(at);
 }
 
 struct OutputFormat {
@@ -247,8 +305,14 @@ class EventsVisitor final : public perf::RecordVisitor {
     decoder_ = std::make_unique<LockEventDecoder>(metadata);
     format_.header(out_);
   }
-  void on_comm(const perf::CommRecord& comm) override { names_.set(comm.tid, comm.comm); }
-  void on_fork(const perf::TaskRecord& task) override { names_.fork(task.tid, task.ptid); }
+  void on_comm(const perf::CommRecord& comm) override {
+    names_.set(comm.tid, comm.comm);
+    forget_last_comm();
+  }
+  void on_fork(const perf::TaskRecord& task) override {
+    names_.fork(task.tid, task.ptid);
+    forget_last_comm();
+  }
   void on_sample(const perf::Sample& sample) override {
     if (sample.event->index >= samples_by_event_.size()) {
       samples_by_event_.resize(sample.event->index + 1);
@@ -260,7 +324,9 @@ class EventsVisitor final : public perf::RecordVisitor {
       return;
     }
     ++lock_events_;
-    EventRow row{*event, names_.get(sample.tid)};
+    EventRow row{*event, comm_of(sample.tid)};
+    row.comm_is_plain = last_comm_is_plain_;
+    row.event_name_is_plain = event_name_is_plain(sample.event->index, event->event_name);
     perf::for_each_frame(sample.callchain, [&row](uint64_t, perf::FrameContext context) {
       // Frames before any marker are the kernel's own (a callchain without markers).
       if (context == perf::FrameContext::user || context == perf::FrameContext::guest_user) {
@@ -286,10 +352,35 @@ class EventsVisitor final : public perf::RecordVisitor {
   }
 
  private:
+  // Nearly every row's thread is the previous row's (99% on the shared recording): remember its
+  // comm instead of hashing the tid again. COMM and FORK records may change the names.
+  std::string_view comm_of(uint32_t tid) {
+    if (!has_last_comm_ || tid != last_tid_) {
+      last_comm_ = names_.get(tid);
+      last_comm_is_plain_ = is_plain_text(last_comm_);
+      last_tid_ = tid;
+      has_last_comm_ = true;
+    }
+    return last_comm_;
+  }
+  // An event's name does not change: whether it is plain text is worked out once per event.
+  bool event_name_is_plain(size_t index, std::string_view name) {
+    if (index >= event_name_plain_.size()) event_name_plain_.resize(index + 1, kNotYetKnown);
+    if (event_name_plain_[index] == kNotYetKnown) event_name_plain_[index] = is_plain_text(name);
+    return event_name_plain_[index] == 1;
+  }
+  void forget_last_comm() { has_last_comm_ = false; }
+
   LineWriter& out_;
   const OutputFormat& format_;
   std::unique_ptr<LockEventDecoder> decoder_;
   ThreadNames names_;
+  bool has_last_comm_ = false;
+  uint32_t last_tid_ = 0;
+  std::string_view last_comm_;
+  bool last_comm_is_plain_ = false;
+  static constexpr uint8_t kNotYetKnown = 2;
+  std::vector<uint8_t> event_name_plain_;  // by event index: 1 plain, 0 not, or kNotYetKnown
   std::vector<uint64_t> samples_by_event_;  // by event index
   uint64_t lock_events_ = 0;
   uint64_t other_samples_ = 0;

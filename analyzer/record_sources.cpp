@@ -45,33 +45,58 @@ MappedFile::~MappedFile() {
   if (data_ != nullptr) munmap(const_cast<std::byte*>(data_), size_);
 }
 
+// 256 KiB stays in the L2 cache between read() filling it and the records being parsed; measured
+// on the 580 MB recording it reads as fast as 1 MiB and faster than 4 MiB.
+constexpr size_t kStreamBufferSize = 256u << 10;
+
 StreamRecordSource::StreamRecordSource(int fd, uint64_t start_offset, uint64_t limit)
-    : fd_(fd), buffer_(1 << 20), stream_offset_(start_offset), unread_limit_(limit) {}
+    : fd_(fd),
+      buffer_(new std::byte[kStreamBufferSize]),
+      capacity_(kStreamBufferSize),
+      stream_offset_(start_offset),
+      unread_limit_(limit) {}
+
+void StreamRecordSource::grow(size_t capacity) {
+  std::unique_ptr<std::byte[]> bigger(new std::byte[capacity]);
+  std::memcpy(bigger.get(), buffer_.get(), end_pos_);
+  buffer_ = std::move(bigger);
+  capacity_ = capacity;
+}
 
 bool StreamRecordSource::fill(size_t size) {
   if (end_pos_ - read_pos_ >= size) return true;
-  if (read_pos_ > 0) {  // move the unread tail to the front
-    std::memmove(buffer_.data(), buffer_.data() + read_pos_, end_pos_ - read_pos_);
-    end_pos_ -= read_pos_;
-    read_pos_ = 0;
+  // Move the unread tail, and any kept records before it, to the front.
+  size_t keep_pos = read_pos_;
+  if (kept_offset_ != kNothingKept && kept_offset_ >= buffer_start_offset()) {
+    keep_pos = std::min<size_t>(read_pos_, static_cast<size_t>(kept_offset_ - buffer_start_offset()));
   }
-  if (buffer_.size() < size) buffer_.resize(size);
-  while (end_pos_ < size && !eof_) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer_.size() - end_pos_, unread_limit_));
+  if (keep_pos > 0) {
+    std::memmove(buffer_.get(), buffer_.get() + keep_pos, end_pos_ - keep_pos);
+    end_pos_ -= keep_pos;
+    read_pos_ -= keep_pos;
+  }
+  // Room for the record, and for reads that are not starved by kept records.
+  size_t needed = read_pos_ + size;
+  if (capacity_ < needed || capacity_ - end_pos_ < capacity_ / 4) {
+    grow(std::max(needed, 2 * capacity_));
+  }
+  while (end_pos_ - read_pos_ < size && !eof_) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(capacity_ - end_pos_, unread_limit_));
     if (want == 0) {
       eof_ = true;
       break;
     }
-    ssize_t got = ::read(fd_, buffer_.data() + end_pos_, want);
+    ssize_t got = ::read(fd_, buffer_.get() + end_pos_, want);
     if (got < 0) {
       if (errno == EINTR) continue;
-      throw Error(std::string("read failed: ") + strerror(errno)).at(stream_offset_ + end_pos_);
+      throw Error(std::string("read failed: ") + strerror(errno))
+          .at(buffer_start_offset() + end_pos_);
     }
     if (got == 0) eof_ = true;
     end_pos_ += static_cast<size_t>(got);
     unread_limit_ -= static_cast<uint64_t>(got);
   }
-  return end_pos_ >= size;
+  return end_pos_ - read_pos_ >= size;
 }
 
 Bytes StreamRecordSource::read_exact(size_t size, std::string_view what) {
@@ -81,7 +106,7 @@ Bytes StreamRecordSource::read_exact(size_t size, std::string_view what) {
         .at(stream_offset_)
         .hint("is this the output of `perf record -o -`?");
   }
-  Bytes out(buffer_.data() + read_pos_, size);
+  Bytes out(buffer_.get() + read_pos_, size);
   read_pos_ += size;
   stream_offset_ += size;
   return out;
@@ -93,7 +118,7 @@ bool StreamRecordSource::next(RawRecord& out) {
     stopped_at_partial_ = end_pos_ != read_pos_;
     return false;
   }
-  std::memcpy(&out.header, buffer_.data() + read_pos_, sizeof out.header);
+  std::memcpy(&out.header, buffer_.get() + read_pos_, sizeof out.header);
   if (out.header.size < sizeof(perf_event_header)) {
     throw Error("record size " + std::to_string(out.header.size) +
                 " is smaller than its header (type " + std::to_string(out.header.type) + ")")
@@ -105,8 +130,9 @@ bool StreamRecordSource::next(RawRecord& out) {
     return false;
   }
   // The view stays valid until the next call: fill() only moves data on the next call.
-  out.bytes = Bytes(buffer_.data() + read_pos_, out.header.size);
+  out.bytes = Bytes(buffer_.get() + read_pos_, out.header.size);
   out.file_offset = stream_offset_;
+  out.in_stream_buffer = true;
   read_pos_ += out.header.size;
   stream_offset_ += out.header.size;
   return true;
@@ -180,6 +206,7 @@ bool DecompressedRecordSource::next(RawRecord& out) {
   if (out.header.size > available) return false;  // completed by the next payload
   out.bytes = Bytes(buffer_.data() + read_pos_, out.header.size);
   out.file_offset = current_offset_;
+  out.in_stream_buffer = false;
   read_pos_ += out.header.size;
   return true;
 }

@@ -44,37 +44,7 @@ bool version_at_least_0_6(const std::string& version) {
   return major > 0 || minor >= 6;
 }
 
-template <typename T>
-std::optional<uint64_t> read_bytes(std::span<const std::byte> payload, uint32_t offset) {
-  if (offset > payload.size() || sizeof(T) > payload.size() - offset) return std::nullopt;
-  T value;
-  std::memcpy(&value, payload.data() + offset, sizeof value);
-  return static_cast<uint64_t>(value);
-}
-
 }  // namespace
-
-std::optional<uint64_t> TraceField::read_unsigned(std::span<const std::byte> payload) const {
-  if (!found) return std::nullopt;
-  switch (size) {
-    case 1: return read_bytes<uint8_t>(payload, offset);
-    case 2: return read_bytes<uint16_t>(payload, offset);
-    case 4: return read_bytes<uint32_t>(payload, offset);
-    case 8: return read_bytes<uint64_t>(payload, offset);
-    default: return std::nullopt;
-  }
-}
-
-std::optional<int64_t> TraceField::read_signed(std::span<const std::byte> payload) const {
-  auto value = read_unsigned(payload);
-  if (!value) return std::nullopt;
-  switch (size) {
-    case 1: return static_cast<int8_t>(*value);
-    case 2: return static_cast<int16_t>(*value);
-    case 4: return static_cast<int32_t>(*value);
-    default: return static_cast<int64_t>(*value);
-  }
-}
 
 TraceField TraceEventFormat::field(std::string_view field_name) const {
   TraceField out;

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes a copy of a file-mode perf.data whose data section is repeated N times, each copy's
 timestamps shifted past the previous one, so a reader sees a recording N times longer with the
-same metadata. For memory benchmarks: peak RSS must not grow with the recording.
+same metadata. For memory benchmarks: peak RSS must not grow with the recording. With
+--keep-bytes N the data section is first cut to its records within the first N bytes (a short
+recording with the real metadata, for measuring start-up cost).
 
 Only the records whose layout the shift needs are rewritten: SAMPLE time (by the first attr's
 sample_type) and the sample_id_all trailer time of other kernel records."""
@@ -13,12 +15,25 @@ SAMPLE_TID, SAMPLE_TIME, SAMPLE_ID, SAMPLE_STREAM_ID, SAMPLE_CPU, SAMPLE_IDENTIF
 SAMPLE_IP = 1 << 0
 
 
-def main(src, dst, copies, samples_only=False):
+def first_records(body, limit):
+    """The whole records of body that fit in its first `limit` bytes."""
+    pos = 0
+    while pos + 8 <= len(body):
+        size = struct.unpack_from("<H", body, pos + 6)[0]
+        if size < 8 or pos + size > limit:
+            break
+        pos += size
+    return body[:pos]
+
+
+def main(src, dst, copies, samples_only=False, keep_bytes=None):
     data = bytearray(open(src, "rb").read())
     magic, hsize, attr_size, a_off, a_size, d_off, d_size = struct.unpack_from("<7Q", data, 0)
     assert magic == 0x32454C4946524550 and hsize == 104, "file-mode perf.data expected"
     sample_type = struct.unpack_from("<Q", data, a_off + 24)[0]
     body = data[d_off:d_off + d_size]
+    if keep_bytes is not None:
+        body = first_records(body, keep_bytes)
     # sample TIME offset within a SAMPLE record (after the 8-byte header)
     t_off = 8 + 8 * sum(1 for b in (SAMPLE_IDENTIFIER, SAMPLE_IP, SAMPLE_TID) if sample_type & b)
     trailer = [b for b in (SAMPLE_TID, SAMPLE_TIME, SAMPLE_ID, SAMPLE_STREAM_ID, SAMPLE_CPU,
@@ -57,7 +72,7 @@ def main(src, dst, copies, samples_only=False):
                 struct.pack_into("<Q", chunk, at, struct.unpack_from("<Q", chunk, at)[0] + shift)
             pos += size
         out += chunk
-    new_size = d_size * copies
+    new_size = len(body) * copies
     feat_table_old = d_off + d_size
     grow = new_size - d_size
     tail = bytearray(data[feat_table_old:])
@@ -72,5 +87,11 @@ def main(src, dst, copies, samples_only=False):
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--samples-only"]
-    main(args[0], args[1], int(args[2]), "--samples-only" in sys.argv)
+    args, keep = [], None
+    rest = iter(sys.argv[1:])
+    for a in rest:
+        if a == "--keep-bytes":
+            keep = int(next(rest))
+        elif a != "--samples-only":
+            args.append(a)
+    main(args[0], args[1], int(args[2]), "--samples-only" in sys.argv, keep)

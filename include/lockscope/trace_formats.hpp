@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -20,9 +21,36 @@ struct TraceField {
   bool found = false;
 
   // The field's value, or nothing when the field is absent, not 1/2/4/8 bytes, or runs past the
-  // payload (a hostile or truncated sample).
-  std::optional<uint64_t> read_unsigned(std::span<const std::byte> payload) const;
-  std::optional<int64_t> read_signed(std::span<const std::byte> payload) const;
+  // payload (a hostile or truncated sample). Inline: a few of these run for every lock event.
+  std::optional<uint64_t> read_unsigned(std::span<const std::byte> payload) const {
+    if (!found || offset > payload.size() || size > payload.size() - offset) return std::nullopt;
+    const std::byte* at = payload.data() + offset;
+    switch (size) {
+      case 1: return load<uint8_t>(at);
+      case 2: return load<uint16_t>(at);
+      case 4: return load<uint32_t>(at);
+      case 8: return load<uint64_t>(at);
+      default: return std::nullopt;
+    }
+  }
+  std::optional<int64_t> read_signed(std::span<const std::byte> payload) const {
+    auto value = read_unsigned(payload);
+    if (!value) return std::nullopt;
+    switch (size) {
+      case 1: return static_cast<int8_t>(*value);
+      case 2: return static_cast<int16_t>(*value);
+      case 4: return static_cast<int32_t>(*value);
+      default: return static_cast<int64_t>(*value);
+    }
+  }
+
+ private:
+  template <typename T>
+  static uint64_t load(const std::byte* at) {
+    T value;
+    std::memcpy(&value, at, sizeof value);
+    return value;
+  }
 };
 
 struct TraceEventFormat {

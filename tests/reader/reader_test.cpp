@@ -206,6 +206,33 @@ std::string read_error(const ByteVector& bytes) {
   return error_of([&] { read_all(path); });
 }
 
+struct PipeRead {
+  std::unique_ptr<perf::PerfDataReader> reader;
+  Collector collector;
+};
+
+// Reads the bytes in time order through a real pipe that another thread fills `chunk` bytes at a
+// time: small writes make the reader assemble records across reads.
+PipeRead read_through_pipe(const ByteVector& bytes, size_t chunk) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  std::thread writer([&] {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::write(fds[1], bytes.data() + done, std::min<size_t>(chunk, bytes.size() - done));
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    ::close(fds[1]);
+  });
+  PipeRead out;
+  out.reader = perf::PerfDataReader::open_stream(fds[0], "<pipe>");
+  out.reader->read(out.collector, perf::RecordOrder::time);
+  writer.join();
+  ::close(fds[0]);
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("file mode: header, features, samples, trailers") {
@@ -242,28 +269,12 @@ TEST_CASE("pipe mode from a pipe and from a saved file") {
   SECTION("saved to a file") { check_lock_recording(read_all(write_temp_file(bytes))); }
 
   SECTION("through a real pipe") {
-    int fds[2];
-    REQUIRE(pipe(fds) == 0);
-    std::thread writer([&] {
-      size_t done = 0;
-      while (done < bytes.size()) {
-        // Small writes make the reader assemble records across reads.
-        ssize_t n = ::write(fds[1], bytes.data() + done, std::min<size_t>(37, bytes.size() - done));
-        if (n <= 0) break;
-        done += static_cast<size_t>(n);
-      }
-      ::close(fds[1]);
-    });
-    auto reader = perf::PerfDataReader::open_stream(fds[0], "<pipe>");
-    Collector collector;
-    reader->read(collector, perf::RecordOrder::time);
-    writer.join();
-    ::close(fds[0]);
-    check_lock_recording(collector);
-    CHECK(reader->metadata().pipe_mode);
-    CHECK(reader->metadata().hostname == "testhost");
+    PipeRead read = read_through_pipe(bytes, 37);
+    check_lock_recording(read.collector);
+    CHECK(read.reader->metadata().pipe_mode);
+    CHECK(read.reader->metadata().hostname == "testhost");
     // Pipe mode has no EVENT_DESC: names come from the trace formats.
-    CHECK(collector.decoder->event_name(0) == "probe:_raw_spin_lock");
+    CHECK(read.collector.decoder->event_name(0) == "probe:_raw_spin_lock");
   }
 }
 
@@ -372,6 +383,36 @@ TEST_CASE("samples found by ID when there is no IDENTIFIER") {
   CHECK(*c.samples[0].lock == 0xffff888000001000);
 }
 
+// The reader indexes a table by id when the ids span little (as perf numbers them) and searches
+// a sorted list when they do not; both must find the same events and miss the same ids.
+TEST_CASE("samples are matched to events by id whether the ids span little or much") {
+  for (uint64_t far_id : {uint64_t{40}, uint64_t{1} << 40}) {
+    INFO("far id " << far_id);
+    PerfDataBuilder builder;
+    builder.set_tracing_data(tracing_data({{"lock", {contention_begin_format(kBeginId),
+                                                     contention_end_format(kEndId)}}}));
+    builder.add_event(tracepoint_attr(kBeginId, kLockSampleType), "lock:contention_begin",
+                      {far_id, 3});
+    builder.add_event(tracepoint_attr(kEndId, kLockSampleType), "lock:contention_end", {5});
+    builder.add_event(tracepoint_attr(kEndId, kLockSampleType), "lock:contention_end", {});
+    SampleFields f;
+    f.raw = trace_payload(kBeginId, 0, 0, 1, {0xffff888000001000});
+    for (size_t event : {0, 1, 2, 0}) {
+      f.time += 10;
+      builder.sample(event, f);  // the event's first id; none for the third event
+    }
+    std::string path = write_temp_file(builder.file_mode());
+    auto reader = perf::PerfDataReader::open(path);
+    Collector c;
+    reader->read(c, perf::RecordOrder::file);
+    REQUIRE(c.samples.size() == 3);
+    CHECK(c.samples[0].event == "lock:contention_begin");
+    CHECK(c.samples[1].event == "lock:contention_end");
+    CHECK(c.samples[2].event == "lock:contention_begin");
+    CHECK(reader->stats().samples_without_event == 1);
+  }
+}
+
 TEST_CASE("time order follows perf's rounds, file order keeps the bytes' order") {
   PerfDataBuilder builder = lock_recording();
   // Round 2: a COMM for tid 100 older than the next round's sample, written after it.
@@ -394,6 +435,46 @@ TEST_CASE("time order follows perf's rounds, file order keeps the bytes' order")
     CHECK(in_time.samples[i - 1].time <= in_time.samples[i].time);
   }
   CHECK(in_time.comms.back().comm == "renamed");
+}
+
+// Rounds far larger than the reader's buffer: the records held for time order must survive the
+// buffer being refilled, moved and grown, in every mode (compressed records take another path).
+TEST_CASE("time order holds rounds larger than the read buffer intact") {
+  PerfDataBuilder builder = lock_recording();
+  constexpr uint64_t kPerCpu = 4000;  // about 100 bytes each: 800 KB a round
+  uint64_t next_time = 10000;
+  for (int round = 0; round < 3; ++round) {
+    // Two CPUs' buffers one after the other, each in time order, interleaved in time.
+    for (uint32_t cpu = 0; cpu < 2; ++cpu) {
+      for (uint64_t i = 0; i < kPerCpu; ++i) {
+        SampleFields fields;
+        fields.pid = fields.tid = 100;
+        fields.cpu = cpu;
+        fields.time = next_time + 2 * i + cpu;
+        fields.callchain = {kContextKernel, 0xffffffff81000000 + fields.time};
+        fields.raw = trace_payload(kSpinLockId, 0, 0, 100, {0, fields.time * 16});
+        builder.sample(0, fields);
+      }
+    }
+    next_time += 2 * kPerCpu;
+    builder.finished_round();
+  }
+  auto check = [](const Collector& c) {
+    REQUIRE(c.samples.size() == 3 + 3 * 2 * kPerCpu);
+    for (size_t i = 3; i < c.samples.size(); ++i) {
+      const DecodedSample& sample = c.samples[i];
+      INFO("sample " << i);
+      REQUIRE(sample.time == 10000 + (i - 3));
+      REQUIRE(sample.lock);
+      CHECK(*sample.lock == sample.time * 16);
+      REQUIRE(sample.callchain.size() == 2);
+      CHECK(sample.callchain[1] == 0xffffffff81000000 + sample.time);
+    }
+  };
+  SECTION("file mode") { check(read_all(write_temp_file(builder.file_mode()))); }
+  SECTION("file mode, compressed") { check(read_all(write_temp_file(builder.file_mode(true)))); }
+  SECTION("pipe mode saved to a file") { check(read_all(write_temp_file(builder.pipe_mode()))); }
+  SECTION("through a real pipe") { check(read_through_pipe(builder.pipe_mode(), 4099).collector); }
 }
 
 TEST_CASE("unknown record types are skipped by size and counted") {
