@@ -29,7 +29,8 @@ class KernelStacks:
             elif current is not None and line.startswith("\t"):
                 address, symbol = line.split()[:2]
                 if int(address, 16) >= 0xffff000000000000:
-                    current.append(symbol)
+                    # A frame neither can name: perf says [unknown], lockanalyze gives the address.
+                    current.append(f"0x{int(address, 16):x}" if symbol == "[unknown]" else symbol)
 
     def first_stack_of(self, holder, lock):
         """What perf shows for a report holder's first stack: its pid's first sample of the lock,
