@@ -260,6 +260,7 @@ struct LockdepReplay::State {
   void add_edge(ContextState& context, const HeldLock& held, uint32_t to, bool recursive,
                 const Acquisition& taken);
   void end_hold(ContextState& context, size_t index, bool released);
+  void end_holds_elsewhere(const ContextState& taker, uint32_t lock);
   void replay_release(ContextState& context, uint64_t address);
   Evidence usage_evidence(uint32_t lock, Usage usage) const;
   Evidence edge_evidence(uint32_t edge_index) const;
@@ -478,6 +479,7 @@ void LockdepReplay::State::replay_acquire(ContextState& context, uint32_t lock,
                                    const Acquisition& taken) {
   State& s = *this;
   bool shared = is_read(taken.access);
+  if (!shared) s.end_holds_elsewhere(context, lock);
   // read_lock() is a recursive reader in interrupt context (in_interrupt(): an interrupt, or
   // bottom halves off); elsewhere queued rwlocks make readers wait for a waiting writer.
   bool recursive = taken.access == Access::rwlock_read &&
@@ -585,14 +587,41 @@ void LockdepReplay::State::replay_release(ContextState& context, uint64_t addres
       return;
     }
   }
-  // Held elsewhere: another task releases it (mutex hand-off, up_read() by another task) or an
-  // interrupt context releases what its task took.
+  // Held elsewhere: another task releases it (mutex hand-off, up_read() by another task, the
+  // scheduler's runqueue lock taken in __schedule() by the task switched out and released by the
+  // one switched in) or an interrupt context releases what its task took. The hold released is
+  // the latest one: a lock cannot be taken again while held, and older holds are stale.
+  ContextState* latest_context = nullptr;
+  size_t latest_index = 0;
   for (auto& [key, other] : s.contexts) {
     for (size_t i = 0; i < other.held.size(); ++i) {
+      if (other.held[i].lock == lock &&
+          (latest_context == nullptr || other.held[i].time > latest_context->held[latest_index].time)) {
+        latest_context = &other;
+        latest_index = i;
+      }
+    }
+  }
+  if (latest_context != nullptr) {
+    s.end_hold(*latest_context, latest_index, true);
+    ++stats_.released_by_other_context;
+  }
+}
+
+// An exclusive acquisition means nobody else holds the lock: another context's hold of it was
+// released unseen (or handed over, as the runqueue lock is across a context switch), so it is
+// stale. Without this, a task that took its runqueue's lock in __schedule() and resumed on
+// another CPU kept "holding" it, and its next locks made false orders after the runqueue lock.
+void LockdepReplay::State::end_holds_elsewhere(const ContextState& taker, uint32_t lock) {
+  size_t held_by_taker = 0;
+  for (const auto& held : taker.held) held_by_taker += held.lock == lock;
+  if (locks[lock].held_entries == held_by_taker) return;
+  for (auto& [key, other] : contexts) {
+    if (&other == &taker) continue;
+    for (size_t i = other.held.size(); i-- > 0;) {
       if (other.held[i].lock == lock) {
-        s.end_hold(other, i, true);
-        ++stats_.released_by_other_context;
-        return;
+        end_hold(other, i, false);
+        ++stats_.held_elsewhere_when_taken;
       }
     }
   }
@@ -917,6 +946,8 @@ std::vector<std::string> LockdepReplay::notes() const {
   note(stats_.depth_overflows, "times a context held more than " + std::to_string(options_.max_depth) +
                                    " locks: the oldest were forgotten");
   note(stats_.replay_resets, "times events were lost: the replay forgot what was held");
+  note(stats_.held_elsewhere_when_taken, "exclusive locks were taken while another context seemed to hold them: "
+                                        "those holds were stale and forgotten");
   note(stats_.unconfirmed_edges, "lock orders were seen only from holds whose release was missed: left out of "
                                  "the order checks");
   note(stats_.edges_dropped, "lock-order edges beyond the first " + std::to_string(options_.max_edges) +

@@ -91,6 +91,7 @@ struct Stats {
   uint64_t released_by_other_context = 0;   // held by another thread or context (hand-off, up_read by another task)
   uint64_t recursive_reads = 0;             // a recursive read of a lock the context already read-holds
   uint64_t reacquired_while_held = 0;       // taken again while held: the release was missed
+  uint64_t held_elsewhere_when_taken = 0;   // an exclusive lock taken while another context "held" it
   uint64_t stale_spin_holds = 0;            // a spinlock "held" over a second: the release was missed
   uint64_t depth_overflows = 0;
   uint64_t trylocks_without_result = 0;     // not replayed: taken or not is unknown

@@ -245,6 +245,29 @@ TEST_CASE("lockdep: a hold whose release was missed makes no order edge") {
   CHECK(kinds(replay(rec)->replay) == std::vector{FindingKind::lock_order_cycle});
 }
 
+TEST_CASE("lockdep: the runqueue lock handed over a context switch leaves no stale hold") {
+  // Task 10 takes the lock in __schedule() and is switched out; task 20, switched in, releases it.
+  // Task 10 resumes elsewhere still "holding" it until someone takes it: then that hold is stale.
+  Recording rec;
+  spin_lock(rec, 10, kLockA);    // __schedule() in task 10
+  spin_unlock(rec, 20, kLockA);  // finish_task_switch() in task 20 releases it
+  spin_lock(rec, 30, kLockA);    // its own hold: a stale one of task 10's would be forgotten
+  spin_unlock(rec, 30, kLockA);
+  spin_lock(rec, 40, kLockA);    // __schedule() in task 40, switched out holding it
+  spin_lock(rec, 50, kLockA);    // task 50 takes it: task 40's hold must have ended unseen
+  spin_lock(rec, 40, kLockB);    // task 40 resumed: not under A
+  spin_unlock(rec, 40, kLockB);
+  spin_unlock(rec, 50, kLockA);
+  spin_lock(rec, 60, kLockB);
+  spin_lock(rec, 60, kLockA);    // B -> A, the only real order
+  spin_unlock(rec, 60, kLockA);
+  spin_unlock(rec, 60, kLockB);
+  auto result = replay(rec);
+  CHECK(result->replay.findings().empty());
+  CHECK(result->replay.stats().released_by_other_context == 1);
+  CHECK(result->replay.stats().held_elsewhere_when_taken == 1);
+}
+
 TEST_CASE("lockdep: a failed trylock holds nothing") {
   Recording rec;
   rec.event("_raw_spin_trylock", 10, 10, {kLockA});
