@@ -3,9 +3,13 @@
 # end with a clean exit (0, or 1 with one line naming the problem), never a signal.
 set -uo pipefail
 lockanalyze=$1
-dir=$(cd "$(dirname "$0")/regressions" && pwd)
+dir=$(cd "$(dirname "$0")/regressions" && pwd) || exit 1
+shopt -s nullglob
+inputs=("$dir"/*)
+# No input would make this pass having read nothing (a *.data input once stayed out of git).
+[ "${#inputs[@]}" -gt 0 ] || { echo "FAIL: no regression inputs in $dir"; exit 1; }
 failed=0
-for input in "$dir"/*; do
+for input in "${inputs[@]}"; do
   for mode in file pipe; do
     if [ "$mode" = file ]; then
       "$lockanalyze" events "$input" -o /dev/null 2>/tmp/lockscope-replay.err
