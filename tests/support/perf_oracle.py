@@ -38,3 +38,34 @@ class KernelStacks:
         if holder["pid"] < 0:
             return self.by_time.get((holder["first_time_ns"], lock))
         return self.first_by_pid.get((holder["pid"], lock))
+
+
+def kallsyms_names(path):
+    """{name: [addresses]} of a kallsyms file (lockrec's FILE.kallsyms), to check names of frames
+    outside the vmlinux (ftrace trampolines, modules) that `perf script -k vmlinux` cannot name."""
+    names = {}
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 3:
+                    names.setdefault(fields[2], []).append(int(fields[0], 16))
+    except OSError:
+        pass
+    return names
+
+
+def stacks_agree(ours, theirs, kallsyms):
+    """Equal frame by frame; where perf could only give an address, lockanalyze may have named it
+    from kallsyms (`kallsyms_names`), and then name+offset must land on that address."""
+    if theirs is None or len(ours) != len(theirs):
+        return False
+    for our_frame, their_frame in zip(ours, theirs):
+        if our_frame == their_frame:
+            continue
+        if not their_frame.startswith("0x") or "+0x" not in our_frame:
+            return False
+        name, offset = our_frame.rsplit("+0x", 1)
+        if int(their_frame, 16) - int(offset, 16) not in kallsyms.get(name, []):
+            return False
+    return True
