@@ -20,11 +20,7 @@ namespace {
 
 using namespace lockscope::testing;
 
-constexpr int kBeginId = 200, kEndId = 201;
-constexpr uint64_t kSampleType = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID |
-                                 PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_PERIOD |
-                                 PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW;
-constexpr uint64_t kContextKernel = static_cast<uint64_t>(-128);
+using namespace lockscope::testing::contention_layout;
 constexpr uint32_t kSpin = 1, kRead = 2, kWrite = 4, kMutex = 32, kNoSuchType = 64;
 
 struct Writer {

@@ -16,6 +16,16 @@ namespace lockscope::testing {
 
 using ByteVector = std::vector<std::byte>;
 
+// The layout of a lock:contention_begin/end recording as `perf record -g` makes it, shared by the
+// generators of contention-shaped recordings (tests/analyzer, tests/reader).
+namespace contention_layout {
+constexpr int kBeginId = 200, kEndId = 201;
+constexpr uint64_t kSampleType = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID |
+                                 PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_PERIOD |
+                                 PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW;
+constexpr uint64_t kContextKernel = PERF_CONTEXT_KERNEL;
+}  // namespace contention_layout
+
 class ByteWriter {
  public:
   template <typename T>
