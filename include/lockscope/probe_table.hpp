@@ -181,7 +181,10 @@ inline constexpr std::string_view raw_lock_prefix = "_raw_";
 // lockrec:_raw_spin_lock, _raw_spin_lock and lockrec:spin_lock all give the _raw_spin_lock acquire
 // row; probe:_raw_spin_trylock__return gives the _raw_spin_trylock trylock_return row.
 constexpr const ProbeRow* find_probe_by_event(std::string_view event) {
-  auto [name, is_return] = parse_event_name(event);
+  // Plain variables, not a structured binding: clang 14 (the fuzz build) cannot capture those.
+  const EventName parsed = parse_event_name(event);
+  const std::string_view name = parsed.name;
+  const bool is_return = parsed.is_return;
   auto names_function = [name](std::string_view function) {
     return function == name ||
            (function.starts_with(raw_lock_prefix) && function.substr(raw_lock_prefix.size()) == name);
