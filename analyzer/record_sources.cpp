@@ -12,10 +12,6 @@
 #include "lockscope/error.hpp"
 
 namespace lockscope::perf {
-namespace {
-
-
-}  // namespace
 
 MappedFile::MappedFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -45,19 +41,38 @@ MappedFile::~MappedFile() {
   if (data_ != nullptr) munmap(const_cast<std::byte*>(data_), size_);
 }
 
+namespace {
+// Reads go through a window this big: large enough that a read() moves a lot, small enough to
+// stay in cache. A smaller data section gets a buffer of its own size.
+constexpr size_t kWindow = 1 << 20;
+// The largest record (its u16 size); the buffer always grows by at least this much.
+constexpr size_t kLargestRecord = 64 << 10;
+}  // namespace
+
 StreamRecordSource::StreamRecordSource(int fd, uint64_t start_offset, uint64_t limit)
-    : fd_(fd), buffer_(1 << 20), stream_offset_(start_offset), unread_limit_(limit) {}
+    : fd_(fd),
+      buffer_(static_cast<size_t>(std::max<uint64_t>(std::min<uint64_t>(kWindow, limit), 4096))),
+      stream_offset_(start_offset),
+      unread_limit_(limit) {}
 
 bool StreamRecordSource::fill(size_t size) {
-  if (end_pos_ - read_pos_ >= size) return true;
+  size_t buffered = end_pos_ - read_pos_;
+  if (buffered >= size) return true;
+  // A size the rest of the descriptor cannot hold (a hostile length in file mode) is not waited
+  // or allocated for.
+  if (size - buffered > unread_limit_) return false;
   if (read_pos_ > 0) {  // move the unread tail to the front
-    std::memmove(buffer_.data(), buffer_.data() + read_pos_, end_pos_ - read_pos_);
-    end_pos_ -= read_pos_;
+    std::memmove(buffer_.data(), buffer_.data() + read_pos_, buffered);
+    end_pos_ = buffered;
     read_pos_ = 0;
   }
-  if (buffer_.size() < size) buffer_.resize(size);
   while (end_pos_ < size && !eof_) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer_.size() - end_pos_, unread_limit_));
+    if (end_pos_ == buffer_.capacity()) {
+      // Grow with the bytes that actually arrive, never to a claimed size up front: a pipe that
+      // promises a 4 GiB payload and ends early costs no more memory than it sent.
+      buffer_.grow(std::min(size, std::max(buffer_.capacity() * 2, kLargestRecord)), end_pos_);
+    }
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer_.capacity() - end_pos_, unread_limit_));
     if (want == 0) {
       eof_ = true;
       break;
@@ -125,7 +140,7 @@ Bytes StreamRecordSource::take_trailing_payload(uint64_t size, uint64_t record_o
 }
 
 DecompressedRecordSource::DecompressedRecordSource()
-    : context_(ZSTD_createDCtx()), buffer_(1 << 20) {
+    : context_(ZSTD_createDCtx()), buffer_(256 << 10) {
   if (context_ == nullptr) throw Error("cannot allocate a zstd decompression context");
 }
 
@@ -150,8 +165,8 @@ uint64_t DecompressedRecordSource::feed(Bytes compressed, uint64_t record_offset
           .in("PERF_RECORD_COMPRESSED")
           .hint("the compressed data is corrupt");
     }
-    if (buffer_.size() - end_pos_ < (64u << 10)) buffer_.resize(buffer_.size() * 2);
-    ZSTD_outBuffer output{buffer_.data() + end_pos_, buffer_.size() - end_pos_, 0};
+    if (buffer_.capacity() - end_pos_ < kLargestRecord) buffer_.grow(buffer_.capacity() * 2, end_pos_);
+    ZSTD_outBuffer output{buffer_.data() + end_pos_, buffer_.capacity() - end_pos_, 0};
     size_t result = ZSTD_decompressStream(context_, &output, &input);
     if (ZSTD_isError(result)) {
       throw Error(std::string("zstd cannot decompress this payload: ") +
