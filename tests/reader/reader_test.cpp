@@ -8,19 +8,13 @@
 #include "lockscope/error.hpp"
 #include "lockscope/lock_events.hpp"
 #include "lockscope/perf_data.hpp"
+#include "example_recordings.hpp"
 #include "perf_data_builder.hpp"
 
 using namespace lockscope;
 using namespace lockscope::testing;
 
 namespace {
-
-constexpr int kSpinLockId = 1359, kTrylockReturnId = 1366, kBeginId = 200, kEndId = 201;
-constexpr uint64_t kLockSampleType = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID |
-                                     PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_PERIOD |
-                                     PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW;
-constexpr uint64_t kContextKernel = static_cast<uint64_t>(-128);
-constexpr uint64_t kContextUser = static_cast<uint64_t>(-512);
 
 struct DecodedSample {
   std::string event;
@@ -95,52 +89,6 @@ class Collector : public perf::RecordVisitor {
   int metadata_calls = 0;
 };
 
-PerfDataBuilder lock_recording() {
-  PerfDataBuilder builder;
-  builder.set_tracing_data(tracing_data({
-      {"probe",
-       {kprobe_format("_raw_spin_lock", kSpinLockId, {"__probe_ip", "lock"}),
-        kprobe_format("_raw_spin_trylock__return", kTrylockReturnId,
-                      {"__probe_func", "__probe_ret_ip", "ret"})}},
-      {"lock", {contention_begin_format(kBeginId), contention_end_format(kEndId)}},
-  }));
-  builder.add_event(tracepoint_attr(kSpinLockId, kLockSampleType), "probe:_raw_spin_lock", {11, 12});
-  builder.add_event(tracepoint_attr(kTrylockReturnId, kLockSampleType),
-                    "probe:_raw_spin_trylock__return", {13, 14});
-  builder.add_event(tracepoint_attr(kBeginId, kLockSampleType), "lock:contention_begin", {15});
-  builder.add_kernel_build_id("eb4fbcd0112233445566778899aabbccddeeff00");
-  builder.kernel_mmap(0xffffffff81000000, 0x1000000, 0xffffffffae200000, {UINT32_MAX, 0, 0, 0});
-  builder.comm(100, 100, "unshare", true, {100, 100, 1000, 0});
-  builder.fork(100, 100, 101, 100, {100, 101, 1500, 1});
-
-  SampleFields spin;
-  spin.ip = 0xffffffff81a59b40;
-  spin.pid = 100;
-  spin.tid = 100;
-  spin.time = 2000;
-  spin.cpu = 1;
-  spin.callchain = {kContextKernel, 0xffffffff81a59b40, 0xffffffff81123456, kContextUser, 0x401000};
-  spin.raw = trace_payload(kSpinLockId, 0x08 | 0x01, 1, 100, {0xffffffff81a59b40, 0xffffffff83f84768});
-  builder.sample(0, spin);
-
-  SampleFields trylock = spin;
-  trylock.time = 3000;
-  trylock.tid = 101;
-  trylock.raw = trace_payload(kTrylockReturnId, 0x10, 2, 101, {0xffffffff81a59b40, 0xffffffff81138240, 1});
-  builder.sample(1, trylock);
-
-  SampleFields begin = spin;
-  begin.time = 4000;
-  ByteWriter contention;
-  contention.put_bytes(trace_payload(kBeginId, 0, 0, 100, {0xffffffff83008080}));
-  contention.put<uint32_t>(1 | 4);
-  begin.raw = contention.bytes;
-  builder.sample(2, begin);
-  builder.lost(11, 7, {0, 0, 4500, 0});
-  builder.finished_round();
-  return builder;
-}
-
 Collector read_all(const std::string& path, perf::RecordOrder order = perf::RecordOrder::time) {
   auto reader = perf::PerfDataReader::open(path);
   Collector collector;
@@ -209,7 +157,7 @@ std::string read_error(const ByteVector& bytes) {
 }  // namespace
 
 TEST_CASE("file mode: header, features, samples, trailers") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   std::string path = write_temp_file(builder.file_mode());
   auto reader = perf::PerfDataReader::open(path);
   const perf::Metadata& metadata = reader->metadata();
@@ -236,7 +184,7 @@ TEST_CASE("file mode: header, features, samples, trailers") {
 }
 
 TEST_CASE("pipe mode from a pipe and from a saved file") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   ByteVector bytes = builder.pipe_mode();
 
   SECTION("saved to a file") { check_lock_recording(read_all(write_temp_file(bytes))); }
@@ -268,7 +216,7 @@ TEST_CASE("pipe mode from a pipe and from a saved file") {
 }
 
 TEST_CASE("zstd-compressed records, straddling payloads, in file and pipe mode") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   for (size_t chunk : {17, 64, 1000}) {
     INFO("chunk " << chunk);
     check_lock_recording(read_all(write_temp_file(builder.file_mode(true, chunk))));
@@ -373,7 +321,7 @@ TEST_CASE("samples found by ID when there is no IDENTIFIER") {
 }
 
 TEST_CASE("time order follows perf's rounds, file order keeps the bytes' order") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   // Round 2: a COMM for tid 100 older than the next round's sample, written after it.
   SampleFields late;
   late.pid = late.tid = 100;
@@ -397,7 +345,7 @@ TEST_CASE("time order follows perf's rounds, file order keeps the bytes' order")
 }
 
 TEST_CASE("unknown record types are skipped by size and counted") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   builder.raw_record(120, 0, ByteVector(24, std::byte{0x77}));
   builder.raw_record(PERF_RECORD_TEXT_POKE, 0, ByteVector(40, std::byte{0}));
   std::string path = write_temp_file(builder.file_mode());
@@ -409,7 +357,7 @@ TEST_CASE("unknown record types are skipped by size and counted") {
 }
 
 TEST_CASE("a header with data size 0 (perf killed) is read to its last whole record") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   ByteVector bytes = builder.file_mode();
   // Zero the data size and cut the file inside the features, as a killed perf leaves it.
   uint64_t data_offset, data_size;
@@ -427,7 +375,7 @@ TEST_CASE("a header with data size 0 (perf killed) is read to its last whole rec
 }
 
 TEST_CASE("malformed input is one error naming the offset") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   ByteVector good = builder.file_mode();
   uint64_t data_offset;
   std::memcpy(&data_offset, good.data() + 40, 8);
@@ -486,7 +434,7 @@ TEST_CASE("malformed input is one error naming the offset") {
     CHECK_THAT(error, Catch::Contains("PERF_RECORD_SAMPLE"));
   }
   SECTION("tracing data cut short") {
-    PerfDataBuilder cut = lock_recording();
+    PerfDataBuilder cut = example_lock_recording();
     ByteVector blob = tracing_data({{"probe", {kprobe_format("_raw_spin_lock", kSpinLockId,
                                                              {"__probe_ip", "lock"})}}});
     blob.resize(blob.size() / 2);
@@ -496,7 +444,7 @@ TEST_CASE("malformed input is one error naming the offset") {
     CHECK_THAT(error, Catch::Contains("offset"));
   }
   SECTION("bad zstd") {
-    PerfDataBuilder zstd = lock_recording();
+    PerfDataBuilder zstd = example_lock_recording();
     ByteVector bytes = zstd.file_mode(true, 64);
     // Corrupt the first compressed payload's frame magic.
     bytes[data_offset + 8] = std::byte{0};
@@ -517,7 +465,7 @@ TEST_CASE("malformed input is one error naming the offset") {
 
 // Found by the fuzzer: the error context of an MMAP record pointed at a freed temporary.
 TEST_CASE("an MMAP file name without its NUL is an error naming the record") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   ByteWriter body;
   body.put<uint32_t>(1);
   body.put<uint32_t>(1);
