@@ -761,6 +761,11 @@ class Reader final : public PerfDataReader {
     stats_.compressed_bytes_out += decompressed_->feed(payload, record.file_offset);
     RawRecord inner;
     while (decompressed_->next(inner)) {
+      // Its payload would point into the buffer that feeding it rewrites. perf never nests them.
+      if (inner.header.type == kCompressed || inner.header.type == kCompressed2) {
+        throw Error("a compressed record inside the compressed stream")
+            .at(inner.file_offset).in("PERF_RECORD_COMPRESSED").hint("the file is corrupt");
+      }
       handle_record(inner, [&](uint64_t, uint64_t offset) -> Bytes {
         throw Error("a record inside a compressed stream claims a trailing payload")
             .at(offset).in("PERF_RECORD_COMPRESSED").hint("the file is corrupt");

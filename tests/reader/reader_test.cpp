@@ -453,6 +453,21 @@ TEST_CASE("malformed input is one error naming the offset") {
     CHECK_THAT(error, Catch::Contains("zstd"));
     CHECK_THAT(error, Catch::Contains("offset " + std::to_string(data_offset)));
   }
+  SECTION("a compressed record inside the compressed stream") {
+    // Decoding it would feed the zstd stream from its own output buffer: refused, with the offset
+    // of the outer record.
+    ByteVector compressed = example_lock_recording().file_mode(true, 64);
+    uint16_t first_size;
+    std::memcpy(&first_size, compressed.data() + data_offset + 6, 2);
+    ByteVector payload(compressed.begin() + static_cast<long>(data_offset) + 8,
+                       compressed.begin() + static_cast<long>(data_offset) + first_size);
+    PerfDataBuilder nested = example_lock_recording();
+    nested.raw_record(81, 0, payload);  // PERF_RECORD_COMPRESSED
+    std::string error = read_error(nested.file_mode(true, 64));
+    CHECK_THAT(error, Catch::Contains("a compressed record inside the compressed stream"));
+    CHECK_THAT(error, Catch::Contains("PERF_RECORD_COMPRESSED"));
+    CHECK_THAT(error, Catch::Contains("offset "));
+  }
   SECTION("a feature section outside the file") {
     ByteVector bad = good;
     uint64_t data_size;
