@@ -326,7 +326,7 @@ class Reader final : public PerfDataReader {
   // The data section is read through a buffer, not the mapping (see StreamRecordSource).
   void read_data_section() {
     int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Error(std::string("cannot open: ") + strerror(errno));
+    if (fd < 0) throw Error(std::string("cannot open the data section: ") + strerror(errno)).at(metadata_.data_offset);
     struct Closer {
       int fd;
       ~Closer() { ::close(fd); }
@@ -451,6 +451,7 @@ class Reader final : public PerfDataReader {
   }
 
   void read_attrs(Bytes all, uint64_t attr_size, uint64_t offset, uint64_t size) {
+    attrs_offset_ = offset;
     if (attr_size < kAttrSizeVer0 + 16 || attr_size > 4096) {
       throw Error("attr entry size " + std::to_string(attr_size) + " is implausible (expected " +
                   "64 to 4096 bytes plus 16 for the ids section)")
@@ -628,14 +629,14 @@ class Reader final : public PerfDataReader {
     }
     if (metadata_.events.size() > 1 && (!same_id_offset || first.id_offset_in_sample < 0)) {
       throw Error("the events' sample_type values do not let a sample be matched to its event " +
-                  std::string("(no common ID/IDENTIFIER position)"))
-          .in("attrs").hint("record with `perf record` (it adds PERF_SAMPLE_IDENTIFIER)");
+                  std::string("(expected ID or IDENTIFIER at one position in every event's samples)"))
+          .at(attrs_offset_).in("attrs").hint("record with `perf record` (it adds PERF_SAMPLE_IDENTIFIER)");
     }
     sample_id_offset_ = metadata_.events.size() > 1 ? first.id_offset_in_sample : -1;
     // perf itself refuses recordings whose events disagree on the sample_id_all trailer.
     if (!same_trailer) {
-      throw Error("the events disagree on the sample_id_all trailer layout")
-          .in("attrs").hint("the recording mixes incompatible events");
+      throw Error("the events disagree on the sample_id_all trailer layout (expected one layout for all)")
+          .at(attrs_offset_).in("attrs").hint("the recording mixes incompatible events");
     }
     trailer_layout_ = &first;
   }
@@ -774,6 +775,7 @@ class Reader final : public PerfDataReader {
   }
 
   void parse_header_attr(const RawRecord& record) {
+    attrs_offset_ = record.file_offset;
     ByteCursor cursor(record.bytes.subspan(8), record.file_offset + 8, "HEADER_ATTR");
     cursor.require(8, "perf_event_attr type and size");
     uint32_t declared = load<uint32_t>(record.bytes.data() + 12);
@@ -1067,6 +1069,7 @@ class Reader final : public PerfDataReader {
   bool metadata_announced_ = false;
   std::unordered_map<uint64_t, size_t> id_to_event_;
   int sample_id_offset_ = -1;
+  uint64_t attrs_offset_ = 0;  // of the attrs section, or of the latest HEADER_ATTR (for errors)
   const SampleLayout* trailer_layout_ = nullptr;
   TimeOrderQueue queue_;
   Sample sample_;

@@ -468,6 +468,17 @@ TEST_CASE("malformed input is one error naming the offset") {
     CHECK_THAT(error, Catch::Contains("PERF_RECORD_COMPRESSED"));
     CHECK_THAT(error, Catch::Contains("offset "));
   }
+  SECTION("events whose samples cannot be told apart") {
+    PerfDataBuilder mixed;
+    mixed.add_event(tracepoint_attr(kBeginId, PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_RAW), "lock:contention_begin", {1});
+    mixed.add_event(tracepoint_attr(kEndId, PERF_SAMPLE_IP | PERF_SAMPLE_RAW), "lock:contention_end", {2});
+    ByteVector bytes = mixed.file_mode();
+    uint64_t attrs_offset;
+    std::memcpy(&attrs_offset, bytes.data() + 24, 8);
+    std::string error = read_error(bytes);
+    CHECK_THAT(error, Catch::Contains("expected ID or IDENTIFIER"));
+    CHECK_THAT(error, Catch::Contains("offset " + std::to_string(attrs_offset) + " "));
+  }
   SECTION("a feature section outside the file") {
     ByteVector bad = good;
     uint64_t data_size;
