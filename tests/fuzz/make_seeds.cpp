@@ -22,38 +22,10 @@ void write_seed(const std::filesystem::path& dir, const std::string& name, const
 
 // A recording with every sample field perf can write, so the fuzzer starts from each one.
 PerfDataBuilder every_sample_field() {
-  uint64_t all_fields =
-      PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME |
-      PERF_SAMPLE_ADDR | PERF_SAMPLE_ID | PERF_SAMPLE_STREAM_ID | PERF_SAMPLE_CPU |
-      PERF_SAMPLE_PERIOD | PERF_SAMPLE_READ | PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW |
-      PERF_SAMPLE_BRANCH_STACK | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER |
-      PERF_SAMPLE_WEIGHT | PERF_SAMPLE_DATA_SRC | PERF_SAMPLE_TRANSACTION |
-      PERF_SAMPLE_REGS_INTR | PERF_SAMPLE_PHYS_ADDR | PERF_SAMPLE_CGROUP |
-      PERF_SAMPLE_DATA_PAGE_SIZE | PERF_SAMPLE_CODE_PAGE_SIZE | PERF_SAMPLE_AUX;
   PerfDataBuilder builder;
   builder.set_tracing_data(example_tracing_data());
-  perf_event_attr attr = tracepoint_attr(kSpinLockId, all_fields);
-  attr.read_format = PERF_FORMAT_ID | PERF_FORMAT_LOST | PERF_FORMAT_GROUP |
-                     PERF_FORMAT_TOTAL_TIME_ENABLED;
-  attr.branch_sample_type = PERF_SAMPLE_BRANCH_HW_INDEX;
-  attr.sample_regs_user = 0b1011;
-  attr.sample_regs_intr = 0b11;
-  builder.add_event(attr, "probe:_raw_spin_lock", {5});
-  SampleFields f;
-  f.ip = 0x1111;
-  f.pid = 7;
-  f.tid = 8;
-  f.time = 99;
-  f.cpu = 3;
-  f.read_values = {2, 1000, 10, 5, 0, 20, 6, 0};
-  f.callchain = {kContextKernel, 0xffffffff81000010};
-  f.raw = trace_payload(kSpinLockId, 0, 0, 8, {0x1111, 0xffffffff82b27f58});
-  f.branch_entries = {1, 2, 3};
-  f.regs_user = {2, 10, 11, 12};
-  f.stack_user = ByteVector(16, std::byte{0x5a});
-  f.regs_intr = {2, 20, 21};
-  f.aux = ByteVector(8, std::byte{1});
-  builder.sample(0, f);
+  builder.add_event(every_sample_field_attr(), "probe:_raw_spin_lock", {5});
+  builder.sample(0, every_sample_field_sample());
   return builder;
 }
 

@@ -225,41 +225,12 @@ TEST_CASE("zstd-compressed records, straddling payloads, in file and pipe mode")
 }
 
 TEST_CASE("every sample_type field is laid out in kernel order") {
-  uint64_t all_fields =
-      PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME |
-      PERF_SAMPLE_ADDR | PERF_SAMPLE_ID | PERF_SAMPLE_STREAM_ID | PERF_SAMPLE_CPU |
-      PERF_SAMPLE_PERIOD | PERF_SAMPLE_READ | PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW |
-      PERF_SAMPLE_BRANCH_STACK | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER |
-      PERF_SAMPLE_WEIGHT | PERF_SAMPLE_DATA_SRC | PERF_SAMPLE_TRANSACTION |
-      PERF_SAMPLE_REGS_INTR | PERF_SAMPLE_PHYS_ADDR | PERF_SAMPLE_CGROUP |
-      PERF_SAMPLE_DATA_PAGE_SIZE | PERF_SAMPLE_CODE_PAGE_SIZE | PERF_SAMPLE_AUX;
   PerfDataBuilder builder;
   builder.set_tracing_data(
       tracing_data({{"probe", {kprobe_format("_raw_spin_lock", kSpinLockId, {"__probe_ip", "lock"})}}}));
-  perf_event_attr attr = tracepoint_attr(kSpinLockId, all_fields);
-  attr.read_format = PERF_FORMAT_ID | PERF_FORMAT_LOST | PERF_FORMAT_GROUP |
-                     PERF_FORMAT_TOTAL_TIME_ENABLED;
-  attr.branch_sample_type = PERF_SAMPLE_BRANCH_HW_INDEX;
-  attr.sample_regs_user = 0b1011;  // three registers
-  attr.sample_regs_intr = 0b11;    // two registers
-  builder.add_event(attr, "probe:_raw_spin_lock", {5});
-  SampleFields f;
-  f.ip = 0x1111;
-  f.pid = 7;
-  f.tid = 8;
-  f.time = 99;
-  f.addr = 0xadd;
-  f.stream_id = 0x5;
-  f.cpu = 3;
-  f.period = 42;
-  f.read_values = {2, 1000, 10, 5, 0, 20, 6, 0};  // nr=2, time_enabled, {value,id,lost} x2
-  f.callchain = {kContextKernel, 0xffffffff81000010};
-  f.raw = trace_payload(kSpinLockId, 0, 0, 8, {0x1111, 0xffffffff82b27f58});
-  f.branch_entries = {1, 2, 3, 4, 5, 6};
-  f.regs_user = {2, 10, 11, 12};
-  f.stack_user = ByteVector(24, std::byte{0x5a});
-  f.regs_intr = {2, 20, 21};
-  f.aux = ByteVector(16, std::byte{1});
+  builder.add_event(every_sample_field_attr(), "probe:_raw_spin_lock", {5});
+  SampleFields f = every_sample_field_sample();
+  const SampleFields first = f;
   builder.sample(0, f);
   // A second sample right after proves the first one's size was walked exactly.
   f.time = 100;
@@ -267,16 +238,16 @@ TEST_CASE("every sample_type field is laid out in kernel order") {
 
   Collector c = read_all(write_temp_file(builder.file_mode()), perf::RecordOrder::file);
   REQUIRE(c.samples.size() == 2);
-  CHECK(c.samples[0].ip == 0x1111);
-  CHECK(c.samples[0].pid == 7);
-  CHECK(c.samples[0].tid == 8);
-  CHECK(c.samples[0].time == 99);
-  CHECK(c.samples[0].cpu == 3);
+  CHECK(c.samples[0].ip == first.ip);
+  CHECK(c.samples[0].pid == first.pid);
+  CHECK(c.samples[0].tid == first.tid);
+  CHECK(c.samples[0].time == first.time);
+  CHECK(c.samples[0].cpu == first.cpu);
   CHECK(c.samples[1].time == 100);
-  CHECK(c.last_period == 42);
-  CHECK(c.last_addr == 0xadd);
-  CHECK(c.last_stream_id == 0x5);
-  CHECK(c.samples[0].callchain == std::vector<uint64_t>{kContextKernel, 0xffffffff81000010});
+  CHECK(c.last_period == first.period);
+  CHECK(c.last_addr == first.addr);
+  CHECK(c.last_stream_id == first.stream_id);
+  CHECK(c.samples[0].callchain == first.callchain);
   REQUIRE(c.samples[1].lock);
   CHECK(*c.samples[1].lock == 0xffffffff82b27f58);
 }

@@ -26,4 +26,10 @@ PerfDataBuilder example_lock_recording();
 // The tracing data of example_lock_recording().
 ByteVector example_tracing_data();
 
+// An attr (of the _raw_spin_lock kprobe format) asking for every sample field perf can write: READ
+// as a group with ids and lost counts, a branch stack with its hardware index, three user and two
+// interrupt registers. And one sample's values for it, a lock event on 0xffffffff82b27f58.
+perf_event_attr every_sample_field_attr();
+SampleFields every_sample_field_sample();
+
 }  // namespace lockscope::testing
