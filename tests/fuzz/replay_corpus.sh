@@ -17,6 +17,8 @@ echo "replaying ${#inputs[@]} inputs of $target"
 # A sanitizer report must end the run with a failure, whatever the caller's environment says.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}halt_on_error=1:abort_on_error=0:exitcode=99"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}halt_on_error=1:print_stacktrace=1"
+# The one third-party leak (libtraceevent, see tests/lsan.supp); everything else still fails.
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$here/../lsan.supp:print_suppressions=0"
 # xargs keeps each command line bounded; it exits non-zero when any batch fails.
 printf '%s\0' "${inputs[@]}" | xargs -0 -n 200 "$binary" -timeout=60
 status=$?
