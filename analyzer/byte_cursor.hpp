@@ -66,7 +66,9 @@ class ByteCursor {
   std::string_view c_string(std::string_view what) {
     const char* start = reinterpret_cast<const char*>(bytes_.data() + position_);
     size_t length = strnlen(start, remaining());
-    if (length == remaining()) fail(std::string(what) + " is not NUL-terminated");
+    if (length == remaining()) {
+      fail(std::string(what) + " is not NUL-terminated (expected a NUL before the end)");
+    }
     position_ += length + 1;
     return std::string_view(start, length);
   }

@@ -378,7 +378,10 @@ class Reader final : public PerfDataReader {
   void read_data_section() {
     if (data_fd_ >= 0) ::close(data_fd_);
     data_fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (data_fd_ < 0) throw Error(std::string("cannot open: ") + strerror(errno));
+    if (data_fd_ < 0) {
+      throw Error(std::string("cannot open the data section: ") + strerror(errno))
+          .at(metadata_.data_offset);
+    }
     if (lseek(data_fd_, static_cast<off_t>(metadata_.data_offset), SEEK_SET) < 0) {
       throw Error(std::string("cannot seek to the data section: ") + strerror(errno))
           .at(metadata_.data_offset);
@@ -502,6 +505,7 @@ class Reader final : public PerfDataReader {
   }
 
   void read_attrs(Bytes all, uint64_t attr_size, uint64_t offset, uint64_t size) {
+    attrs_offset_ = offset;
     if (attr_size < kAttrSizeVer0 + 16 || attr_size > 4096) {
       throw Error("attr entry size " + std::to_string(attr_size) + " is implausible (expected " +
                   "64 to 4096 bytes plus 16 for the ids section)")
@@ -695,14 +699,14 @@ class Reader final : public PerfDataReader {
     }
     if (metadata_.events.size() > 1 && (!same_id_offset || first.id_offset_in_sample < 0)) {
       throw Error("the events' sample_type values do not let a sample be matched to its event " +
-                  std::string("(no common ID/IDENTIFIER position)"))
-          .in("attrs").hint("record with `perf record` (it adds PERF_SAMPLE_IDENTIFIER)");
+                  std::string("(expected ID or IDENTIFIER at one position in every event's samples)"))
+          .at(attrs_offset_).in("attrs").hint("record with `perf record` (it adds PERF_SAMPLE_IDENTIFIER)");
     }
     sample_id_offset_ = metadata_.events.size() > 1 ? first.id_offset_in_sample : -1;
     // perf itself refuses recordings whose events disagree on the sample_id_all trailer.
     if (!same_trailer) {
-      throw Error("the events disagree on the sample_id_all trailer layout")
-          .in("attrs").hint("the recording mixes incompatible events");
+      throw Error("the events disagree on the sample_id_all trailer layout (expected one layout for all)")
+          .at(attrs_offset_).in("attrs").hint("the recording mixes incompatible events");
     }
     trailer_layout_ = &first;
   }
@@ -828,6 +832,11 @@ class Reader final : public PerfDataReader {
     stats_.compressed_bytes_out += decompressed_->feed(payload, record.file_offset);
     RawRecord inner;
     while (decompressed_->next(inner)) {
+      // Its payload would point into the buffer that feeding it rewrites. perf never nests them.
+      if (inner.header.type == kCompressed || inner.header.type == kCompressed2) {
+        throw Error("a compressed record inside the compressed stream")
+            .at(inner.file_offset).in("PERF_RECORD_COMPRESSED").hint("the file is corrupt");
+      }
       handle_record(inner, [&](uint64_t, uint64_t offset) -> Bytes {
         throw Error("a record inside a compressed stream claims a trailing payload")
             .at(offset).in("PERF_RECORD_COMPRESSED").hint("the file is corrupt");
@@ -836,6 +845,7 @@ class Reader final : public PerfDataReader {
   }
 
   void parse_header_attr(const RawRecord& record) {
+    attrs_offset_ = record.file_offset;
     ByteCursor cursor(record.bytes.subspan(8), record.file_offset + 8, "HEADER_ATTR");
     cursor.require(8, "perf_event_attr type and size");
     uint32_t declared = load<uint32_t>(record.bytes.data() + 12);
@@ -1151,6 +1161,7 @@ class Reader final : public PerfDataReader {
   uint64_t dense_first_id_ = 0;
   std::vector<uint32_t> events_by_dense_id_;
   int sample_id_offset_ = -1;
+  uint64_t attrs_offset_ = 0;  // of the attrs section, or of the latest HEADER_ATTR (for errors)
   const SampleLayout* trailer_layout_ = nullptr;
   TimeOrderQueue queue_;
   Sample sample_;

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,29 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// A byte buffer that grows without zero-filling: records are read or decompressed into it, so
+// clearing it first is wasted work (and page faults) that small recordings and the fuzzers pay per
+// file.
+class GrowableBuffer {
+ public:
+  explicit GrowableBuffer(size_t capacity) : bytes_(new std::byte[capacity]), capacity_(capacity) {}
+  std::byte* data() { return bytes_.get(); }
+  const std::byte* data() const { return bytes_.get(); }
+  size_t capacity() const { return capacity_; }
+  // Grows to at least `capacity`, keeping the first `keep` bytes.
+  void grow(size_t capacity, size_t keep) {
+    if (capacity <= capacity_) return;
+    std::unique_ptr<std::byte[]> bigger(new std::byte[capacity]);
+    std::memcpy(bigger.get(), bytes_.get(), keep);
+    bytes_ = std::move(bigger);
+    capacity_ = capacity;
+  }
+
+ private:
+  std::unique_ptr<std::byte[]> bytes_;
+  size_t capacity_;
+};
+
 // Records read from a file descriptor: a pipe, or the data section of a file. The buffer holds a
 // window of records (and a payload that may trail one), so memory stays bounded. For the data
 // section this beats walking the mapping: measured on the 580 MB test recording, reading into a
@@ -67,7 +91,7 @@ class StreamRecordSource {
   void keep_nothing() { kept_offset_ = kNothingKept; }
   // A kept record's bytes; valid until the next call that reads (next, take_trailing_payload).
   Bytes kept(uint64_t stream_offset, uint32_t size) const {
-    return Bytes(buffer_.get() + (stream_offset - buffer_start_offset()), size);
+    return Bytes(buffer_.data() + (stream_offset - buffer_start_offset()), size);
   }
 
  private:
@@ -76,12 +100,9 @@ class StreamRecordSource {
   // cannot be had and none are buffered.
   bool fill(size_t size);
   uint64_t buffer_start_offset() const { return stream_offset_ - read_pos_; }
-  void grow(size_t capacity);
 
   int fd_;
-  // Not std::vector: its zero-filling costs page faults at start-up for bytes read() overwrites.
-  std::unique_ptr<std::byte[]> buffer_;
-  size_t capacity_;
+  GrowableBuffer buffer_;
   size_t read_pos_ = 0;
   size_t end_pos_ = 0;
   uint64_t stream_offset_;  // file offset of buffer_[read_pos_]
@@ -107,7 +128,7 @@ class DecompressedRecordSource {
 
  private:
   ZSTD_DCtx_s* context_;
-  std::vector<std::byte> buffer_;
+  GrowableBuffer buffer_;
   size_t read_pos_ = 0;
   size_t end_pos_ = 0;
   uint64_t current_offset_ = 0;  // offset of the COMPRESSED record that fed the latest bytes

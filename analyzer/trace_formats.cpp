@@ -17,7 +17,8 @@ constexpr uint32_t kMaxFormatCount = 1u << 20;
 
 Bytes take_sized_text(ByteCursor& cursor, uint64_t size, std::string_view what) {
   if (size > kMaxFormatSize) {
-    cursor.fail(std::string(what) + " claims " + std::to_string(size) + " bytes");
+    cursor.fail(std::string(what) + " claims " + std::to_string(size) + " bytes, expected at most " +
+                std::to_string(kMaxFormatSize));
   }
   return cursor.take(size, what);
 }
@@ -77,7 +78,7 @@ std::unique_ptr<TraceFormats> TraceFormats::parse(std::span<const std::byte> blo
     throw Error("tracing data is big-endian").at(file_offset).in("tracing data")
         .hint("lockscope reads recordings from little-endian machines only");
   }
-  if (long_size != 4 && long_size != 8) cursor.fail("long size " + std::to_string(long_size));
+  if (long_size != 4 && long_size != 8) cursor.fail("long size " + std::to_string(long_size) + ", expected 4 or 8");
 
   tep_set_loglevel(TEP_LOG_NONE);  // parse problems are reported by us, once, per event
   tep_handle* tep = tep_alloc();
@@ -101,7 +102,10 @@ std::unique_ptr<TraceFormats> TraceFormats::parse(std::span<const std::byte> blo
 
   auto parse_formats = [&](const char* system) {
     uint32_t count = cursor.u32();
-    if (count > kMaxFormatCount) cursor.fail("format count " + std::to_string(count));
+    if (count > kMaxFormatCount) {
+      cursor.fail("format count " + std::to_string(count) + ", expected at most " +
+                  std::to_string(kMaxFormatCount));
+    }
     cursor.require_array(count, 8, "event formats");
     for (uint32_t i = 0; i < count; ++i) {
       uint64_t size = cursor.u64();
@@ -120,7 +124,10 @@ std::unique_ptr<TraceFormats> TraceFormats::parse(std::span<const std::byte> blo
   };
   parse_formats("ftrace");
   uint32_t systems = cursor.u32();
-  if (systems > kMaxFormatCount) cursor.fail("system count " + std::to_string(systems));
+  if (systems > kMaxFormatCount) {
+    cursor.fail("system count " + std::to_string(systems) + ", expected at most " +
+                std::to_string(kMaxFormatCount));
+  }
   for (uint32_t i = 0; i < systems; ++i) {
     std::string system(cursor.c_string("a system name"));
     parse_formats(system.c_str());

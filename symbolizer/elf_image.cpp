@@ -1,6 +1,7 @@
 #include "elf_image.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -45,12 +46,19 @@ ElfImage::ElfImage(const std::string& path) : path_(path) {
     if (!S_ISREG(st.st_mode)) throw Error("not a regular file").hint("pass the vmlinux file itself");
     unsigned char magic[4] = {};
     if (pread(fd_, magic, 4, 0) != 4 || memcmp(magic, ELFMAG, SELFMAG) != 0)
-      throw Error("not an ELF file").hint("pass an uncompressed vmlinux (not a vmlinuz/bzImage)");
+      throw Error("not an ELF file: expected the magic \\x7fELF").at(0)
+          .hint("pass an uncompressed vmlinux (not a vmlinuz/bzImage)");
+    if (static_cast<uint64_t>(st.st_size) < sizeof(Elf64_Ehdr))
+      throw Error("truncated: expected a " + std::to_string(sizeof(Elf64_Ehdr)) + "-byte ELF header, the file has " +
+                  std::to_string(st.st_size) + " bytes")
+          .at(0)
+          .hint("copy or download the vmlinux again");
     // READ_MMAP: the symbol table and the DWARF we touch are paged in on demand, never copied.
     elf_ = elf_begin(fd_, ELF_C_READ_MMAP, nullptr);
     if (elf_ == nullptr || elf_kind(elf_) != ELF_K_ELF)
       throw Error("not a readable ELF file: " + elf_problem());
-    if (gelf_getclass(elf_) != ELFCLASS64) throw Error("not a 64-bit ELF file").hint("lockscope reads x86-64 kernels");
+    if (gelf_getclass(elf_) != ELFCLASS64)
+      throw Error("not a 64-bit ELF file: expected ELFCLASS64").at(EI_CLASS).hint("lockscope reads x86-64 kernels");
     check_complete(static_cast<uint64_t>(st.st_size));
     read_sections();
     read_symbols();
@@ -72,22 +80,30 @@ ElfImage::~ElfImage() {
 // download) would fault later, so every header and section must end inside the file.
 void ElfImage::check_complete(uint64_t file_size) {
   GElf_Ehdr ehdr;
-  if (gelf_getehdr(elf_, &ehdr) == nullptr) throw Error("bad ELF header: " + elf_problem());
-  const uint64_t headers_end = ehdr.e_shoff + uint64_t{ehdr.e_shnum} * ehdr.e_shentsize;
-  if (ehdr.e_shoff == 0 || headers_end > file_size)
-    throw Error("truncated: the section headers end at byte " + std::to_string(headers_end) + " but the file has " +
+  if (gelf_getehdr(elf_, &ehdr) == nullptr) throw Error("bad ELF header: " + elf_problem()).at(0);
+  // Sums of header fields are compared without overflowing: a hostile e_shoff is near 2^64.
+  const uint64_t headers_size = uint64_t{ehdr.e_shnum} * ehdr.e_shentsize;
+  if (ehdr.e_shoff == 0)
+    throw Error("no section header table (e_shoff is 0); expected one in a vmlinux").at(offsetof(Elf64_Ehdr, e_shoff))
+        .hint("pass the vmlinux itself, not a stripped or partial image");
+  if (ehdr.e_shoff > file_size || headers_size > file_size - ehdr.e_shoff)
+    throw Error("truncated: expected " + std::to_string(headers_size) + " bytes of section headers here but the file has " +
                 std::to_string(file_size))
+        .at(ehdr.e_shoff)
         .hint("copy or download the vmlinux again");
   size_t count = 0;
-  if (elf_getshdrnum(elf_, &count) != 0) throw Error("bad section headers: " + elf_problem());
+  if (elf_getshdrnum(elf_, &count) != 0) throw Error("bad section headers: " + elf_problem()).at(ehdr.e_shoff);
   for (size_t i = 1; i < count; ++i) {
     GElf_Shdr shdr;
     Elf_Scn* scn = elf_getscn(elf_, i);
-    if (scn == nullptr || gelf_getshdr(scn, &shdr) == nullptr) throw Error("bad section header " + std::to_string(i));
+    const uint64_t header_offset = ehdr.e_shoff + i * ehdr.e_shentsize;
+    if (scn == nullptr || gelf_getshdr(scn, &shdr) == nullptr)
+      throw Error("bad section header " + std::to_string(i) + ": " + elf_problem()).at(header_offset);
     if (shdr.sh_type == SHT_NOBITS) continue;
     if (shdr.sh_offset > file_size || shdr.sh_size > file_size - shdr.sh_offset)
-      throw Error("truncated: section " + std::to_string(i) + " ends at byte " +
-                  std::to_string(shdr.sh_offset + shdr.sh_size) + " but the file has " + std::to_string(file_size))
+      throw Error("truncated: section " + std::to_string(i) + " expects " + std::to_string(shdr.sh_size) +
+                  " bytes here but the file has " + std::to_string(file_size))
+          .at(shdr.sh_offset)
           .hint("copy or download the vmlinux again");
   }
 }
@@ -132,9 +148,14 @@ void ElfImage::read_symbols() {
   std::string_view current_file;
   for (size_t i = 1; i < count; ++i) {
     GElf_Sym sym;
-    if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) throw Error("bad symbol " + std::to_string(i)).in(".symtab");
+    const uint64_t entry_offset = shdr.sh_offset + i * shdr.sh_entsize;
+    if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr)
+      throw Error("bad symbol " + std::to_string(i) + ": " + elf_problem()).at(entry_offset).in(".symtab");
     const char* name = elf_strptr(elf_, shdr.sh_link, sym.st_name);
-    if (name == nullptr) throw Error("symbol " + std::to_string(i) + " has a bad name offset").in(".symtab");
+    if (name == nullptr)
+      throw Error("symbol " + std::to_string(i) + " has name offset " + std::to_string(sym.st_name) +
+                  ", expected one inside its string table")
+          .at(entry_offset).in(".symtab");
     const int type = GELF_ST_TYPE(sym.st_info);
     const bool global = GELF_ST_BIND(sym.st_info) != STB_LOCAL;
     if (type == STT_FILE) {

@@ -179,9 +179,13 @@ inline constexpr std::string_view raw_lock_prefix = "_raw_";
 
 // The row a perf event name stands for, whatever its group: probe:_raw_spin_lock,
 // lockrec:_raw_spin_lock, _raw_spin_lock and lockrec:spin_lock all give the _raw_spin_lock acquire
-// row; probe:_raw_spin_trylock__return gives the _raw_spin_trylock trylock_return row.
-constexpr const ProbeRow* find_probe_by_event(std::string_view event) {
-  auto [name, is_return] = parse_event_name(event);
+// row; probe:_raw_spin_trylock__return gives the _raw_spin_trylock trylock_return row. As a
+// position in probe_table, probe_table.size() when none.
+constexpr size_t find_probe_index_by_event(std::string_view event) {
+  // Plain variables, not a structured binding: clang 14 (the fuzz build) cannot capture those.
+  const EventName parsed = parse_event_name(event);
+  const std::string_view name = parsed.name;
+  const bool is_return = parsed.is_return;
   auto names_function = [name](std::string_view function) {
     return function == name ||
            (function.starts_with(raw_lock_prefix) && function.substr(raw_lock_prefix.size()) == name);
@@ -189,7 +193,13 @@ constexpr const ProbeRow* find_probe_by_event(std::string_view event) {
   auto match = std::find_if(probe_table.begin(), probe_table.end(), [&](const ProbeRow& row) {
     return names_function(row.function) && (row.role == Role::trylock_return) == is_return;
   });
-  return match == probe_table.end() ? nullptr : &*match;
+  return static_cast<size_t>(match - probe_table.begin());
+}
+
+// The same row as a pointer, nullptr when none.
+constexpr const ProbeRow* find_probe_by_event(std::string_view event) {
+  const size_t index = find_probe_index_by_event(event);
+  return index == probe_table.size() ? nullptr : &probe_table[index];
 }
 
 // The tracepoints of contention mode (kernels without kprobes, or --mode contention): they fire only
@@ -226,11 +236,15 @@ constexpr bool every_trylock_result_has_its_entry() {
     });
   });
 }
+// By index, not by pointer: under UBSan g++ keeps null-pointer checks (-fno-delete-null-pointer-
+// checks), and a comparison of a table row's address with nullptr is then no constant expression.
 constexpr bool every_event_name_maps_back_to_its_row() {
-  return std::all_of(probe_table.begin(), probe_table.end(), [](const ProbeRow& row) {
-    return find_probe_by_event(row.function) != nullptr &&
-           (row.role == Role::trylock_return || find_probe_by_event(row.function) == &row);
-  });
+  for (size_t i = 0; i < probe_table.size(); ++i) {
+    const size_t found = find_probe_index_by_event(probe_table[i].function);
+    if (found == probe_table.size()) return false;
+    if (probe_table[i].role != Role::trylock_return && found != i) return false;
+  }
+  return true;
 }
 }  // namespace detail
 static_assert(detail::every_trylock_result_has_its_entry());

@@ -8,19 +8,13 @@
 #include "lockscope/error.hpp"
 #include "lockscope/lock_events.hpp"
 #include "lockscope/perf_data.hpp"
+#include "example_recordings.hpp"
 #include "perf_data_builder.hpp"
 
 using namespace lockscope;
 using namespace lockscope::testing;
 
 namespace {
-
-constexpr int kSpinLockId = 1359, kTrylockReturnId = 1366, kBeginId = 200, kEndId = 201;
-constexpr uint64_t kLockSampleType = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID |
-                                     PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_PERIOD |
-                                     PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW;
-constexpr uint64_t kContextKernel = static_cast<uint64_t>(-128);
-constexpr uint64_t kContextUser = static_cast<uint64_t>(-512);
 
 struct DecodedSample {
   std::string event;
@@ -94,52 +88,6 @@ class Collector : public perf::RecordVisitor {
   uint64_t last_period = 0, last_addr = 0, last_stream_id = 0;
   int metadata_calls = 0;
 };
-
-PerfDataBuilder lock_recording() {
-  PerfDataBuilder builder;
-  builder.set_tracing_data(tracing_data({
-      {"probe",
-       {kprobe_format("_raw_spin_lock", kSpinLockId, {"__probe_ip", "lock"}),
-        kprobe_format("_raw_spin_trylock__return", kTrylockReturnId,
-                      {"__probe_func", "__probe_ret_ip", "ret"})}},
-      {"lock", {contention_begin_format(kBeginId), contention_end_format(kEndId)}},
-  }));
-  builder.add_event(tracepoint_attr(kSpinLockId, kLockSampleType), "probe:_raw_spin_lock", {11, 12});
-  builder.add_event(tracepoint_attr(kTrylockReturnId, kLockSampleType),
-                    "probe:_raw_spin_trylock__return", {13, 14});
-  builder.add_event(tracepoint_attr(kBeginId, kLockSampleType), "lock:contention_begin", {15});
-  builder.add_kernel_build_id("eb4fbcd0112233445566778899aabbccddeeff00");
-  builder.kernel_mmap(0xffffffff81000000, 0x1000000, 0xffffffffae200000, {UINT32_MAX, 0, 0, 0});
-  builder.comm(100, 100, "unshare", true, {100, 100, 1000, 0});
-  builder.fork(100, 100, 101, 100, {100, 101, 1500, 1});
-
-  SampleFields spin;
-  spin.ip = 0xffffffff81a59b40;
-  spin.pid = 100;
-  spin.tid = 100;
-  spin.time = 2000;
-  spin.cpu = 1;
-  spin.callchain = {kContextKernel, 0xffffffff81a59b40, 0xffffffff81123456, kContextUser, 0x401000};
-  spin.raw = trace_payload(kSpinLockId, 0x08 | 0x01, 1, 100, {0xffffffff81a59b40, 0xffffffff83f84768});
-  builder.sample(0, spin);
-
-  SampleFields trylock = spin;
-  trylock.time = 3000;
-  trylock.tid = 101;
-  trylock.raw = trace_payload(kTrylockReturnId, 0x10, 2, 101, {0xffffffff81a59b40, 0xffffffff81138240, 1});
-  builder.sample(1, trylock);
-
-  SampleFields begin = spin;
-  begin.time = 4000;
-  ByteWriter contention;
-  contention.put_bytes(trace_payload(kBeginId, 0, 0, 100, {0xffffffff83008080}));
-  contention.put<uint32_t>(1 | 4);
-  begin.raw = contention.bytes;
-  builder.sample(2, begin);
-  builder.lost(11, 7, {0, 0, 4500, 0});
-  builder.finished_round();
-  return builder;
-}
 
 Collector read_all(const std::string& path, perf::RecordOrder order = perf::RecordOrder::time) {
   auto reader = perf::PerfDataReader::open(path);
@@ -236,7 +184,7 @@ PipeRead read_through_pipe(const ByteVector& bytes, size_t chunk) {
 }  // namespace
 
 TEST_CASE("file mode: header, features, samples, trailers") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   std::string path = write_temp_file(builder.file_mode());
   auto reader = perf::PerfDataReader::open(path);
   const perf::Metadata& metadata = reader->metadata();
@@ -263,7 +211,7 @@ TEST_CASE("file mode: header, features, samples, trailers") {
 }
 
 TEST_CASE("pipe mode from a pipe and from a saved file") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   ByteVector bytes = builder.pipe_mode();
 
   SECTION("saved to a file") { check_lock_recording(read_all(write_temp_file(bytes))); }
@@ -279,7 +227,7 @@ TEST_CASE("pipe mode from a pipe and from a saved file") {
 }
 
 TEST_CASE("zstd-compressed records, straddling payloads, in file and pipe mode") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   for (size_t chunk : {17, 64, 1000}) {
     INFO("chunk " << chunk);
     check_lock_recording(read_all(write_temp_file(builder.file_mode(true, chunk))));
@@ -288,41 +236,12 @@ TEST_CASE("zstd-compressed records, straddling payloads, in file and pipe mode")
 }
 
 TEST_CASE("every sample_type field is laid out in kernel order") {
-  uint64_t all_fields =
-      PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME |
-      PERF_SAMPLE_ADDR | PERF_SAMPLE_ID | PERF_SAMPLE_STREAM_ID | PERF_SAMPLE_CPU |
-      PERF_SAMPLE_PERIOD | PERF_SAMPLE_READ | PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW |
-      PERF_SAMPLE_BRANCH_STACK | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER |
-      PERF_SAMPLE_WEIGHT | PERF_SAMPLE_DATA_SRC | PERF_SAMPLE_TRANSACTION |
-      PERF_SAMPLE_REGS_INTR | PERF_SAMPLE_PHYS_ADDR | PERF_SAMPLE_CGROUP |
-      PERF_SAMPLE_DATA_PAGE_SIZE | PERF_SAMPLE_CODE_PAGE_SIZE | PERF_SAMPLE_AUX;
   PerfDataBuilder builder;
   builder.set_tracing_data(
       tracing_data({{"probe", {kprobe_format("_raw_spin_lock", kSpinLockId, {"__probe_ip", "lock"})}}}));
-  perf_event_attr attr = tracepoint_attr(kSpinLockId, all_fields);
-  attr.read_format = PERF_FORMAT_ID | PERF_FORMAT_LOST | PERF_FORMAT_GROUP |
-                     PERF_FORMAT_TOTAL_TIME_ENABLED;
-  attr.branch_sample_type = PERF_SAMPLE_BRANCH_HW_INDEX;
-  attr.sample_regs_user = 0b1011;  // three registers
-  attr.sample_regs_intr = 0b11;    // two registers
-  builder.add_event(attr, "probe:_raw_spin_lock", {5});
-  SampleFields f;
-  f.ip = 0x1111;
-  f.pid = 7;
-  f.tid = 8;
-  f.time = 99;
-  f.addr = 0xadd;
-  f.stream_id = 0x5;
-  f.cpu = 3;
-  f.period = 42;
-  f.read_values = {2, 1000, 10, 5, 0, 20, 6, 0};  // nr=2, time_enabled, {value,id,lost} x2
-  f.callchain = {kContextKernel, 0xffffffff81000010};
-  f.raw = trace_payload(kSpinLockId, 0, 0, 8, {0x1111, 0xffffffff82b27f58});
-  f.branch_entries = {1, 2, 3, 4, 5, 6};
-  f.regs_user = {2, 10, 11, 12};
-  f.stack_user = ByteVector(24, std::byte{0x5a});
-  f.regs_intr = {2, 20, 21};
-  f.aux = ByteVector(16, std::byte{1});
+  builder.add_event(every_sample_field_attr(), "probe:_raw_spin_lock", {5});
+  SampleFields f = every_sample_field_sample();
+  const SampleFields first = f;
   builder.sample(0, f);
   // A second sample right after proves the first one's size was walked exactly.
   f.time = 100;
@@ -330,16 +249,16 @@ TEST_CASE("every sample_type field is laid out in kernel order") {
 
   Collector c = read_all(write_temp_file(builder.file_mode()), perf::RecordOrder::file);
   REQUIRE(c.samples.size() == 2);
-  CHECK(c.samples[0].ip == 0x1111);
-  CHECK(c.samples[0].pid == 7);
-  CHECK(c.samples[0].tid == 8);
-  CHECK(c.samples[0].time == 99);
-  CHECK(c.samples[0].cpu == 3);
+  CHECK(c.samples[0].ip == first.ip);
+  CHECK(c.samples[0].pid == first.pid);
+  CHECK(c.samples[0].tid == first.tid);
+  CHECK(c.samples[0].time == first.time);
+  CHECK(c.samples[0].cpu == first.cpu);
   CHECK(c.samples[1].time == 100);
-  CHECK(c.last_period == 42);
-  CHECK(c.last_addr == 0xadd);
-  CHECK(c.last_stream_id == 0x5);
-  CHECK(c.samples[0].callchain == std::vector<uint64_t>{kContextKernel, 0xffffffff81000010});
+  CHECK(c.last_period == first.period);
+  CHECK(c.last_addr == first.addr);
+  CHECK(c.last_stream_id == first.stream_id);
+  CHECK(c.samples[0].callchain == first.callchain);
   REQUIRE(c.samples[1].lock);
   CHECK(*c.samples[1].lock == 0xffffffff82b27f58);
 }
@@ -414,7 +333,7 @@ TEST_CASE("samples are matched to events by id whether the ids span little or mu
 }
 
 TEST_CASE("time order follows perf's rounds, file order keeps the bytes' order") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   // Round 2: a COMM for tid 100 older than the next round's sample, written after it.
   SampleFields late;
   late.pid = late.tid = 100;
@@ -478,7 +397,7 @@ TEST_CASE("time order holds rounds larger than the read buffer intact") {
 }
 
 TEST_CASE("unknown record types are skipped by size and counted") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   builder.raw_record(120, 0, ByteVector(24, std::byte{0x77}));
   builder.raw_record(PERF_RECORD_TEXT_POKE, 0, ByteVector(40, std::byte{0}));
   std::string path = write_temp_file(builder.file_mode());
@@ -490,7 +409,7 @@ TEST_CASE("unknown record types are skipped by size and counted") {
 }
 
 TEST_CASE("a header with data size 0 (perf killed) is read to its last whole record") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   ByteVector bytes = builder.file_mode();
   // Zero the data size and cut the file inside the features, as a killed perf leaves it.
   uint64_t data_offset, data_size;
@@ -508,7 +427,7 @@ TEST_CASE("a header with data size 0 (perf killed) is read to its last whole rec
 }
 
 TEST_CASE("malformed input is one error naming the offset") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   ByteVector good = builder.file_mode();
   uint64_t data_offset;
   std::memcpy(&data_offset, good.data() + 40, 8);
@@ -567,7 +486,7 @@ TEST_CASE("malformed input is one error naming the offset") {
     CHECK_THAT(error, Catch::Contains("PERF_RECORD_SAMPLE"));
   }
   SECTION("tracing data cut short") {
-    PerfDataBuilder cut = lock_recording();
+    PerfDataBuilder cut = example_lock_recording();
     ByteVector blob = tracing_data({{"probe", {kprobe_format("_raw_spin_lock", kSpinLockId,
                                                              {"__probe_ip", "lock"})}}});
     blob.resize(blob.size() / 2);
@@ -577,7 +496,7 @@ TEST_CASE("malformed input is one error naming the offset") {
     CHECK_THAT(error, Catch::Contains("offset"));
   }
   SECTION("bad zstd") {
-    PerfDataBuilder zstd = lock_recording();
+    PerfDataBuilder zstd = example_lock_recording();
     ByteVector bytes = zstd.file_mode(true, 64);
     // Corrupt the first compressed payload's frame magic.
     bytes[data_offset + 8] = std::byte{0};
@@ -585,6 +504,32 @@ TEST_CASE("malformed input is one error naming the offset") {
     std::string error = read_error(bytes);
     CHECK_THAT(error, Catch::Contains("zstd"));
     CHECK_THAT(error, Catch::Contains("offset " + std::to_string(data_offset)));
+  }
+  SECTION("a compressed record inside the compressed stream") {
+    // Decoding it would feed the zstd stream from its own output buffer: refused, with the offset
+    // of the outer record.
+    ByteVector compressed = example_lock_recording().file_mode(true, 64);
+    uint16_t first_size;
+    std::memcpy(&first_size, compressed.data() + data_offset + 6, 2);
+    ByteVector payload(compressed.begin() + static_cast<long>(data_offset) + 8,
+                       compressed.begin() + static_cast<long>(data_offset) + first_size);
+    PerfDataBuilder nested = example_lock_recording();
+    nested.raw_record(81, 0, payload);  // PERF_RECORD_COMPRESSED
+    std::string error = read_error(nested.file_mode(true, 64));
+    CHECK_THAT(error, Catch::Contains("a compressed record inside the compressed stream"));
+    CHECK_THAT(error, Catch::Contains("PERF_RECORD_COMPRESSED"));
+    CHECK_THAT(error, Catch::Contains("offset "));
+  }
+  SECTION("events whose samples cannot be told apart") {
+    PerfDataBuilder mixed;
+    mixed.add_event(tracepoint_attr(kBeginId, PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_RAW), "lock:contention_begin", {1});
+    mixed.add_event(tracepoint_attr(kEndId, PERF_SAMPLE_IP | PERF_SAMPLE_RAW), "lock:contention_end", {2});
+    ByteVector bytes = mixed.file_mode();
+    uint64_t attrs_offset;
+    std::memcpy(&attrs_offset, bytes.data() + 24, 8);
+    std::string error = read_error(bytes);
+    CHECK_THAT(error, Catch::Contains("expected ID or IDENTIFIER"));
+    CHECK_THAT(error, Catch::Contains("offset " + std::to_string(attrs_offset) + " "));
   }
   SECTION("a feature section outside the file") {
     ByteVector bad = good;
@@ -598,7 +543,7 @@ TEST_CASE("malformed input is one error naming the offset") {
 
 // Found by the fuzzer: the error context of an MMAP record pointed at a freed temporary.
 TEST_CASE("an MMAP file name without its NUL is an error naming the record") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   ByteWriter body;
   body.put<uint32_t>(1);
   body.put<uint32_t>(1);
