@@ -68,16 +68,7 @@ check(compare.returncode == 0, "lockanalyze events agrees with perf script row b
 args = [lockanalyze, recording, "--vmlinux", vmlinux, "--format", "json"]
 named = json.loads(subprocess.run(args + ["--min-holders", "1"] + [a for n in NAMED_LOCKS for a in ("--lock", n)],
                                   check=True, capture_output=True, text=True).stdout)
-locks = {lock["name"]: lock for lock in named["locks"]}
-check(sorted(locks) == sorted(NAMED_LOCKS), f"the report names {sorted(NAMED_LOCKS)}", f"named {sorted(locks)}")
-addresses = {name: int(lock["address"], 16) for name, lock in locks.items()}
-oracle = perf_oracle.KernelStacks(recording, vmlinux, addresses.values())
-for name, lock in locks.items():
-    for holder in lock["holders"]:
-        ours = [frame["symbol"] for frame in holder["first_stack"]]
-        theirs = oracle.first_stack_of(holder, addresses[name])
-        check(ours == theirs, f"{name} {holder['holder']}: first stack ({len(ours)} frames) equals perf script -k vmlinux",
-              f"ours {ours}\n     theirs {theirs}")
+perf_oracle.check_first_stacks(check, named["locks"], recording, vmlinux, NAMED_LOCKS)
 
 # Golden files: the JSON report of the two named locks, and the text report users read first (its top 5 locks).
 named_json = subprocess.run(args + ["--min-holders", "1"] + [a for n in NAMED_LOCKS for a in ("--lock", n)],

@@ -67,24 +67,12 @@ def report(recording, extra=()):
 def check_named_locks(recording, label):
     """ucounts_lock and cgroup_idr_lock named, shared, and their first stacks as perf script -k shows."""
     named = report(recording, [arg for name in NAMED_LOCKS for arg in ("--lock", name)])
-    locks = {lock["name"]: lock for lock in named["locks"]}
-    check(set(locks) == set(NAMED_LOCKS), f"{label}: the report names {sorted(NAMED_LOCKS)}", f"named: {sorted(locks)}")
-    addresses = {name: int(lock["address"], 16) for name, lock in locks.items()}
-    oracle = perf_oracle.KernelStacks(recording, vmlinux, addresses.values())
-    kallsyms = perf_oracle.kallsyms_names(recording + ".kallsyms")
+    locks = perf_oracle.check_first_stacks(check, named["locks"], recording, vmlinux, NAMED_LOCKS, f"{label}: ")
     for name, flavour in NAMED_LOCKS.items():
-        lock = locks.get(name, {"holders": []})
-        holders = lock["holders"]
+        holders = locks.get(name, {"holders": []})["holders"]
         check(len(holders) >= 2, f"{label}: {name} is shared ({len(holders)} holders: "
                                  f"{', '.join(h['holder'] for h in holders[:6])})")
         check(any(flavour in h["flavours"] for h in holders), f"{label}: {name} is taken with the {flavour} flavour")
-        for holder in holders:
-            ours = [frame["symbol"] for frame in holder["first_stack"]]
-            theirs = oracle.first_stack_of(holder, addresses.get(name))
-            check(perf_oracle.stacks_agree(ours, theirs, kallsyms),
-                  f"{label}: {name} {holder['holder']}: first stack ({len(ours)} frames) equals perf script -k "
-                  "vmlinux (frames it cannot name checked against the kallsyms side file)",
-                  f"ours {ours}\n     theirs {theirs}")
 
 
 def step_main():

@@ -359,7 +359,7 @@ TEST_CASE("time order follows perf's rounds, file order keeps the bytes' order")
 // Rounds far larger than the reader's buffer: the records held for time order must survive the
 // buffer being refilled, moved and grown, in every mode (compressed records take another path).
 TEST_CASE("time order holds rounds larger than the read buffer intact") {
-  PerfDataBuilder builder = lock_recording();
+  PerfDataBuilder builder = example_lock_recording();
   constexpr uint64_t kPerCpu = 4000;  // about 100 bytes each: 800 KB a round
   uint64_t next_time = 10000;
   for (int round = 0; round < 3; ++round) {

@@ -69,3 +69,23 @@ def stacks_agree(ours, theirs, kallsyms):
         if int(their_frame, 16) - int(offset, 16) not in kallsyms.get(name, []):
             return False
     return True
+
+
+def check_first_stacks(check, locks, recording, vmlinux, names, label=""):
+    """The report's `locks` (its JSON "locks") are exactly `names`, and every holder's first stack
+    equals `perf script -k vmlinux` (`stacks_agree`, with the recording's kallsyms side file if it has
+    one). `check(condition, what, detail)` records each result. Returns the locks by name."""
+    by_name = {lock["name"]: lock for lock in locks}
+    check(sorted(by_name) == sorted(names), f"{label}the report names {sorted(names)}", f"named: {sorted(by_name)}")
+    addresses = {name: int(lock["address"], 16) for name, lock in by_name.items()}
+    oracle = KernelStacks(recording, vmlinux, addresses.values())
+    kallsyms = kallsyms_names(recording + ".kallsyms")
+    for name, lock in by_name.items():
+        for holder in lock["holders"]:
+            ours = [frame["symbol"] for frame in holder["first_stack"]]
+            theirs = oracle.first_stack_of(holder, addresses[name])
+            check(stacks_agree(ours, theirs, kallsyms),
+                  f"{label}{name} {holder['holder']}: first stack ({len(ours)} frames) equals perf script -k "
+                  "vmlinux (frames it cannot name checked against the kallsyms side file)",
+                  f"ours {ours}\n     theirs {theirs}")
+    return by_name
