@@ -124,6 +124,10 @@ void run_report(const ReportOptions& options) {
     lockrec = report::read_lockrec_side_file(options.input);
     if (lockrec) {
       report::check_same_kernel(*lockrec, image.os_release, image.build_id_hex);
+      // perf.data may lack the kernel's build-id (the guest's kprobe recording in fixtures/kprobe
+      // has no BUILD_ID section); lockrec read it from /sys/kernel/notes, so the vmlinux is still
+      // checked against the kernel that was recorded.
+      if (kernel.build_id_hex.empty()) kernel.build_id_hex = lockrec->kernel_build_id;
     }
     kernel_symbols = open_kernel_symbols(sources, kernel);
   }

@@ -2,11 +2,14 @@
 # lockanalyze's report picks up lockrec's FILE.lockrec.json beside a recording without being told:
 # the text header says how the recording was made, the JSON has recording.lockrec, and a side file
 # that is not lockrec's (not JSON, a wrong type, a newer format, another kernel) stops the report
-# with one `lockanalyze:` line naming it.
+# with one `lockanalyze:` line naming it. With the Debian 6.1 vmlinux at hand, the side file's
+# build-id is also what the vmlinux is checked against when perf.data has none.
 # Usage: lockrec_side_file_cli_test.sh MAKE_LOCKDEP_RECORDING LOCKANALYZE
 set -euo pipefail
 make_recording=$1
 lockanalyze=$2
+cache=${LOCKSCOPE_CACHE:-/var/cache/lockscope}
+vmlinux=$cache/usr/lib/debug/boot/vmlinux-6.1.0-56-amd64
 
 work=$(mktemp -d /tmp/lockscope-side-file.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -122,5 +125,21 @@ rm "$side"
 mkdir "$side"
 refused "a directory in its place" "not a regular file"
 rmdir "$side"
+
+# The build-id: perf.data here has none, so the vmlinux is checked against the side file's.
+if [ -r "$vmlinux" ]; then
+  write_side kprobe '{"kernel": {"build_id": "00112233445566778899aabbccddeeff00112233"}}'
+  "$lockanalyze" "$recording" --vmlinux "$vmlinux" >"$work/build-id.txt"
+  grep -q "^note: build-id mismatch: the recording's kernel has 00112233445566778899aabbccddeeff00112233 but $vmlinux has " \
+    "$work/build-id.txt"
+  check "the side file's build-id is checked against the vmlinux" $?
+  actual=$(sed -n "s/^note: build-id mismatch: .* but .* has \([0-9a-f]*\);.*/\1/p" "$work/build-id.txt")
+  write_side kprobe "{\"kernel\": {\"build_id\": \"$actual\"}}"
+  "$lockanalyze" "$recording" --vmlinux "$vmlinux" >"$work/build-id-same.txt"
+  [ -n "$actual" ] && ! grep -q "build-id mismatch" "$work/build-id-same.txt"
+  check "the vmlinux's own build-id in the side file: no mismatch note" $?
+else
+  echo "skip the build-id checks: no $vmlinux (tests/support/fetch-vmlinux fetches it)"
+fi
 
 [ "$failures" = 0 ]
