@@ -114,10 +114,22 @@ void run_report(const ReportOptions& options) {
 
   // Symbols come first (a file's kernel facts are read ahead), so the contention feed can name
   // callers while the recording is read once. A pipe can be read only once: its symbols follow.
+  // lockrec's side file, like its kallsyms, is found by the recording's name: a pipe has none.
   SymbolSourceOptions sources{options.input, options.vmlinux, options.kallsyms, options.kaslr_offset};
   KernelSymbols kernel_symbols;
+  std::optional<report::LockrecSideFile> lockrec;
   if (options.input != "-") {
-    kernel_symbols = open_kernel_symbols(sources, KernelFacts::from(perf::read_kernel_image_info(options.input)));
+    perf::KernelImageInfo image = perf::read_kernel_image_info(options.input);
+    KernelFacts kernel = KernelFacts::from(image);
+    lockrec = report::read_lockrec_side_file(options.input);
+    if (lockrec) {
+      report::check_same_kernel(*lockrec, image.os_release, image.build_id_hex);
+      // perf.data may lack the kernel's build-id (the guest's kprobe recording in fixtures/kprobe
+      // has no BUILD_ID section); lockrec read it from /sys/kernel/notes, so the vmlinux is still
+      // checked against the kernel that was recorded.
+      if (kernel.build_id_hex.empty()) kernel.build_id_hex = lockrec->kernel_build_id;
+    }
+    kernel_symbols = open_kernel_symbols(sources, kernel);
   }
   std::unique_ptr<symbolizer::Symbolizer>& symbols = kernel_symbols.symbols;
   std::unique_ptr<contention::SymbolizerCallerNamer> caller_namer;
@@ -163,6 +175,7 @@ void run_report(const ReportOptions& options) {
   if (contention_stats && model.is_contention_recording()) report.contention = contention_stats->rows();
   report.header.symbol_source = kernel_symbols.source;
   report.header.vmlinux = options.vmlinux;
+  report.header.lockrec = std::move(lockrec);
   report.header.notes.insert(report.header.notes.begin(), kernel_symbols.notes.begin(),
                              kernel_symbols.notes.end());
   for (const auto& warning : reader->stats().warnings) report.header.notes.push_back(warning);

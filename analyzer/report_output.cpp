@@ -196,6 +196,24 @@ Json finding_json(const Report& report, const lockdep::Finding& finding) {
           {"evidence", evidence},                     {"holders", finding.holders}, {"scenario", scenario(report, finding)}};
 }
 
+// What lockrec's side file says about how the recording was made.
+Json lockrec_json(const LockrecSideFile& side) {
+  Json skipped = Json::array();
+  for (const auto& probe : side.skipped) {
+    skipped.push_back({{"function", probe.function}, {"role", probe.role}, {"reason", probe.reason}});
+  }
+  Json status = Json::object();
+  status[side.command_status.key] = side.command_status.value;
+  return {{"file", side.path},
+          {"mode", side.mode},
+          {"kernel_release", side.kernel_release},
+          {"build_id", side.kernel_build_id.empty() ? Json() : Json(side.kernel_build_id)},
+          {"probes", side.probes},
+          {"skipped", skipped},
+          {"command", side.command},
+          {"command_status", status}};
+}
+
 // Streamed: one small document per lock, so memory stays that of one lock however many there are.
 void write_json(const Report& report, std::ostream& out) {
   const Header& h = report.header;
@@ -208,6 +226,8 @@ void write_json(const Report& report, std::ostream& out) {
                        {"holders", h.holders},    {"locks", h.locks},
                        {"contention_recording", h.contention_recording},
                        {"symbols", h.symbol_source}, {"notes", h.notes}};
+  // Only with a side file, so reports of other recordings stay as they were.
+  if (h.lockrec) head["recording"]["lockrec"] = lockrec_json(*h.lockrec);
   head["filters"] = {{"min_holders", report.filters.min_holders},
                      {"pids", report.filters.pids},
                      {"comms", report.filters.comms},
@@ -339,6 +359,7 @@ void write_text(const Report& report, const TextOptions& options, std::ostream& 
            h.nr_cpus, h.duration_s, h.lock_events, h.acquisitions, h.holders, h.locks,
            h.lost_events + h.lost_samples);
   out << line;
+  if (h.lockrec) out << describe(*h.lockrec) << "\n";
   out << "symbols: " << h.symbol_source << "\n";
   for (const auto& note : h.notes) out << "note: " << note << "\n";
 

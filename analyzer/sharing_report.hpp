@@ -14,6 +14,7 @@
 #include "contention_stats.hpp"
 #include "holder_model.hpp"
 #include "lockdep.hpp"
+#include "lockrec_side_file.hpp"
 #include "lockscope/perf_data.hpp"
 #include "lockscope/symbolizer.hpp"
 
@@ -95,6 +96,7 @@ struct Header {
   uint64_t holders = 0;
   uint64_t locks = 0;
   bool contention_recording = false;
+  std::optional<LockrecSideFile> lockrec;  // lockrec's FILE.lockrec.json, when one lay beside FILE
   std::vector<std::string> notes;  // one line each: what the reader should know
 };
 

@@ -52,6 +52,14 @@ if [ -x "$lockanalyze" ]; then
   rows=$("$lockanalyze" events stress.data 2>/dev/null | grep -vc '^time_ns,') || fail "lockanalyze events failed"
   [ "$rows" = "$samples" ] || fail "lockanalyze events gives $rows rows, perf script $samples samples"
   echo "lockanalyze events agrees: $rows rows"
+  # The report finds stress.data.lockrec.json by itself and says how the recording was made.
+  "$lockanalyze" stress.data >report.txt 2>report.err || fail "lockanalyze report failed: $(cat report.err)"
+  mode_line=$(grep '^recorded by lockrec in ' report.txt) || fail "the report has no line from the side file"
+  case $expected_mode in
+    contention) [ "$mode_line" = "recorded by lockrec in contention mode: only contended acquisitions are seen" ] ;;
+    kprobe) case $mode_line in "recorded by lockrec in kprobe mode: "[1-9]*" probes"*) ;; *) false ;; esac ;;
+  esac || fail "the report's line is not of $expected_mode mode: $mode_line"
+  echo "lockanalyze report: $mode_line"
 else
   echo "note: no lockanalyze built here; checked against perf script only"
 fi
