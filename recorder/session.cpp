@@ -225,11 +225,18 @@ struct Pipe {
 
 // In perf's child: put the control pipe at perf_control_fd and the ack pipe at perf_ack_fd. Both
 // are first moved above the targets, so placing one never overwrites the other.
-void place_control_fds(int control_read, int ack_write) {
+//
+// perf also keeps a copy of the control pipe's write end, which it never writes to. perf 6.1 quits
+// at once when its control fd reads end-of-file, before it has finished the file ("Thread and
+// evlist pollfd index mismatch", then a data size of 0 that perf script refuses); without the copy
+// that happens the moment lockrec is killed and the kernel closes lockrec's write end. With it,
+// only a signal ends perf: SIGINT from lockrec, or the parent-death SIGINT if lockrec is killed.
+void place_control_fds(int control_read, int control_write, int ack_write) {
   constexpr int above_targets = 10;
   int control = fcntl(control_read, F_DUPFD_CLOEXEC, above_targets);
   int ack = fcntl(ack_write, F_DUPFD_CLOEXEC, above_targets);
-  dup2(control, perf_control_fd);  // dup2 leaves the new descriptors open across exec
+  fcntl(control_write, F_DUPFD, above_targets);  // F_DUPFD: this copy stays open across exec
+  dup2(control, perf_control_fd);                 // and so do descriptors dup2 makes
   dup2(ack, perf_ack_fd);
 }
 
@@ -266,17 +273,20 @@ class Recording {
  private:
   void start_perf() {
     pid_t lockrec = getpid();
-    int control_read = control_.read_end, ack_write = ack_.write_end;
+    int control_read = control_.read_end, control_write = control_.write_end, ack_write = ack_.write_end;
     Started perf = start_process(argv_, signals_, [=] {
       // Its own process group: a Ctrl-C at the terminal reaches COMMAND and lockrec, and lockrec
       // stops perf once, after COMMAND; perf never sees a second, half-handled SIGINT.
       setpgid(0, 0);
-      // If lockrec is killed, perf still stops cleanly and leaves a complete file.
+      // If lockrec is killed, the kernel sends perf SIGINT, on which perf finishes the file and
+      // exits, as when lockrec stops it. (perf keeps its control pipe open, see place_control_fds,
+      // so this signal is what ends it.) If lockrec died before the signal was set up, nothing would
+      // send it: perf is not started at all then.
       prctl(PR_SET_PDEATHSIG, SIGINT);
       if (getppid() != lockrec) _exit(exit_lockrec_failed);
       int null = open("/dev/null", O_RDONLY);
       dup2(null, STDIN_FILENO);
-      place_control_fds(control_read, ack_write);
+      place_control_fds(control_read, control_write, ack_write);
     });
     if (perf.pid < 0)
       throw Error("cannot run " + argv_[0] + ": " + std::strerror(perf.exec_errno))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real recordings on this machine, checked with perf's own tools: lockrec records real contention,
-# exits with COMMAND's status, leaves a complete file when interrupted, and --dry-run records
+# exits with COMMAND's status, leaves a complete file when interrupted or killed, and --dry-run records
 # nothing. Needs root, perf, stress-ng and python3; exits 77 saying why when one is missing.
 # Usage: real_recording.sh LOCKREC [LOCKANALYZE]
 set -euo pipefail
@@ -99,6 +99,42 @@ interrupt INT 130
 echo "== SIGTERM and SIGHUP too, passed on to COMMAND"
 interrupt TERM 143
 interrupt HUP 129
+
+echo "== lockrec killed outright: perf, stopped by its parent-death SIGINT, still finishes the file"
+rm -f progress && mkfifo progress
+"$lockrec" -o killed.data -- sleep 30 2>progress &
+pid=$!
+exec 3<progress
+while read -r line <&3; do
+  echo "$line" >>last.err
+  case $line in *"recording in "*) break ;; esac
+done
+cat <&3 >>last.err &
+drain=$!
+perf_pid=$(pgrep -P "$pid" -x perf) || fail "no perf running under lockrec"
+command_pid=$(pgrep -P "$pid" -x sleep) || fail "no COMMAND running under lockrec"
+stress-ng --fork 2 --timeout 2 >/dev/null 2>&1  # contention to record before the kill (system-wide)
+kill -KILL "$pid"
+wait "$pid" || true
+# perf is no child of this shell: wait for it by polling, 30 s at most.
+for _ in $(seq 300); do kill -0 "$perf_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$perf_pid" 2>/dev/null && { kill -KILL "$perf_pid"; fail "perf still runs 30 s after lockrec was killed"; }
+# COMMAND is left running when lockrec is killed (docs/recorder.md); the test ends it, which also
+# lets the drain end: it holds the fifo open.
+kill -0 "$command_pid" 2>/dev/null || fail "COMMAND did not outlive the killed lockrec"
+kill "$command_pid"
+wait "$drain" || true
+exec 3<&-
+perf script -i killed.data -F event >/dev/null 2>killed.err ||
+  fail "perf script cannot read the file left by a killed lockrec: $(head -3 killed.err)"
+samples=$(sample_count killed.data) || fail "perf script found no samples recorded before the kill"
+if [ -x "$lockanalyze" ]; then
+  "$lockanalyze" events killed.data >killed.csv 2>killed.err ||
+    fail "lockanalyze events cannot read the file left by a killed lockrec: $(head -3 killed.err)"
+  rows=$(grep -vc '^time_ns,' killed.csv) || true
+  [ "$rows" = "$samples" ] || fail "killed lockrec: lockanalyze events gives $rows rows, perf script $samples samples"
+fi
+echo "perf finished the file: perf script reads $samples samples"
 
 echo "== Ctrl-C at a terminal: the terminal signals COMMAND and lockrec, lockrec stops perf"
 if command -v script >/dev/null; then
