@@ -109,7 +109,7 @@ std::vector<std::string> preflight_problems(const KernelView& kernel, const Opti
     problems.push_back("perf does not run (" + perf.version_line +
                        "); install the perf matching the kernel (Debian: apt-get install linux-perf)");
   if (!privileged) {
-    problems.push_back("lockrec needs root, or CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo");
+    problems.push_back("recording needs root, or CAP_PERFMON and CAP_SYS_ADMIN; run lockrec with sudo");
     if (auto paranoid = kernel.perf_event_paranoid(); paranoid && *paranoid > -1)
       problems.push_back("kernel.perf_event_paranoid is " + std::to_string(*paranoid) +
                          ": system-wide tracing without root needs sysctl kernel.perf_event_paranoid=-1");

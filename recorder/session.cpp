@@ -404,6 +404,12 @@ bool perf_ended_well(const Outcome& outcome) {
 
 // ---- the modes lockrec runs in ---------------------------------------------------------------
 
+// Each problem on a line of its own, since each says what to do about itself; then lockrec stops.
+int report_problems(const std::vector<std::string>& problems) {
+  for (const auto& problem : problems) say(problem);
+  return exit_lockrec_failed;
+}
+
 int run_cleanup(const KernelView& kernel, const Options& options) {
   SignalWatch signals;
   if (!kernel.has_kprobe_events()) {
@@ -416,7 +422,7 @@ int run_cleanup(const KernelView& kernel, const Options& options) {
 }
 
 int run_dry(const KernelView& kernel, const Options& options) {
-  if (auto problems = kernel_problems(kernel, options); !problems.empty()) throw Error(join(problems, "; "));
+  if (auto problems = kernel_problems(kernel, options); !problems.empty()) return report_problems(problems);
   Mode mode = resolve_mode(kernel, options.mode);
   say("dry run: the perf commands of a recording in " + std::string(name_of(mode)) + " mode, in order");
   std::vector<std::string> events = contention_events();
@@ -438,7 +444,7 @@ int run_recording(const KernelView& kernel, const Options& options) {
   SignalWatch signals;
   PerfFacts perf = check_perf(options, signals);
   auto problems = preflight_problems(kernel, options, perf, is_privileged());
-  if (!problems.empty()) throw Error(join(problems, "; "));
+  if (!problems.empty()) return report_problems(problems);
   std::string perf_version = major_minor(perf.version_line), kernel_version = major_minor(kernel.release());
   if (perf_version != kernel_version)
     say("note: perf " + perf_version + " is not the kernel's version " + kernel_version +
