@@ -500,6 +500,24 @@ int run_recording(const KernelView& kernel, const Options& options) {
     throw Error("perf record " + what + when)
         .hint("its messages are above; the recording " + options.output.string() + " is incomplete");
   }
+  // perf stopped before lockrec asked it to, and exited 0: it decided the recording was over (at
+  // --max-size, perf says "perf size limit reached"). COMMAND's status, or a 130 as if interrupted,
+  // would hide that the recording ended early.
+  bool perf_ended_by_itself = !outcome.perf_stopped_by_us && !outcome.stop_signal;
+  if (perf_ended_by_itself) {
+    if (outcome.command_status) {
+      summary.command_wait_status = *outcome.command_status;
+      write_side_files(kernel, options, summary);
+    }
+    std::string what = "perf record ended by itself (" + describe_wait_status(*outcome.perf_status) + ") " +
+                       (outcome.command_status ? "while COMMAND ran, so lockrec stopped COMMAND"
+                                               : "before COMMAND started, so COMMAND was not run");
+    std::string what_to_do = options.max_size.empty()
+                                 ? "perf's messages above say why"
+                                 : "perf stops at --max-size " + options.max_size + ": give a larger one";
+    say(what + "; " + what_to_do);
+    return exit_lockrec_failed;
+  }
   if (outcome.command_exec_errno != 0) {
     say("cannot run " + options.command[0] + ": " + std::strerror(outcome.command_exec_errno));
     return outcome.command_exec_errno == ENOENT ? exit_command_not_found : exit_command_not_executable;

@@ -73,6 +73,14 @@ expect_status 125 "perf dying"
 grep -q "perf record exited with status 3" last.err || fail "perf's failure not reported"
 expect_no_probes "perf dying"
 
+echo "== perf record ends by itself: said, exit 125, COMMAND stopped, probes removed"
+fresh_root ""
+FAKE_PERF_RECORD_ENDS=1 run_lockrec -o ends.data -- sleep 30
+expect_status 125 "perf ending by itself"
+grep -q "perf record ended by itself (exited with status 0) while COMMAND ran, so lockrec stopped COMMAND" last.err ||
+  fail "perf ending by itself not said"
+expect_no_probes "perf ending by itself"
+
 echo "== perf probe fails halfway: auto falls back to contention, --mode kprobe stops"
 fresh_root ""
 FAKE_PERF_PROBE_FAILS=1 run_lockrec -o fallback.data -- true

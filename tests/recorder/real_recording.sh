@@ -71,6 +71,28 @@ status=0
 [ "$status" = 125 ] || fail "perf failing gave $status, not 125"
 grep -q "perf record .* before COMMAND started" last.err || fail "no line blaming perf"
 
+echo "== perf ending by itself (--max-size) is said and exits 125, not taken for an interrupt"
+status=0
+"$lockrec" -o tiny.data --max-size 1K -- touch tiny.ran 2>last.err || status=$?
+[ "$status" = 125 ] || fail "perf stopping at --max-size during its startup records gave $status, not 125"
+grep -q "^lockrec: perf record ended by itself (exited with status 0) before COMMAND started, so COMMAND was not run; perf stops at --max-size 1K" last.err ||
+  fail "no line saying perf ended by itself before COMMAND started"
+[ ! -e tiny.ran ] || fail "COMMAND ran although perf had ended"
+perf script -i tiny.data -F event >/dev/null 2>&1 || fail "perf script cannot read the file perf ended by itself"
+# Mid-run: a limit some 300 KB past what perf writes for an empty recording, and a COMMAND that
+# execs short processes (each one is a few perf records) for up to a minute until it is stopped.
+limit_kb=$(($(stat -c %s seven.data) / 1024 + 300))
+status=0
+"$lockrec" -o full.data --max-size "${limit_kb}K" -- \
+  sh -c 'end=$(($(date +%s) + 60)); while [ "$(date +%s)" -lt "$end" ]; do /bin/true; done; touch full.finished' \
+  2>last.err || status=$?
+[ "$status" = 125 ] || fail "perf stopping at --max-size ${limit_kb}K mid-recording gave $status, not 125"
+grep -q "^lockrec: perf record ended by itself (exited with status 0) while COMMAND ran, so lockrec stopped COMMAND" last.err ||
+  fail "no line saying perf ended by itself while COMMAND ran"
+[ ! -e full.finished ] || fail "COMMAND ran to its end although perf had ended"
+perf script -i full.data -F event >/dev/null 2>&1 || fail "perf script cannot read the file perf ended at --max-size"
+[ "$("$here/json-field" full.data.lockrec.json command_status.signal)" = 15 ] || fail "COMMAND's SIGTERM not in the JSON"
+
 interrupt() {  # signal, expected exit status
   local signal=$1 expected=$2 status=0 line
   rm -f progress && mkfifo progress
