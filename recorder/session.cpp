@@ -84,20 +84,27 @@ PerfFacts check_perf(const Options& options, const SignalWatch& signals) {
 // never blocks the next one.
 class RecorderLock {
  public:
+  // Takes the lock if no other lockrec holds it; held() says whether it did.
   explicit RecorderLock(const KernelView& kernel) {
     std::filesystem::path file = kernel.path("/run/lock/lockrec.lock");
     fd_ = open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw Error(std::string("cannot open: ") + std::strerror(errno)).file(file.string());
-    if (flock(fd_, LOCK_EX | LOCK_NB) != 0)
-      throw Error("another lockrec is recording with kprobes")
-          .hint("wait for it to finish, or record with --mode contention");
+    held_ = flock(fd_, LOCK_EX | LOCK_NB) == 0;
   }
   ~RecorderLock() { close(fd_); }
   RecorderLock(const RecorderLock&) = delete;
   RecorderLock& operator=(const RecorderLock&) = delete;
 
+  bool held() const { return held_; }
+  void require() const {
+    if (!held_)
+      throw Error("another lockrec is recording with kprobes")
+          .hint("wait for it to finish, or record with --mode contention");
+  }
+
  private:
   int fd_ = -1;
+  bool held_ = false;
 };
 
 void delete_probe_group(const KernelView& kernel, const Options& options, const SignalWatch& signals) {
@@ -417,6 +424,7 @@ int run_cleanup(const KernelView& kernel, const Options& options) {
     return 0;
   }
   RecorderLock only_one(kernel);
+  only_one.require();
   if (remove_stale_probes(kernel, options, signals) == 0) say("no lockrec probes to remove");
   return 0;
 }
@@ -426,9 +434,10 @@ int run_dry(const KernelView& kernel, const Options& options) {
   Mode mode = resolve_mode(kernel, options.mode);
   say("dry run: the perf commands of a recording in " + std::string(name_of(mode)) + " mode, in order");
   std::vector<std::string> events = contention_events();
+  // Stale probes are removed first in either mode.
+  if (!kernel.probe_events_in_group(probe_group).empty())
+    std::cout << shell_quote(probe_delete_command(options)) << "\n";
   if (mode == Mode::kprobe) {
-    if (!kernel.probe_events_in_group(probe_group).empty())
-      std::cout << shell_quote(probe_delete_command(options)) << "\n";
     ProbePlan plan = plan_probes(kernel, options);
     std::cerr << format_skipped_table(plan);
     if (plan.chosen.empty()) throw Error("none of lockrec's probe functions is in this kernel");
@@ -455,9 +464,15 @@ int run_recording(const KernelView& kernel, const Options& options) {
   std::optional<ProbePlan> plan;
   std::optional<ProbeSession> probes;
   RecordingSummary summary;
-  if (mode == Mode::kprobe) {
+  // Probes a killed lockrec left go whatever this recording's mode: someone who records only in
+  // contention mode would otherwise keep them in kprobe_events until a --cleanup. Only while no
+  // other lockrec holds the lock, though: then they are that lockrec's, and in use.
+  if (mode == Mode::kprobe || kernel.has_kprobe_events()) {
     only_one.emplace(kernel);
-    remove_stale_probes(kernel, options, signals);
+    if (only_one->held()) remove_stale_probes(kernel, options, signals);
+  }
+  if (mode == Mode::kprobe) {
+    only_one->require();
     plan = plan_probes(kernel, options);
     std::cerr << format_skipped_table(*plan);
     try {
@@ -474,6 +489,7 @@ int run_recording(const KernelView& kernel, const Options& options) {
     }
   }
   if (mode == Mode::contention) {
+    only_one.reset();  // a contention recording leaves the probe group to any kprobe recording
     say("recording the lock:contention_begin/end tracepoints: only contended acquisitions will be seen" +
         std::string(options.mode == Mode::automatic && !kernel.has_kprobe_events()
                         ? " (this kernel has no kprobe_events)"

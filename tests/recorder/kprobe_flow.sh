@@ -132,6 +132,32 @@ grep -q "removing 2 probes of group lockrec left by an earlier lockrec" last.err
 expect_no_probes "run after a killed one"
 grep -qx "$other_probe" "$FAKE_TRACEFS/kprobe_events" || fail "another group's probe was removed"
 
+echo "== stale probes and a contention recording: removed all the same, unless another lockrec holds them"
+stale_probes="p:lockrec/_raw_spin_lock _raw_spin_lock lock=%di:x64
+$other_probe
+"
+fresh_root "$stale_probes"
+run_lockrec --mode contention --dry-run -- true
+[ "$(cut -d' ' -f2,3,4 last.out | tr '\n' ' ')" = "probe --quiet --del record -o perf.data " ] ||
+  fail "contention dry run does not remove stale probes first: $(cat last.out)"
+run_lockrec --mode contention -o stale-contention.data -- true
+expect_status 0 "contention run after a killed one"
+grep -q "removing 1 probes of group lockrec left by an earlier lockrec" last.err || fail "stale probes not announced"
+expect_no_probes "contention run after a killed one"
+grep -qx "$other_probe" "$FAKE_TRACEFS/kprobe_events" || fail "another group's probe was removed"
+[ "$(awk '{print $2}' perf.log | tr '\n' ' ')" = "--version probe record " ] || fail "wrong order: $(cat perf.log)"
+grep -q -- "-e lock:contention_begin" perf.log || fail "did not record contention: $(cat perf.log)"
+fresh_root "$stale_probes"
+# flock(1) holds the lock as a running kprobe lockrec would, for as long as the lockrec inside runs.
+status=0
+flock "$work/root/run/lock/lockrec.lock" \
+  "$lockrec" --perf "$here/fake-perf" --system-root "$work/root" --mode contention -o busy.data -- true \
+  >last.out 2>last.err || status=$?
+expect_status 0 "contention run beside a kprobe recording"
+[ "$(lockrec_probes)" = 1 ] || fail "the running kprobe recording's probes were touched: $(cat "$FAKE_TRACEFS/kprobe_events")"
+grep -q "removing" last.err && fail "announced removing probes it left alone"
+grep -q -- " probe " perf.log && fail "ran perf probe beside a kprobe recording: $(cat perf.log)"
+
 echo "== SIGINT while recording: probes removed"
 fresh_root ""
 rm -f progress && mkfifo progress
