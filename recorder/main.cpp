@@ -32,7 +32,8 @@ void define_options(CLI::App& app, Options& options, std::string& mode_name) {
                "also put return probes on the trylock functions to see whether they took the lock "
                "(kprobe mode; opt-in because return probes on lock functions are risky)");
   app.add_option("--vmlinux", options.vmlinux,
-                 "vmlinux with DWARF: fetch the lock by its parameter name instead of the argument register")
+                 "vmlinux with DWARF: fetch the lock by its parameter name instead of the argument register "
+                 "(kprobe mode)")
       ->check(CLI::ExistingFile);
   auto* dry_run = app.add_flag("--dry-run", options.dry_run, "print the perf commands lockrec would run, in order, and stop");
   app.add_flag("--cleanup", options.cleanup, "remove lockrec probes left by a lockrec that was killed, and stop")

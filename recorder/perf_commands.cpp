@@ -102,6 +102,14 @@ std::vector<std::string> contention_events() {
   return {probes::contention_tracepoints.begin(), probes::contention_tracepoints.end()};
 }
 
+std::vector<std::string> kprobe_only_options(const Options& options) {
+  std::vector<std::string> given;
+  if (options.release) given.push_back("--release");
+  if (options.trylock_result) given.push_back("--trylock-result");
+  if (!options.vmlinux.empty()) given.push_back("--vmlinux");
+  return given;
+}
+
 std::vector<std::string> preflight_problems(const KernelView& kernel, const Options& options,
                                             const PerfFacts& perf, bool privileged) {
   std::vector<std::string> problems;

@@ -411,6 +411,14 @@ bool perf_ended_well(const Outcome& outcome) {
 
 // ---- the modes lockrec runs in ---------------------------------------------------------------
 
+// Options the user gave that change only kprobes would otherwise be dropped without a word.
+void note_kprobe_only_options(const Options& options) {
+  std::vector<std::string> given = kprobe_only_options(options);
+  if (given.empty()) return;
+  say("note: " + join(given, ", ") + (given.size() == 1 ? " has" : " have") +
+      " no effect in contention mode (only kprobe mode's probes use them)");
+}
+
 // Each problem on a line of its own, since each says what to do about itself; then lockrec stops.
 int report_problems(const std::vector<std::string>& problems) {
   for (const auto& problem : problems) say(problem);
@@ -443,6 +451,8 @@ int run_dry(const KernelView& kernel, const Options& options) {
     if (plan.chosen.empty()) throw Error("none of lockrec's probe functions is in this kernel");
     std::cout << shell_quote(probe_add_command(options, plan)) << "\n";
     events = plan.events();
+  } else {
+    note_kprobe_only_options(options);
   }
   std::cout << shell_quote(record_command(options, events)) << "\n";
   if (mode == Mode::kprobe) std::cout << shell_quote(probe_delete_command(options)) << "\n";
@@ -494,6 +504,7 @@ int run_recording(const KernelView& kernel, const Options& options) {
         std::string(options.mode == Mode::automatic && !kernel.has_kprobe_events()
                         ? " (this kernel has no kprobe_events)"
                         : ""));
+    note_kprobe_only_options(options);
     summary.events = contention_events();
   }
   summary.mode = mode;

@@ -88,11 +88,36 @@ expect_status 0 "fallback"
 grep -q "falling back to contention mode" last.err || fail "no fallback line"
 grep -q -- "-e lock:contention_begin" perf.log || fail "fallback did not record contention"
 expect_no_probes "fallback"
+grep -q "no effect" last.err && fail "a note about options nobody gave"
+fresh_root ""
+FAKE_PERF_PROBE_FAILS=1 run_lockrec --trylock-result -o fallback.data -- true
+expect_status 0 "fallback with --trylock-result"
+grep -q "^lockrec: note: --trylock-result has no effect in contention mode" last.err ||
+  fail "no line saying --trylock-result does nothing once fallen back to contention"
 fresh_root ""
 FAKE_PERF_PROBE_FAILS=1 run_lockrec --mode kprobe -o nofallback.data -- true
 expect_status 125 "--mode kprobe with failing perf probe"
 grep -q "perf probe refused every probe" last.err || fail "no line blaming perf probe"
 expect_no_probes "--mode kprobe with failing perf probe"
+
+echo "== kprobe-only options in contention mode: one line saying they do nothing"
+fresh_root ""
+run_lockrec --mode contention --release --trylock-result --vmlinux "$fixtures/README.md" -o contention.data -- true
+expect_status 0 "--mode contention with kprobe options"
+grep -q "^lockrec: note: --release, --trylock-result, --vmlinux have no effect in contention mode" last.err ||
+  fail "no line saying the kprobe options do nothing in contention mode"
+run_lockrec --mode contention --release --dry-run -- true
+grep -q "^lockrec: note: --release has no effect in contention mode" last.err || fail "--dry-run does not say it either"
+run_lockrec --release -o kprobe.data -- true
+expect_status 0 "kprobe mode with --release"
+grep -q "no effect" last.err && fail "kprobe mode says --release has no effect"
+# auto on a kernel without kprobes is contention mode too (the tree is only read: no copy needed)
+status=0
+"$lockrec" --perf "$here/fake-perf" --system-root "$fixtures/no-kprobes" --release -o auto.data -- true \
+  >last.out 2>last.err || status=$?
+expect_status 0 "auto without kprobes, with --release"
+grep -q "^lockrec: note: --release has no effect in contention mode" last.err ||
+  fail "auto falling to contention does not say --release does nothing"
 
 echo "== perf probe refuses one function: that one is skipped, the others recorded"
 fresh_root ""
