@@ -29,6 +29,17 @@ expected_mode=contention
 [ -e "$tracefs/kprobe_events" ] && expected_mode=kprobe
 # One line per sample: the event name alone, no callchain lines.
 sample_count() { perf script -i "$1" -F event 2>/dev/null | grep -c .; }
+# lockanalyze events reads FILE (which perf script has read already) and gives one row per sample,
+# as many as perf script finds. Without a built lockanalyze there is nothing to check.
+lockanalyze_agrees() {  # FILE, what made it (for the message)
+  [ -x "$lockanalyze" ] || return 0
+  local samples rows
+  samples=$(sample_count "$1") || true
+  "$lockanalyze" events "$1" >"$1.csv" 2>"$1.lockanalyze.err" ||
+    fail "$2: lockanalyze events cannot read the file: $(head -3 "$1.lockanalyze.err")"
+  rows=$(grep -vc '^time_ns,' "$1.csv") || true
+  [ "$rows" = "$samples" ] || fail "$2: lockanalyze events gives $rows rows, perf script $samples samples"
+}
 
 echo "== a recording of real contention: $expected_mode mode"
 "$lockrec" -o stress.data -- stress-ng --fork 2 --timeout 3 >/dev/null 2>last.err || fail "lockrec exited $?"
@@ -112,6 +123,7 @@ interrupt() {  # signal, expected exit status
   exec 3<&-
   [ "$status" = "$expected" ] || fail "SIG$signal to lockrec: exit $status, not $expected"
   perf script -i "$signal.data" -F event >/dev/null 2>&1 || fail "perf script cannot read the file left by SIG$signal"
+  lockanalyze_agrees "$signal.data" "SIG$signal"
   [ "$(lockrec_probes)" = 0 ] || fail "lockrec probes left behind after SIG$signal"
   [ "$("$here/json-field" "$signal.data.lockrec.json" command_status.signal)" = "$((expected - 128))" ] ||
     fail "COMMAND's signal not in the JSON"
@@ -150,12 +162,7 @@ exec 3<&-
 perf script -i killed.data -F event >/dev/null 2>killed.err ||
   fail "perf script cannot read the file left by a killed lockrec: $(head -3 killed.err)"
 samples=$(sample_count killed.data) || fail "perf script found no samples recorded before the kill"
-if [ -x "$lockanalyze" ]; then
-  "$lockanalyze" events killed.data >killed.csv 2>killed.err ||
-    fail "lockanalyze events cannot read the file left by a killed lockrec: $(head -3 killed.err)"
-  rows=$(grep -vc '^time_ns,' killed.csv) || true
-  [ "$rows" = "$samples" ] || fail "killed lockrec: lockanalyze events gives $rows rows, perf script $samples samples"
-fi
+lockanalyze_agrees killed.data "killed lockrec"
 echo "perf finished the file: perf script reads $samples samples"
 
 echo "== Ctrl-C at a terminal: the terminal signals COMMAND and lockrec, lockrec stops perf"
@@ -178,6 +185,7 @@ if command -v script >/dev/null; then
   wait "$terminal_pid" || terminal_status=$?
   [ "$terminal_status" = 130 ] || fail "Ctrl-C: lockrec exited with $terminal_status, not 130"
   perf script -i ctrlc.data -F event >/dev/null 2>&1 || fail "perf script cannot read the file left by Ctrl-C"
+  lockanalyze_agrees ctrlc.data "Ctrl-C"
   [ "$("$here/json-field" ctrlc.data.lockrec.json command_status.signal)" = 2 ] || fail "Ctrl-C not in the JSON"
   [ "$(lockrec_probes)" = 0 ] || fail "lockrec probes left behind after Ctrl-C"
 else
