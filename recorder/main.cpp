@@ -19,7 +19,8 @@ void define_options(CLI::App& app, Options& options, std::string& mode_name) {
       ->check(CLI::IsMember({"fp", "dwarf", "lbr"}));
   app.add_option("--sample-every", options.sample_every, "keep one event in N (perf record -c N); default every one")
       ->check(CLI::PositiveNumber);
-  app.add_option("--max-size", options.max_size, "stop writing at this size, e.g. 500M (perf record --max-size)");
+  app.add_option("--max-size", options.max_size, "stop recording at this size, e.g. 500M (perf record --max-size); "
+                                                  "lockrec then stops COMMAND and exits 125");
   app.add_flag("-z,--compress", options.compress, "compress the recording with zstd (perf record -z)");
   app.add_option("--mode", mode_name,
                  "kprobe: probe the lock functions (every acquisition); contention: the lock:contention_* "
@@ -31,7 +32,8 @@ void define_options(CLI::App& app, Options& options, std::string& mode_name) {
                "also put return probes on the trylock functions to see whether they took the lock "
                "(kprobe mode; opt-in because return probes on lock functions are risky)");
   app.add_option("--vmlinux", options.vmlinux,
-                 "vmlinux with DWARF: fetch the lock by its parameter name instead of the argument register")
+                 "vmlinux with DWARF: fetch the lock by its parameter name instead of the argument register "
+                 "(kprobe mode)")
       ->check(CLI::ExistingFile);
   auto* dry_run = app.add_flag("--dry-run", options.dry_run, "print the perf commands lockrec would run, in order, and stop");
   app.add_flag("--cleanup", options.cleanup, "remove lockrec probes left by a lockrec that was killed, and stop")

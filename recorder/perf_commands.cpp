@@ -102,6 +102,14 @@ std::vector<std::string> contention_events() {
   return {probes::contention_tracepoints.begin(), probes::contention_tracepoints.end()};
 }
 
+std::vector<std::string> kprobe_only_options(const Options& options) {
+  std::vector<std::string> given;
+  if (options.release) given.push_back("--release");
+  if (options.trylock_result) given.push_back("--trylock-result");
+  if (!options.vmlinux.empty()) given.push_back("--vmlinux");
+  return given;
+}
+
 std::vector<std::string> preflight_problems(const KernelView& kernel, const Options& options,
                                             const PerfFacts& perf, bool privileged) {
   std::vector<std::string> problems;
@@ -109,7 +117,7 @@ std::vector<std::string> preflight_problems(const KernelView& kernel, const Opti
     problems.push_back("perf does not run (" + perf.version_line +
                        "); install the perf matching the kernel (Debian: apt-get install linux-perf)");
   if (!privileged) {
-    problems.push_back("lockrec needs root, or CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo");
+    problems.push_back("recording needs root, or CAP_PERFMON and CAP_SYS_ADMIN; run lockrec with sudo");
     if (auto paranoid = kernel.perf_event_paranoid(); paranoid && *paranoid > -1)
       problems.push_back("kernel.perf_event_paranoid is " + std::to_string(*paranoid) +
                          ": system-wide tracing without root needs sysctl kernel.perf_event_paranoid=-1");

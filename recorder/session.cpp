@@ -84,20 +84,27 @@ PerfFacts check_perf(const Options& options, const SignalWatch& signals) {
 // never blocks the next one.
 class RecorderLock {
  public:
+  // Takes the lock if no other lockrec holds it; held() says whether it did.
   explicit RecorderLock(const KernelView& kernel) {
     std::filesystem::path file = kernel.path("/run/lock/lockrec.lock");
     fd_ = open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw Error(std::string("cannot open: ") + std::strerror(errno)).file(file.string());
-    if (flock(fd_, LOCK_EX | LOCK_NB) != 0)
-      throw Error("another lockrec is recording with kprobes")
-          .hint("wait for it to finish, or record with --mode contention");
+    held_ = flock(fd_, LOCK_EX | LOCK_NB) == 0;
   }
   ~RecorderLock() { close(fd_); }
   RecorderLock(const RecorderLock&) = delete;
   RecorderLock& operator=(const RecorderLock&) = delete;
 
+  bool held() const { return held_; }
+  void require() const {
+    if (!held_)
+      throw Error("another lockrec is recording with kprobes")
+          .hint("wait for it to finish, or record with --mode contention");
+  }
+
  private:
   int fd_ = -1;
+  bool held_ = false;
 };
 
 void delete_probe_group(const KernelView& kernel, const Options& options, const SignalWatch& signals) {
@@ -225,11 +232,18 @@ struct Pipe {
 
 // In perf's child: put the control pipe at perf_control_fd and the ack pipe at perf_ack_fd. Both
 // are first moved above the targets, so placing one never overwrites the other.
-void place_control_fds(int control_read, int ack_write) {
+//
+// perf also keeps a copy of the control pipe's write end, which it never writes to. perf 6.1 quits
+// at once when its control fd reads end-of-file, before it has finished the file ("Thread and
+// evlist pollfd index mismatch", then a data size of 0 that perf script refuses); without the copy
+// that happens the moment lockrec is killed and the kernel closes lockrec's write end. With it,
+// only a signal ends perf: SIGINT from lockrec, or the parent-death SIGINT if lockrec is killed.
+void place_control_fds(int control_read, int control_write, int ack_write) {
   constexpr int above_targets = 10;
   int control = fcntl(control_read, F_DUPFD_CLOEXEC, above_targets);
   int ack = fcntl(ack_write, F_DUPFD_CLOEXEC, above_targets);
-  dup2(control, perf_control_fd);  // dup2 leaves the new descriptors open across exec
+  fcntl(control_write, F_DUPFD, above_targets);  // F_DUPFD: this copy stays open across exec
+  dup2(control, perf_control_fd);                 // and so do descriptors dup2 makes
   dup2(ack, perf_ack_fd);
 }
 
@@ -266,17 +280,20 @@ class Recording {
  private:
   void start_perf() {
     pid_t lockrec = getpid();
-    int control_read = control_.read_end, ack_write = ack_.write_end;
+    int control_read = control_.read_end, control_write = control_.write_end, ack_write = ack_.write_end;
     Started perf = start_process(argv_, signals_, [=] {
       // Its own process group: a Ctrl-C at the terminal reaches COMMAND and lockrec, and lockrec
       // stops perf once, after COMMAND; perf never sees a second, half-handled SIGINT.
       setpgid(0, 0);
-      // If lockrec is killed, perf still stops cleanly and leaves a complete file.
+      // If lockrec is killed, the kernel sends perf SIGINT, on which perf finishes the file and
+      // exits, as when lockrec stops it. (perf keeps its control pipe open, see place_control_fds,
+      // so this signal is what ends it.) If lockrec died before the signal was set up, nothing would
+      // send it: perf is not started at all then.
       prctl(PR_SET_PDEATHSIG, SIGINT);
       if (getppid() != lockrec) _exit(exit_lockrec_failed);
       int null = open("/dev/null", O_RDONLY);
       dup2(null, STDIN_FILENO);
-      place_control_fds(control_read, ack_write);
+      place_control_fds(control_read, control_write, ack_write);
     });
     if (perf.pid < 0)
       throw Error("cannot run " + argv_[0] + ": " + std::strerror(perf.exec_errno))
@@ -394,6 +411,20 @@ bool perf_ended_well(const Outcome& outcome) {
 
 // ---- the modes lockrec runs in ---------------------------------------------------------------
 
+// Options the user gave that change only kprobes would otherwise be dropped without a word.
+void note_kprobe_only_options(const Options& options) {
+  std::vector<std::string> given = kprobe_only_options(options);
+  if (given.empty()) return;
+  say("note: " + join(given, ", ") + (given.size() == 1 ? " has" : " have") +
+      " no effect in contention mode (only kprobe mode's probes use them)");
+}
+
+// Each problem on a line of its own, since each says what to do about itself; then lockrec stops.
+int report_problems(const std::vector<std::string>& problems) {
+  for (const auto& problem : problems) say(problem);
+  return exit_lockrec_failed;
+}
+
 int run_cleanup(const KernelView& kernel, const Options& options) {
   SignalWatch signals;
   if (!kernel.has_kprobe_events()) {
@@ -401,23 +432,27 @@ int run_cleanup(const KernelView& kernel, const Options& options) {
     return 0;
   }
   RecorderLock only_one(kernel);
+  only_one.require();
   if (remove_stale_probes(kernel, options, signals) == 0) say("no lockrec probes to remove");
   return 0;
 }
 
 int run_dry(const KernelView& kernel, const Options& options) {
-  if (auto problems = kernel_problems(kernel, options); !problems.empty()) throw Error(join(problems, "; "));
+  if (auto problems = kernel_problems(kernel, options); !problems.empty()) return report_problems(problems);
   Mode mode = resolve_mode(kernel, options.mode);
   say("dry run: the perf commands of a recording in " + std::string(name_of(mode)) + " mode, in order");
   std::vector<std::string> events = contention_events();
+  // Stale probes are removed first in either mode.
+  if (!kernel.probe_events_in_group(probe_group).empty())
+    std::cout << shell_quote(probe_delete_command(options)) << "\n";
   if (mode == Mode::kprobe) {
-    if (!kernel.probe_events_in_group(probe_group).empty())
-      std::cout << shell_quote(probe_delete_command(options)) << "\n";
     ProbePlan plan = plan_probes(kernel, options);
     std::cerr << format_skipped_table(plan);
     if (plan.chosen.empty()) throw Error("none of lockrec's probe functions is in this kernel");
     std::cout << shell_quote(probe_add_command(options, plan)) << "\n";
     events = plan.events();
+  } else {
+    note_kprobe_only_options(options);
   }
   std::cout << shell_quote(record_command(options, events)) << "\n";
   if (mode == Mode::kprobe) std::cout << shell_quote(probe_delete_command(options)) << "\n";
@@ -428,7 +463,7 @@ int run_recording(const KernelView& kernel, const Options& options) {
   SignalWatch signals;
   PerfFacts perf = check_perf(options, signals);
   auto problems = preflight_problems(kernel, options, perf, is_privileged());
-  if (!problems.empty()) throw Error(join(problems, "; "));
+  if (!problems.empty()) return report_problems(problems);
   std::string perf_version = major_minor(perf.version_line), kernel_version = major_minor(kernel.release());
   if (perf_version != kernel_version)
     say("note: perf " + perf_version + " is not the kernel's version " + kernel_version +
@@ -439,9 +474,15 @@ int run_recording(const KernelView& kernel, const Options& options) {
   std::optional<ProbePlan> plan;
   std::optional<ProbeSession> probes;
   RecordingSummary summary;
-  if (mode == Mode::kprobe) {
+  // Probes a killed lockrec left go whatever this recording's mode: someone who records only in
+  // contention mode would otherwise keep them in kprobe_events until a --cleanup. Only while no
+  // other lockrec holds the lock, though: then they are that lockrec's, and in use.
+  if (mode == Mode::kprobe || kernel.has_kprobe_events()) {
     only_one.emplace(kernel);
-    remove_stale_probes(kernel, options, signals);
+    if (only_one->held()) remove_stale_probes(kernel, options, signals);
+  }
+  if (mode == Mode::kprobe) {
+    only_one->require();
     plan = plan_probes(kernel, options);
     std::cerr << format_skipped_table(*plan);
     try {
@@ -458,10 +499,12 @@ int run_recording(const KernelView& kernel, const Options& options) {
     }
   }
   if (mode == Mode::contention) {
+    only_one.reset();  // a contention recording leaves the probe group to any kprobe recording
     say("recording the lock:contention_begin/end tracepoints: only contended acquisitions will be seen" +
         std::string(options.mode == Mode::automatic && !kernel.has_kprobe_events()
                         ? " (this kernel has no kprobe_events)"
                         : ""));
+    note_kprobe_only_options(options);
     summary.events = contention_events();
   }
   summary.mode = mode;
@@ -483,6 +526,24 @@ int run_recording(const KernelView& kernel, const Options& options) {
                                                   : " before COMMAND started";
     throw Error("perf record " + what + when)
         .hint("its messages are above; the recording " + options.output.string() + " is incomplete");
+  }
+  // perf stopped before lockrec asked it to, and exited 0: it decided the recording was over (at
+  // --max-size, perf says "perf size limit reached"). COMMAND's status, or a 130 as if interrupted,
+  // would hide that the recording ended early.
+  bool perf_ended_by_itself = !outcome.perf_stopped_by_us && !outcome.stop_signal;
+  if (perf_ended_by_itself) {
+    if (outcome.command_status) {
+      summary.command_wait_status = *outcome.command_status;
+      write_side_files(kernel, options, summary);
+    }
+    std::string what = "perf record ended by itself (" + describe_wait_status(*outcome.perf_status) + ") " +
+                       (outcome.command_status ? "while COMMAND ran, so lockrec stopped COMMAND"
+                                               : "before COMMAND started, so COMMAND was not run");
+    std::string what_to_do = options.max_size.empty()
+                                 ? "perf's messages above say why"
+                                 : "perf stops at --max-size " + options.max_size + ": give a larger one";
+    say(what + "; " + what_to_do);
+    return exit_lockrec_failed;
   }
   if (outcome.command_exec_errno != 0) {
     say("cannot run " + options.command[0] + ": " + std::strerror(outcome.command_exec_errno));

@@ -135,6 +135,9 @@ Mode resolve_mode(const KernelView& kernel, Mode requested);
 std::string_view name_of(Mode mode);
 std::optional<Mode> mode_named(std::string_view name);  // "auto", "kprobe" or "contention"
 std::vector<std::string> contention_events();
+// The options given that only change which kprobes are added and how (--release, --trylock-result,
+// --vmlinux): a contention recording has no probes for them to change.
+std::vector<std::string> kprobe_only_options(const Options& options);
 
 // What a finished recording was, for the side files.
 struct RecordingSummary {

@@ -73,6 +73,14 @@ expect_status 125 "perf dying"
 grep -q "perf record exited with status 3" last.err || fail "perf's failure not reported"
 expect_no_probes "perf dying"
 
+echo "== perf record ends by itself: said, exit 125, COMMAND stopped, probes removed"
+fresh_root ""
+FAKE_PERF_RECORD_ENDS=1 run_lockrec -o ends.data -- sleep 30
+expect_status 125 "perf ending by itself"
+grep -q "perf record ended by itself (exited with status 0) while COMMAND ran, so lockrec stopped COMMAND" last.err ||
+  fail "perf ending by itself not said"
+expect_no_probes "perf ending by itself"
+
 echo "== perf probe fails halfway: auto falls back to contention, --mode kprobe stops"
 fresh_root ""
 FAKE_PERF_PROBE_FAILS=1 run_lockrec -o fallback.data -- true
@@ -80,11 +88,36 @@ expect_status 0 "fallback"
 grep -q "falling back to contention mode" last.err || fail "no fallback line"
 grep -q -- "-e lock:contention_begin" perf.log || fail "fallback did not record contention"
 expect_no_probes "fallback"
+grep -q "no effect" last.err && fail "a note about options nobody gave"
+fresh_root ""
+FAKE_PERF_PROBE_FAILS=1 run_lockrec --trylock-result -o fallback.data -- true
+expect_status 0 "fallback with --trylock-result"
+grep -q "^lockrec: note: --trylock-result has no effect in contention mode" last.err ||
+  fail "no line saying --trylock-result does nothing once fallen back to contention"
 fresh_root ""
 FAKE_PERF_PROBE_FAILS=1 run_lockrec --mode kprobe -o nofallback.data -- true
 expect_status 125 "--mode kprobe with failing perf probe"
 grep -q "perf probe refused every probe" last.err || fail "no line blaming perf probe"
 expect_no_probes "--mode kprobe with failing perf probe"
+
+echo "== kprobe-only options in contention mode: one line saying they do nothing"
+fresh_root ""
+run_lockrec --mode contention --release --trylock-result --vmlinux "$fixtures/README.md" -o contention.data -- true
+expect_status 0 "--mode contention with kprobe options"
+grep -q "^lockrec: note: --release, --trylock-result, --vmlinux have no effect in contention mode" last.err ||
+  fail "no line saying the kprobe options do nothing in contention mode"
+run_lockrec --mode contention --release --dry-run -- true
+grep -q "^lockrec: note: --release has no effect in contention mode" last.err || fail "--dry-run does not say it either"
+run_lockrec --release -o kprobe.data -- true
+expect_status 0 "kprobe mode with --release"
+grep -q "no effect" last.err && fail "kprobe mode says --release has no effect"
+# auto on a kernel without kprobes is contention mode too (the tree is only read: no copy needed)
+status=0
+"$lockrec" --perf "$here/fake-perf" --system-root "$fixtures/no-kprobes" --release -o auto.data -- true \
+  >last.out 2>last.err || status=$?
+expect_status 0 "auto without kprobes, with --release"
+grep -q "^lockrec: note: --release has no effect in contention mode" last.err ||
+  fail "auto falling to contention does not say --release does nothing"
 
 echo "== perf probe refuses one function: that one is skipped, the others recorded"
 fresh_root ""
@@ -123,6 +156,32 @@ expect_status 0 "run after a killed one"
 grep -q "removing 2 probes of group lockrec left by an earlier lockrec" last.err || fail "stale probes not announced"
 expect_no_probes "run after a killed one"
 grep -qx "$other_probe" "$FAKE_TRACEFS/kprobe_events" || fail "another group's probe was removed"
+
+echo "== stale probes and a contention recording: removed all the same, unless another lockrec holds them"
+stale_probes="p:lockrec/_raw_spin_lock _raw_spin_lock lock=%di:x64
+$other_probe
+"
+fresh_root "$stale_probes"
+run_lockrec --mode contention --dry-run -- true
+[ "$(cut -d' ' -f2,3,4 last.out | tr '\n' ' ')" = "probe --quiet --del record -o perf.data " ] ||
+  fail "contention dry run does not remove stale probes first: $(cat last.out)"
+run_lockrec --mode contention -o stale-contention.data -- true
+expect_status 0 "contention run after a killed one"
+grep -q "removing 1 probes of group lockrec left by an earlier lockrec" last.err || fail "stale probes not announced"
+expect_no_probes "contention run after a killed one"
+grep -qx "$other_probe" "$FAKE_TRACEFS/kprobe_events" || fail "another group's probe was removed"
+[ "$(awk '{print $2}' perf.log | tr '\n' ' ')" = "--version probe record " ] || fail "wrong order: $(cat perf.log)"
+grep -q -- "-e lock:contention_begin" perf.log || fail "did not record contention: $(cat perf.log)"
+fresh_root "$stale_probes"
+# flock(1) holds the lock as a running kprobe lockrec would, for as long as the lockrec inside runs.
+status=0
+flock "$work/root/run/lock/lockrec.lock" \
+  "$lockrec" --perf "$here/fake-perf" --system-root "$work/root" --mode contention -o busy.data -- true \
+  >last.out 2>last.err || status=$?
+expect_status 0 "contention run beside a kprobe recording"
+[ "$(lockrec_probes)" = 1 ] || fail "the running kprobe recording's probes were touched: $(cat "$FAKE_TRACEFS/kprobe_events")"
+grep -q "removing" last.err && fail "announced removing probes it left alone"
+grep -q -- " probe " perf.log && fail "ran perf probe beside a kprobe recording: $(cat perf.log)"
 
 echo "== SIGINT while recording: probes removed"
 fresh_root ""

@@ -254,6 +254,16 @@ TEST_CASE("mode: auto is kprobe only where kprobe_events exists", "[preflight]")
   CHECK(resolve_mode(KernelView(fixtures / "no-kprobes"), Mode::kprobe) == Mode::kprobe);
 }
 
+TEST_CASE("options that only change kprobes are named, to say they do nothing in contention mode", "[preflight]") {
+  Options options;
+  CHECK(kprobe_only_options(options).empty());
+  options.release = true;
+  CHECK(kprobe_only_options(options) == std::vector<std::string>{"--release"});
+  options.trylock_result = true;
+  options.vmlinux = "vmlinux";
+  CHECK(kprobe_only_options(options) == std::vector<std::string>{"--release", "--trylock-result", "--vmlinux"});
+}
+
 TEST_CASE("preflight: one actionable line per problem", "[preflight]") {
   PerfFacts perf_ok{true, "perf version 6.1.192"};
   KernelView no_kprobes(fixtures / "no-kprobes");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real recordings on this machine, checked with perf's own tools: lockrec records real contention,
-# exits with COMMAND's status, leaves a complete file when interrupted, and --dry-run records
+# exits with COMMAND's status, leaves a complete file when interrupted or killed, and --dry-run records
 # nothing. Needs root, perf, stress-ng and python3; exits 77 saying why when one is missing.
 # Usage: real_recording.sh LOCKREC [LOCKANALYZE]
 set -euo pipefail
@@ -29,6 +29,17 @@ expected_mode=contention
 [ -e "$tracefs/kprobe_events" ] && expected_mode=kprobe
 # One line per sample: the event name alone, no callchain lines.
 sample_count() { perf script -i "$1" -F event 2>/dev/null | grep -c .; }
+# lockanalyze events reads FILE (which perf script has read already) and gives one row per sample,
+# as many as perf script finds. Without a built lockanalyze there is nothing to check.
+lockanalyze_agrees() {  # FILE, what made it (for the message)
+  [ -x "$lockanalyze" ] || return 0
+  local samples rows
+  samples=$(sample_count "$1") || true
+  "$lockanalyze" events "$1" >"$1.csv" 2>"$1.lockanalyze.err" ||
+    fail "$2: lockanalyze events cannot read the file: $(head -3 "$1.lockanalyze.err")"
+  rows=$(grep -vc '^time_ns,' "$1.csv") || true
+  [ "$rows" = "$samples" ] || fail "$2: lockanalyze events gives $rows rows, perf script $samples samples"
+}
 
 echo "== a recording of real contention: $expected_mode mode"
 "$lockrec" -o stress.data -- stress-ng --fork 2 --timeout 3 >/dev/null 2>last.err || fail "lockrec exited $?"
@@ -79,6 +90,28 @@ status=0
 [ "$status" = 125 ] || fail "perf failing gave $status, not 125"
 grep -q "perf record .* before COMMAND started" last.err || fail "no line blaming perf"
 
+echo "== perf ending by itself (--max-size) is said and exits 125, not taken for an interrupt"
+status=0
+"$lockrec" -o tiny.data --max-size 1K -- touch tiny.ran 2>last.err || status=$?
+[ "$status" = 125 ] || fail "perf stopping at --max-size during its startup records gave $status, not 125"
+grep -q "^lockrec: perf record ended by itself (exited with status 0) before COMMAND started, so COMMAND was not run; perf stops at --max-size 1K" last.err ||
+  fail "no line saying perf ended by itself before COMMAND started"
+[ ! -e tiny.ran ] || fail "COMMAND ran although perf had ended"
+perf script -i tiny.data -F event >/dev/null 2>&1 || fail "perf script cannot read the file perf ended by itself"
+# Mid-run: a limit some 300 KB past what perf writes for an empty recording, and a COMMAND that
+# execs short processes (each one is a few perf records) for up to a minute until it is stopped.
+limit_kb=$(($(stat -c %s seven.data) / 1024 + 300))
+status=0
+"$lockrec" -o full.data --max-size "${limit_kb}K" -- \
+  sh -c 'end=$(($(date +%s) + 60)); while [ "$(date +%s)" -lt "$end" ]; do /bin/true; done; touch full.finished' \
+  2>last.err || status=$?
+[ "$status" = 125 ] || fail "perf stopping at --max-size ${limit_kb}K mid-recording gave $status, not 125"
+grep -q "^lockrec: perf record ended by itself (exited with status 0) while COMMAND ran, so lockrec stopped COMMAND" last.err ||
+  fail "no line saying perf ended by itself while COMMAND ran"
+[ ! -e full.finished ] || fail "COMMAND ran to its end although perf had ended"
+perf script -i full.data -F event >/dev/null 2>&1 || fail "perf script cannot read the file perf ended at --max-size"
+[ "$("$here/json-field" full.data.lockrec.json command_status.signal)" = 15 ] || fail "COMMAND's SIGTERM not in the JSON"
+
 interrupt() {  # signal, expected exit status
   local signal=$1 expected=$2 status=0 line
   rm -f progress && mkfifo progress
@@ -98,6 +131,7 @@ interrupt() {  # signal, expected exit status
   exec 3<&-
   [ "$status" = "$expected" ] || fail "SIG$signal to lockrec: exit $status, not $expected"
   perf script -i "$signal.data" -F event >/dev/null 2>&1 || fail "perf script cannot read the file left by SIG$signal"
+  lockanalyze_agrees "$signal.data" "SIG$signal"
   [ "$(lockrec_probes)" = 0 ] || fail "lockrec probes left behind after SIG$signal"
   [ "$("$here/json-field" "$signal.data.lockrec.json" command_status.signal)" = "$((expected - 128))" ] ||
     fail "COMMAND's signal not in the JSON"
@@ -107,6 +141,37 @@ interrupt INT 130
 echo "== SIGTERM and SIGHUP too, passed on to COMMAND"
 interrupt TERM 143
 interrupt HUP 129
+
+echo "== lockrec killed outright: perf, stopped by its parent-death SIGINT, still finishes the file"
+rm -f progress && mkfifo progress
+"$lockrec" -o killed.data -- sleep 30 2>progress &
+pid=$!
+exec 3<progress
+while read -r line <&3; do
+  echo "$line" >>last.err
+  case $line in *"recording in "*) break ;; esac
+done
+cat <&3 >>last.err &
+drain=$!
+perf_pid=$(pgrep -P "$pid" -x perf) || fail "no perf running under lockrec"
+command_pid=$(pgrep -P "$pid" -x sleep) || fail "no COMMAND running under lockrec"
+stress-ng --fork 2 --timeout 2 >/dev/null 2>&1  # contention to record before the kill (system-wide)
+kill -KILL "$pid"
+wait "$pid" || true
+# perf is no child of this shell: wait for it by polling, 30 s at most.
+for _ in $(seq 300); do kill -0 "$perf_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$perf_pid" 2>/dev/null && { kill -KILL "$perf_pid"; fail "perf still runs 30 s after lockrec was killed"; }
+# COMMAND is left running when lockrec is killed (docs/recorder.md); the test ends it, which also
+# lets the drain end: it holds the fifo open.
+kill -0 "$command_pid" 2>/dev/null || fail "COMMAND did not outlive the killed lockrec"
+kill "$command_pid"
+wait "$drain" || true
+exec 3<&-
+perf script -i killed.data -F event >/dev/null 2>killed.err ||
+  fail "perf script cannot read the file left by a killed lockrec: $(head -3 killed.err)"
+samples=$(sample_count killed.data) || fail "perf script found no samples recorded before the kill"
+lockanalyze_agrees killed.data "killed lockrec"
+echo "perf finished the file: perf script reads $samples samples"
 
 echo "== Ctrl-C at a terminal: the terminal signals COMMAND and lockrec, lockrec stops perf"
 if command -v script >/dev/null; then
@@ -128,6 +193,7 @@ if command -v script >/dev/null; then
   wait "$terminal_pid" || terminal_status=$?
   [ "$terminal_status" = 130 ] || fail "Ctrl-C: lockrec exited with $terminal_status, not 130"
   perf script -i ctrlc.data -F event >/dev/null 2>&1 || fail "perf script cannot read the file left by Ctrl-C"
+  lockanalyze_agrees ctrlc.data "Ctrl-C"
   [ "$("$here/json-field" ctrlc.data.lockrec.json command_status.signal)" = 2 ] || fail "Ctrl-C not in the JSON"
   [ "$(lockrec_probes)" = 0 ] || fail "lockrec probes left behind after Ctrl-C"
 else
