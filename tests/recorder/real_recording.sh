@@ -169,7 +169,9 @@ wait "$drain" || true
 exec 3<&-
 perf script -i killed.data -F event >/dev/null 2>killed.err ||
   fail "perf script cannot read the file left by a killed lockrec: $(head -3 killed.err)"
-samples=$(sample_count killed.data) || fail "perf script found no samples recorded before the kill"
+# Samples are not required: contention in those 2 s is up to the scheduler (the ASan build once saw
+# none). An unfinished file is what perf script refuses ("data size field is 0"), checked above.
+samples=$(sample_count killed.data) || true
 lockanalyze_agrees killed.data "killed lockrec"
 echo "perf finished the file: perf script reads $samples samples"
 
