@@ -269,13 +269,13 @@ bool is_lock_type_name(std::string_view name) {
   return std::find(kNames.begin(), kNames.end(), name) != kNames.end();
 }
 
-void DwarfIndex::add_if_located(Dwarf_Die* die, Dwarf_Off cu, const std::string& function) {
+void DwarfIndex::add_if_located(Dwarf_Die* die, Dwarf_Off cu, const std::string& function, bool in_inner_block) {
   Dwarf_Attribute attr;
   if (dwarf_attr(die, DW_AT_location, &attr) == nullptr) return;
   Dwarf_Op* ops = nullptr;
   size_t count = 0;
   if (dwarf_getlocation(&attr, &ops, &count) != 0 || count != 1 || ops[0].atom != DW_OP_addr) return;
-  variables_.try_emplace(ops[0].number, Located{dwarf_dieoffset(die), cu, function});
+  variables_.try_emplace(ops[0].number, Located{dwarf_dieoffset(die), cu, function, in_inner_block});
 }
 
 void DwarfIndex::index_top_level_variables() {
@@ -292,24 +292,29 @@ void DwarfIndex::index_top_level_variables() {
     Dwarf_Die child;
     if (dwarf_child(&cu_die, &child) != 0) continue;
     do {
-      if (dwarf_tag(&child) == DW_TAG_variable) add_if_located(&child, cu_offset, "");
+      if (dwarf_tag(&child) == DW_TAG_variable) add_if_located(&child, cu_offset, "", false);
     } while (dwarf_siblingof(&child, &child) == 0);
   }
 }
 
-void DwarfIndex::walk_for_statics(Dwarf_Die* parent, Dwarf_Off cu, const std::string& function, int depth) {
+// `in_inner_block`: a lexical block or an inlined body lies between `parent` and the subprogram
+// that `function` names. gdb resolves `function::var` in the function's outermost block only (and
+// then in the file and global scopes), so a static below it is out of reach of that spelling.
+void DwarfIndex::walk_for_statics(Dwarf_Die* parent, Dwarf_Off cu, const std::string& function, bool in_inner_block,
+                                  int depth) {
   if (depth > kMaxTypeDepth) return;
   Dwarf_Die child;
   if (dwarf_child(parent, &child) != 0) return;
   do {
     const int tag = dwarf_tag(&child);
     if (tag == DW_TAG_variable) {
-      add_if_located(&child, cu, function);
+      add_if_located(&child, cu, function, in_inner_block);
     } else if (tag == DW_TAG_subprogram) {
       const char* name = dwarf_diename(&child);
-      walk_for_statics(&child, cu, name != nullptr ? name : function, depth + 1);
+      walk_for_statics(&child, cu, name != nullptr ? name : function, false, depth + 1);
     } else if (tag == DW_TAG_lexical_block || tag == DW_TAG_inlined_subroutine) {
-      walk_for_statics(&child, cu, function, depth + 1);
+      // gdb makes an inlined body a block of its own too, so it counts as an inner block.
+      walk_for_statics(&child, cu, function, true, depth + 1);
     }
   } while (dwarf_siblingof(&child, &child) == 0);
 }
@@ -318,7 +323,7 @@ void DwarfIndex::index_whole_cu(Dwarf_Off cu_die_offset) {
   if (!walked_units_.insert(cu_die_offset).second) return;
   Dwarf_Die cu_die;
   if (dwarf_offdie(dwarf_, cu_die_offset, &cu_die) == nullptr) return;
-  walk_for_statics(&cu_die, cu_die_offset, "", 0);
+  walk_for_statics(&cu_die, cu_die_offset, "", false, 0);
 }
 
 std::optional<DwarfVariable> DwarfIndex::variable_at(uint64_t address, std::string_view file_hint) {
@@ -343,6 +348,7 @@ std::optional<DwarfVariable> DwarfIndex::variable_at(uint64_t address, std::stri
   if (name == nullptr) return std::nullopt;
   variable.name = name;
   variable.function = it->second.function;
+  variable.in_inner_block = it->second.in_inner_block;
   if (dwarf_offdie(dwarf_, it->second.cu, &cu_die) != nullptr) {
     const char* cu_name = dwarf_diename(&cu_die);
     if (cu_name != nullptr) variable.cu_name = cu_name;

@@ -27,6 +27,10 @@ struct DwarfVariable {
   Dwarf_Off die = 0;
   std::string name;       // "lock"
   std::string function;   // for a function-local static: the function it is declared in
+  // A function-local static declared in a block nested inside its function (an inner `{ }`, or the
+  // body of a function inlined into it): gdb's `func::var` searches only the function's outermost
+  // block, so such a static needs another spelling.
+  bool in_inner_block = false;
   std::string cu_name;    // "kernel/ucount.c", for a gdb file qualifier
   uint64_t size = 0;      // of its type; 0 when unknown
   std::string type;       // its C type as gdb spells it ("spinlock_t", "struct mutex")
@@ -67,12 +71,14 @@ class DwarfIndex {
     Dwarf_Off die = 0;
     Dwarf_Off cu = 0;
     std::string function;
+    bool in_inner_block = false;
   };
 
   void index_top_level_variables();
   void index_whole_cu(Dwarf_Off cu_die);
-  void walk_for_statics(Dwarf_Die* parent, Dwarf_Off cu, const std::string& function, int depth);
-  void add_if_located(Dwarf_Die* die, Dwarf_Off cu, const std::string& function);
+  void walk_for_statics(Dwarf_Die* parent, Dwarf_Off cu, const std::string& function, bool in_inner_block,
+                        int depth);
+  void add_if_located(Dwarf_Die* die, Dwarf_Off cu, const std::string& function, bool in_inner_block);
   const std::vector<Subprogram>& subprograms_of(Dwarf_Die* cu_die);
   const std::string& source_root_of(Dwarf_Die* cu_die);
   std::string source_path(Dwarf_Die* cu_die, const char* raw_path);

@@ -87,9 +87,11 @@ class VmlinuxSymbolizer final : public Symbolizer {
   // gdb (and crash) evaluate `name` only when it is unambiguous: a name defined in several files
   // gets the file qualifier, a function-local static its function.
   std::string gdb_name(const DwarfVariable& variable, uint64_t link_address) const {
-    if (!variable.function.empty() && !elf_.has_function(variable.function)) {
-      // The function was only ever inlined: gdb has no block to look `lock` up in, so the object is
-      // spelled by its type and (link-time) address instead.
+    if (!variable.function.empty() && (variable.in_inner_block || !elf_.has_function(variable.function))) {
+      // gdb cannot reach the static as `func::lock`: the function was only ever inlined (gdb has no
+      // block to look `lock` up in), or the static is declared in an inner `{ }` block, which
+      // `func::` does not search. No gdb syntax names a block, so the object is spelled by its type
+      // and (link-time) address instead.
       return "(*(" + variable.type + " *)" + hex_address(link_address) + ")";
     }
     if (!variable.function.empty()) {

@@ -134,6 +134,7 @@ TEST_CASE("lock addresses are named by the outermost lock, as gdb evaluates them
           "globals_helper::lock",                   // a function-local static (ELF lock.0)
           "other_locker::other_local_lock",
           "nm:inlined_lock",                        // in an inlined-only function: spelled by type and address
+          "nm:block_lock",                          // in an inner { } block, which gdb's func:: does not search
           "noop_backing_dev_info_fixture.wb.list_lock",
           "shadow_nodes_fixture.xa",                // shadow_nodes.xa.xa_lock shape: offset 32
           "shadow_nodes_fixture.xa.xa_lock",
