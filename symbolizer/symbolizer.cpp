@@ -136,7 +136,8 @@ class VmlinuxSymbolizer final : public Symbolizer {
     out.offset = hit.offset;
     if (index_ != nullptr) {
       const std::optional<DwarfVariable> variable =
-          index_->variable_at(hit.symbol->address, hit.symbol->global ? std::string_view() : hit.symbol->file);
+          index_->variable_at(hit.symbol->address, hit.offset, hit.symbol->name,
+                              hit.symbol->global ? std::string_view() : hit.symbol->file);
       if (variable && (variable->size == 0 || hit.offset < variable->size)) {
         const MemberPath member = index_->member_path(*variable, hit.offset);
         out.name = gdb_name(*variable, hit.symbol->address) + member.path;

@@ -135,6 +135,7 @@ TEST_CASE("lock addresses are named by the outermost lock, as gdb evaluates them
           "other_locker::other_local_lock",
           "nm:inlined_lock",                        // in an inlined-only function: spelled by type and address
           "nm:block_lock",                          // in an inner { } block, which gdb's func:: does not search
+          "keyed_locker::keyed_lock",               // shares its address with an empty static of key_user
           "noop_backing_dev_info_fixture.wb.list_lock",
           "shadow_nodes_fixture.xa",                // shadow_nodes.xa.xa_lock shape: offset 32
           "shadow_nodes_fixture.xa.xa_lock",

@@ -1,6 +1,7 @@
 // The symbolizer against the real Debian vmlinux and the shared kprobe recording, with perf and gdb as
 // the oracles:
-//  - every static lock address the probes saw (lock=0xffffffff8...) gets the symbol and offset of
+//  - every static lock address the probes saw (lock=0xffffffff8...), every function-local static
+//    lock (lock.N) and the file statics with duplicate names get the symbol and offset of
 //    gdb's `info symbol`, gdb evaluates the printed name to the address, and `whatis` is a lock type;
 //  - the kernel frames of the first samples agree with `perf script -k vmlinux` on symbol+offset.
 // Exits 77 (skipped) saying why when the vmlinux, the recording, perf or gdb is not there.
@@ -71,6 +72,20 @@ int main() {
     std::string word;
     while (words >> word) locks.insert(std::stoull(word, nullptr, 16));
   }
+  // And every function-local static lock (gcc's ELF name `lock.N`, `..._mutex.N`): gdb reaches
+  // them as `func::lock` only from the function's outermost block, and an empty static
+  // (`__key`) can share a lock's address.
+  size_t function_statics = 0;
+  if (have_tool("nm")) {
+    const CommandResult statics =
+        run("nm '" + vmlinux + "' | awk '$2 ~ /^[bdBD]$/ && $3 ~ /(lock|mutex|sem)[.][0-9]+$/ {print $1}'");
+    std::istringstream words(statics.out);
+    std::string word;
+    while (words >> word) {
+      locks.insert(std::stoull(word, nullptr, 16));
+      ++function_statics;
+    }
+  }
   // And a per-cpu variable (an offset into .data..percpu, never relocated): the run queue, whose
   // first member is its lock.
   unsigned long long runqueues = 0;
@@ -79,8 +94,9 @@ int main() {
     runqueues = std::strtoull(nm.out.c_str(), nullptr, 16);
     if (runqueues != 0) locks.insert(runqueues);
   }
-  std::cout << "checking " << recorded_locks << " static lock addresses from the recording, "
-            << locks.size() - recorded_locks - (runqueues != 0) << " file-static locks with duplicate names"
+  std::cout << "checking " << locks.size() << " static lock addresses: " << recorded_locks
+            << " from the recording, " << function_statics
+            << " function-local statics (lock.N), file-static locks with duplicate names"
             << (runqueues != 0 ? " and the per-cpu runqueues" : "") << "\n";
 
   auto started = std::chrono::steady_clock::now();
