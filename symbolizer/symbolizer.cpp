@@ -140,8 +140,12 @@ class VmlinuxSymbolizer final : public Symbolizer {
                               hit.symbol->global ? std::string_view() : hit.symbol->file);
       if (variable && (variable->size == 0 || hit.offset < variable->size)) {
         const MemberPath member = index_->member_path(*variable, hit.offset);
-        out.name = gdb_name(*variable, hit.symbol->address) + member.path;
-        if (member.residual != 0) out.name += "+" + hex_address(member.residual);
+        const std::string object = gdb_name(*variable, hit.symbol->address) + member.path;
+        // An address inside a member that has no member of its own there (padding, the middle of
+        // a long): `object+0x4` is not an expression gdb can take the address of, while a char at
+        // that byte is, and says which object it lies in.
+        out.name = member.residual == 0 ? object
+                                        : "*((char *)&" + object + " + " + hex_address(member.residual) + ")";
         out.type = member.type;
         out.is_lock = member.is_lock && member.residual == 0;
         return out;

@@ -152,6 +152,19 @@ TEST_CASE("addresses without a lock are named by the innermost member") {
               false);
 }
 
+TEST_CASE("addresses in padding or inside a member are named as a char gdb can take the address of") {
+  check_names({"*((char *)&rcu_state_fixture + 4)",          // padding after node[0].lock
+               "*((char *)&rcu_state_fixture.node[2] + 20)",  // inside node[2].parent, a pointer
+               "*((char *)&not_a_lock[1] + 3)",               // inside a long
+               "*((char *)&fixture_mutex + 2)",               // inside a lock, not at its start
+               "*((char *)&'globals.c'::lock + 2)",           // a file static with a qualifier
+               "*((char *)&percpu_counter_fixture + 4)"},     // per-cpu, padding after the lock
+              false);
+  auto symbolizer = Symbolizer::open(g_fixture);
+  CHECK(symbolizer->name_data(gdb_address_of("*((char *)&rcu_state_fixture + 4)")).name ==
+        "*((char *)&rcu_state_fixture.node[0] + 0x4)");
+}
+
 TEST_CASE("code addresses agree with addr2line on function, inlines and lines") {
   // Every address of main(), which has an always-inline call, against addr2line -i -f.
   const CommandResult nm = run("nm -S '" + g_fixture + "' | awk '$4 == \"main\" {print $1, $2}'");
