@@ -5,9 +5,12 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "lockscope/error.hpp"
@@ -477,6 +480,70 @@ TEST_CASE("the symbolize command prints one JSON object per address, from argume
   const CommandResult bad = run(base + " 0xnothex 2>&1");
   CHECK(bad.status == 1);
   CHECK(bad.out.find("bad address") != std::string::npos);
+}
+
+TEST_CASE("the symbolize command with --kallsyms names every function and object as nm does") {
+  // nm prints the /proc/kallsyms format. Every function and object nm gives a size (linker markers
+  // such as _end have none) is looked up at its start and one byte in; nm's symbols at the same
+  // address are its aliases, any of which is a right answer.
+  const std::string kallsyms = g_scratch + "/kallsyms-cli";
+  REQUIRE(run("nm '" + g_fixture + "' | awk 'NF == 3' > '" + kallsyms + "'").status == 0);
+  std::map<unsigned long long, std::set<std::string>> names_at;
+  {
+    std::ifstream in(kallsyms);
+    std::string address_text, type, name;
+    while (in >> address_text >> type >> name) names_at[std::stoull(address_text, nullptr, 16)].insert(name);
+  }
+  struct Query {
+    unsigned long long address = 0;
+    unsigned long long symbol_start = 0;
+    bool code = false;
+  };
+  std::vector<Query> queries;
+  const CommandResult sized = run("nm -S '" + g_fixture + "' | awk 'NF == 4 && $3 ~ /^[tTdDbBrR]$/ {print $1, $2, $3}'");
+  REQUIRE(sized.status == 0);
+  std::istringstream lines(sized.out);
+  std::string address_text, size_text, type;
+  while (lines >> address_text >> size_text >> type) {
+    const unsigned long long start = std::stoull(address_text, nullptr, 16);
+    const unsigned long long size = std::stoull(size_text, nullptr, 16);
+    const bool code = type == "t" || type == "T";
+    queries.push_back({start, start, code});
+    // One byte in, unless another symbol starts there.
+    const auto next = names_at.upper_bound(start);
+    if (size > 1 && (next == names_at.end() || next->first > start + 1)) queries.push_back({start + 1, start, code});
+  }
+  REQUIRE(std::count_if(queries.begin(), queries.end(), [](const Query& q) { return q.code; }) > 5);
+  REQUIRE(std::count_if(queries.begin(), queries.end(), [](const Query& q) { return !q.code; }) > 10);
+  std::string arguments;
+  for (const Query& q : queries) {
+    char hex[32];
+    snprintf(hex, sizeof hex, " 0x%llx", q.address);
+    arguments += hex;
+  }
+  const CommandResult result =
+      run("'" + g_cli + "' symbolize --kallsyms '" + kallsyms + "' --format jsonl" + arguments + " 2>&1");
+  REQUIRE(result.status == 0);
+  std::istringstream out(result.out);
+  std::string line;
+  size_t checked = 0;
+  for (const Query& q : queries) {
+    REQUIRE(std::getline(out, line));
+    const auto j = nlohmann::json::parse(line);
+    const std::set<std::string>& aliases = names_at[q.symbol_start];
+    const unsigned long long offset = q.address - q.symbol_start;
+    INFO("0x" << std::hex << q.address << std::dec << " nm: " << *aliases.begin() << "+" << offset << " ours: " << line);
+    CHECK(j["found"] == true);
+    CHECK(j["kind"] == (q.code ? "code" : "data"));
+    CHECK(aliases.count(j["symbol"].get<std::string>()) == 1);
+    CHECK(j["offset"].get<unsigned long long>() == offset);
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, "+0x%llx", offset);
+    // Code is always function+0xoff; data omits a zero offset.
+    CHECK(j["name"] == j["symbol"].get<std::string>() + (q.code || offset != 0 ? suffix : ""));
+    ++checked;
+  }
+  CHECK(checked == queries.size());
 }
 
 int main(int argc, char** argv) {
