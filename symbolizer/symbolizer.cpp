@@ -165,6 +165,11 @@ class VmlinuxSymbolizer final : public Symbolizer {
       return out;
     }
     out.section = hit.section->name;
+    if (hit.past_marker != nullptr) {
+      out.why_unnamed = "past " + std::string(hit.past_marker->name) + ", which marks the end of a kind of text in " +
+                        out.section + ", and before any other symbol";
+      return out;
+    }
     if (hit.symbol == nullptr) {
       out.why_unnamed = "no function covers it in section " + out.section;
       return out;

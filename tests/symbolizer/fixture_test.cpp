@@ -449,6 +449,56 @@ TEST_CASE("kallsyms files name code and data symbols, and say when data symbols 
   }
 }
 
+TEST_CASE("an address past a text end marker is said to be unnamed, not marker+offset") {
+  // nm -n is the oracle for the layout: the marker is the last symbol before marker+1.
+  const CommandResult nm =
+      run("nm -n '" + g_fixture + "' | awk 'found {print $1; exit} $3 == \"__fixture_text_end\" {print $1; found = 1}'");
+  std::istringstream words(nm.out);
+  std::string marker_text, next_text;
+  REQUIRE(words >> marker_text >> next_text);
+  const unsigned long long marker = std::stoull(marker_text, nullptr, 16);
+  REQUIRE(std::stoull(next_text, nullptr, 16) > marker + 1);
+  auto symbolizer = Symbolizer::open(g_fixture);
+  CHECK(symbolizer->is_code(marker + 1));
+  const auto past = symbolizer->name_code(marker + 1);
+  CHECK_FALSE(past.found);
+  CHECK(past.why_unnamed.find("__fixture_text_end") != std::string::npos);
+
+  const std::string all = g_scratch + "/kallsyms-with-marker";
+  REQUIRE(run("nm '" + g_fixture + "' | awk 'NF == 3' > '" + all + "'").status == 0);
+  auto kallsyms = Symbolizer::from_kallsyms(all);
+  const auto from_kallsyms = kallsyms->name_code(marker + 1);
+  CHECK_FALSE(from_kallsyms.found);
+  CHECK(from_kallsyms.why_unnamed.find("__fixture_text_end") != std::string::npos);
+
+  // A marker that shares its address with the start of the next kind of text does not hide it.
+  const unsigned long long shared = gdb_address_of("__fixture_b_start");
+  REQUIRE(shared == gdb_address_of("__fixture_a_text_end"));
+  CHECK(symbolizer->name_code(shared + 1).name() == "__fixture_b_start+0x1");
+  CHECK(kallsyms->name_code(shared + 1).name() == "__fixture_b_start+0x1");
+
+  // The shape seen with another kernel's kallsyms: a frame far past __entry_text_end. Functions
+  // whose names merely end in _end are still functions.
+  const std::string other = g_scratch + "/kallsyms-other-kernel";
+  write_file(other, "ffffffff81000000 T _text\n"
+                    "ffffffff81110400 T __traceiter_contention_end\n"
+                    "ffffffff81a4903c T __noinstr_text_end\n"
+                    "ffffffff81a50000 T common_interrupt_return\n"
+                    "ffffffff81a50000 T __irqentry_text_end\n"
+                    "ffffffff81c00000 T entry_SYSCALL_64\n"
+                    "ffffffff81c01b17 T __entry_text_end\n"
+                    "ffffffff81e00000 T _etext\n");
+  auto wrong_kernel = Symbolizer::from_kallsyms(other);
+  const auto far = wrong_kernel->name_code(0xffffffff81c01b17ULL + 0xd4ece);
+  CHECK_FALSE(far.found);
+  CHECK(far.why_unnamed.find("__entry_text_end") != std::string::npos);
+  CHECK_FALSE(wrong_kernel->name_code(0xffffffff81a4903cULL).found);  // at the marker itself too
+  CHECK(wrong_kernel->name_code(0xffffffff81110404ULL).name() == "__traceiter_contention_end+0x4");
+  CHECK(wrong_kernel->name_code(0xffffffff81c00010ULL).name() == "entry_SYSCALL_64+0x10");
+  // An end marker listed after another symbol at its address: the other symbol names it.
+  CHECK(wrong_kernel->name_code(0xffffffff81a50010ULL).name() == "common_interrupt_return+0x10");
+}
+
 TEST_CASE("the symbolize command prints one JSON object per address, from arguments or stdin") {
   const unsigned long long lock = gdb_address_of("rcu_state_fixture.gp_wq");
   const unsigned long long main_address = gdb_address_of("main");
