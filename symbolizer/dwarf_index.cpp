@@ -269,13 +269,13 @@ bool is_lock_type_name(std::string_view name) {
   return std::find(kNames.begin(), kNames.end(), name) != kNames.end();
 }
 
-void DwarfIndex::add_if_located(Dwarf_Die* die, Dwarf_Off cu, const std::string& function) {
+void DwarfIndex::add_if_located(Dwarf_Die* die, Dwarf_Off cu, const std::string& function, bool in_inner_block) {
   Dwarf_Attribute attr;
   if (dwarf_attr(die, DW_AT_location, &attr) == nullptr) return;
   Dwarf_Op* ops = nullptr;
   size_t count = 0;
   if (dwarf_getlocation(&attr, &ops, &count) != 0 || count != 1 || ops[0].atom != DW_OP_addr) return;
-  variables_.try_emplace(ops[0].number, Located{dwarf_dieoffset(die), cu, function});
+  variables_.emplace(ops[0].number, Located{dwarf_dieoffset(die), cu, function, in_inner_block});
 }
 
 void DwarfIndex::index_top_level_variables() {
@@ -292,24 +292,30 @@ void DwarfIndex::index_top_level_variables() {
     Dwarf_Die child;
     if (dwarf_child(&cu_die, &child) != 0) continue;
     do {
-      if (dwarf_tag(&child) == DW_TAG_variable) add_if_located(&child, cu_offset, "");
+      if (dwarf_tag(&child) == DW_TAG_variable) add_if_located(&child, cu_offset, "", false);
     } while (dwarf_siblingof(&child, &child) == 0);
   }
 }
 
-void DwarfIndex::walk_for_statics(Dwarf_Die* parent, Dwarf_Off cu, const std::string& function, int depth) {
+// `in_inner_block`: a lexical block or an inlined body lies between `parent` and the subprogram
+// that `function` names. gdb resolves `function::var` in the function's outermost block only (and
+// then in the file and global scopes), so a static below it is out of reach of that spelling.
+void DwarfIndex::walk_for_statics(Dwarf_Die* parent, Dwarf_Off cu, const std::string& function, bool in_inner_block,
+                                  int depth) {
   if (depth > kMaxTypeDepth) return;
   Dwarf_Die child;
   if (dwarf_child(parent, &child) != 0) return;
   do {
     const int tag = dwarf_tag(&child);
     if (tag == DW_TAG_variable) {
-      add_if_located(&child, cu, function);
+      // Depth 0 is the CU itself: its variables are in the index already, from the top-level pass.
+      if (depth > 0) add_if_located(&child, cu, function, in_inner_block);
     } else if (tag == DW_TAG_subprogram) {
       const char* name = dwarf_diename(&child);
-      walk_for_statics(&child, cu, name != nullptr ? name : function, depth + 1);
+      walk_for_statics(&child, cu, name != nullptr ? name : function, false, depth + 1);
     } else if (tag == DW_TAG_lexical_block || tag == DW_TAG_inlined_subroutine) {
-      walk_for_statics(&child, cu, function, depth + 1);
+      // gdb makes an inlined body a block of its own too, so it counts as an inner block.
+      walk_for_statics(&child, cu, function, true, depth + 1);
     }
   } while (dwarf_siblingof(&child, &child) == 0);
 }
@@ -318,32 +324,20 @@ void DwarfIndex::index_whole_cu(Dwarf_Off cu_die_offset) {
   if (!walked_units_.insert(cu_die_offset).second) return;
   Dwarf_Die cu_die;
   if (dwarf_offdie(dwarf_, cu_die_offset, &cu_die) == nullptr) return;
-  walk_for_statics(&cu_die, cu_die_offset, "", 0);
+  walk_for_statics(&cu_die, cu_die_offset, "", false, 0);
 }
 
-std::optional<DwarfVariable> DwarfIndex::variable_at(uint64_t address, std::string_view file_hint) {
-  if (!top_level_indexed_) index_top_level_variables();
-  auto it = variables_.find(address);
-  if (it == variables_.end() && !file_hint.empty()) {
-    // A function-local static: walk the whole of each CU whose source file has that base name.
-    for (const CompileUnit& unit : units_) {
-      const std::string_view name = unit.name;
-      const size_t slash = name.rfind('/');
-      const std::string_view base = slash == std::string_view::npos ? name : name.substr(slash + 1);
-      if (base == file_hint) index_whole_cu(unit.die);
-    }
-    it = variables_.find(address);
-  }
-  if (it == variables_.end()) return std::nullopt;
+std::optional<DwarfVariable> DwarfIndex::describe_variable(const Located& located) {
   Dwarf_Die die, cu_die, type;
-  if (dwarf_offdie(dwarf_, it->second.die, &die) == nullptr) return std::nullopt;
+  if (dwarf_offdie(dwarf_, located.die, &die) == nullptr) return std::nullopt;
   DwarfVariable variable;
-  variable.die = it->second.die;
+  variable.die = located.die;
   const char* name = dwarf_diename(&die);
   if (name == nullptr) return std::nullopt;
   variable.name = name;
-  variable.function = it->second.function;
-  if (dwarf_offdie(dwarf_, it->second.cu, &cu_die) != nullptr) {
+  variable.function = located.function;
+  variable.in_inner_block = located.in_inner_block;
+  if (dwarf_offdie(dwarf_, located.cu, &cu_die) != nullptr) {
     const char* cu_name = dwarf_diename(&cu_die);
     if (cu_name != nullptr) variable.cu_name = cu_name;
   }
@@ -352,6 +346,59 @@ std::optional<DwarfVariable> DwarfIndex::variable_at(uint64_t address, std::stri
     variable.type = type_display(type);
   }
   return variable;
+}
+
+const DwarfIndex::Located* DwarfIndex::choose_variable(uint64_t address, uint64_t offset, std::string_view wanted,
+                                                        bool* named_as_wanted) {
+  // Thousands of DIEs can share an address (the linker leaves DW_OP_addr 0 for discarded
+  // objects, and per-cpu offset 0 is a real variable), so names are compared before anything is
+  // described. Within each preference the lowest DIE offset wins: the multimap's order among equal
+  // keys is unspecified, and the answer must not depend on it.
+  const Located* named = nullptr;
+  const Located* covering = nullptr;
+  const Located* first = nullptr;
+  auto earlier = [](const Located& candidate, const Located* best) { return best == nullptr || candidate.die < best->die; };
+  auto [begin, end] = variables_.equal_range(address);
+  for (auto it = begin; it != end; ++it) {
+    const Located& candidate = it->second;
+    Dwarf_Die die, type;
+    if (dwarf_offdie(dwarf_, candidate.die, &die) == nullptr) continue;
+    const char* name = dwarf_diename(&die);
+    if (name == nullptr) continue;
+    if (name == wanted) {
+      if (earlier(candidate, named)) named = &candidate;
+    } else if (named == nullptr) {
+      if (earlier(candidate, covering) && follow_type(&die, &type) && offset < type_size(type)) covering = &candidate;
+      if (earlier(candidate, first)) first = &candidate;
+    }
+  }
+  *named_as_wanted = named != nullptr;
+  return named != nullptr ? named : covering != nullptr ? covering : first;
+}
+
+std::optional<DwarfVariable> DwarfIndex::variable_at(uint64_t address, uint64_t offset, std::string_view symbol_name,
+                                                     std::string_view file_hint) {
+  if (!top_level_indexed_) index_top_level_variables();
+  // gcc gives a function-local static `lock` the ELF name `lock.1`.
+  std::string_view wanted = symbol_name;
+  const size_t dot = wanted.rfind('.');
+  if (dot != std::string_view::npos && dot + 1 < wanted.size() &&
+      wanted.find_first_not_of("0123456789", dot + 1) == std::string_view::npos)
+    wanted = wanted.substr(0, dot);
+  bool named_as_wanted = false;
+  const Located* chosen = choose_variable(address, offset, wanted, &named_as_wanted);
+  if (!named_as_wanted && !file_hint.empty()) {
+    // A function-local static: walk the whole of each CU whose source file has that base name.
+    for (const CompileUnit& unit : units_) {
+      const std::string_view name = unit.name;
+      const size_t slash = name.rfind('/');
+      const std::string_view base = slash == std::string_view::npos ? name : name.substr(slash + 1);
+      if (base == file_hint) index_whole_cu(unit.die);
+    }
+    chosen = choose_variable(address, offset, wanted, &named_as_wanted);
+  }
+  if (chosen == nullptr) return std::nullopt;
+  return describe_variable(*chosen);
 }
 
 MemberPath DwarfIndex::member_path(const DwarfVariable& variable, uint64_t offset) {

@@ -24,6 +24,10 @@ std::string to_hex(const unsigned char* bytes, size_t count) {
   return out;
 }
 
+bool is_text_end_marker(std::string_view name) {
+  return name.size() > 11 && name.starts_with("__") && name.ends_with("_text_end");
+}
+
 std::string hex_address(uint64_t value) {
   char buf[24];
   snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
@@ -241,6 +245,7 @@ SymbolHit ElfImage::symbol_at(uint64_t address, bool want_code) const {
   // A short walk back suffices: symbols nest at most a few deep (aliases, a struct and its parts).
   for (int steps = 0; it != symbols_.begin() && steps < 64; ++steps) {
     const ElfSymbol& s = *--it;
+    if (hit.past_marker != nullptr && s.address != hit.past_marker->address) break;
     if (s.section_index != section_index) break;
     const bool is_code = s.type == STT_FUNC;
     const bool is_data = s.type == STT_OBJECT || s.type == STT_TLS;
@@ -248,6 +253,13 @@ SymbolHit ElfImage::symbol_at(uint64_t address, bool want_code) const {
     if (s.size > 0 && address - s.address < s.size) {
       hit.symbol = &s;
       break;
+    }
+    if (s.size == 0 && is_text_end_marker(s.name)) {
+      // Past the end of a kind of text: the marker names no function, so neither does marker+off.
+      // Another symbol at the marker's address still names it: the next kind of text often starts
+      // where one ends (__irqentry_text_end is also common_interrupt_return).
+      if (hit.past_marker == nullptr) hit.past_marker = &s;
+      continue;
     }
     if (s.size == 0) {
       // Code: the nearest label reaches up to the next symbol, as in perf. Data: keep looking for a
@@ -263,7 +275,10 @@ SymbolHit ElfImage::symbol_at(uint64_t address, bool want_code) const {
     break;
   }
   if (hit.symbol == nullptr) hit.symbol = nearest_unsized;
-  if (hit.symbol != nullptr) hit.offset = address - hit.symbol->address;
+  if (hit.symbol != nullptr) {
+    hit.offset = address - hit.symbol->address;
+    hit.past_marker = nullptr;
+  }
   return hit;
 }
 

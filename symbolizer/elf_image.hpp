@@ -41,6 +41,8 @@ struct SymbolHit {
   const ElfSymbol* symbol = nullptr;
   const SectionInfo* section = nullptr;
   uint64_t offset = 0;
+  // Set (with `symbol` null) when the nearest symbol before the address is a text end marker.
+  const ElfSymbol* past_marker = nullptr;
 };
 
 class ElfImage {
@@ -95,6 +97,14 @@ class ElfImage {
   std::string build_id_;
   uint64_t text_address_ = 0;
 };
+
+// A linker-script symbol marking where a kind of kernel text ends (`__entry_text_end`,
+// `__lock_text_end`, `__sched_text_end`, ...). Nothing past it belongs to the symbol: an address
+// named `__entry_text_end+0xd4ece` is a guess (typically a kallsyms of another kernel). Only the
+// `__*_text_end` shape is taken: plain `*_end` names are often real functions
+// (`__traceiter_contention_end`, `__end_swap_bio_write`) or labels followed by code
+// (`ftrace_caller_end`).
+bool is_text_end_marker(std::string_view name);
 
 // Bytes as lowercase hex.
 std::string to_hex(const unsigned char* bytes, size_t count);

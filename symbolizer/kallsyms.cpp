@@ -130,6 +130,11 @@ class KallsymsSymbolizer final : public Symbolizer {
     const KallsymsEntry* entry = nearest(runtime_address - static_cast<uint64_t>(relocation_));
     if (entry == nullptr || !is_text_type(entry->type)) {
       out.why_unnamed = "no text symbol in " + path_ + " covers it";
+    } else if (is_text_end_marker(entry->name)) {
+      // Without sizes, the nearest symbol is all there is; when it is an end marker, the address is
+      // in no function this file knows (often: the kallsyms is another kernel's).
+      out.why_unnamed = "past " + entry->name + ", which marks the end of a kind of text in " + path_ +
+                        ", and before any other symbol (is it the recorded kernel's kallsyms?)";
     } else {
       out.found = true;
       out.function = entry->name;
@@ -147,6 +152,15 @@ class KallsymsSymbolizer final : public Symbolizer {
                                [](uint64_t a, const KallsymsEntry& e) { return a < e.address; });
     if (it == entries_.begin()) return nullptr;
     const KallsymsEntry* entry = &*(it - 1);
+    // Among symbols at one address, one that is not a text end marker: the next kind of text often
+    // starts where one ends (__irqentry_text_end is also common_interrupt_return).
+    for (auto alias = it - 1; alias->address == entry->address; --alias) {
+      if (!is_text_end_marker(alias->name)) {
+        entry = &*alias;
+        break;
+      }
+      if (alias == entries_.begin()) break;
+    }
     if (is_boundary(entry->name)) return nullptr;
     return entry;
   }

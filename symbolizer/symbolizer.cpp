@@ -87,9 +87,11 @@ class VmlinuxSymbolizer final : public Symbolizer {
   // gdb (and crash) evaluate `name` only when it is unambiguous: a name defined in several files
   // gets the file qualifier, a function-local static its function.
   std::string gdb_name(const DwarfVariable& variable, uint64_t link_address) const {
-    if (!variable.function.empty() && !elf_.has_function(variable.function)) {
-      // The function was only ever inlined: gdb has no block to look `lock` up in, so the object is
-      // spelled by its type and (link-time) address instead.
+    if (!variable.function.empty() && (variable.in_inner_block || !elf_.has_function(variable.function))) {
+      // gdb cannot reach the static as `func::lock`: the function was only ever inlined (gdb has no
+      // block to look `lock` up in), or the static is declared in an inner `{ }` block, which
+      // `func::` does not search. No gdb syntax names a block, so the object is spelled by its type
+      // and (link-time) address instead.
       return "(*(" + variable.type + " *)" + hex_address(link_address) + ")";
     }
     if (!variable.function.empty()) {
@@ -134,11 +136,16 @@ class VmlinuxSymbolizer final : public Symbolizer {
     out.offset = hit.offset;
     if (index_ != nullptr) {
       const std::optional<DwarfVariable> variable =
-          index_->variable_at(hit.symbol->address, hit.symbol->global ? std::string_view() : hit.symbol->file);
+          index_->variable_at(hit.symbol->address, hit.offset, hit.symbol->name,
+                              hit.symbol->global ? std::string_view() : hit.symbol->file);
       if (variable && (variable->size == 0 || hit.offset < variable->size)) {
         const MemberPath member = index_->member_path(*variable, hit.offset);
-        out.name = gdb_name(*variable, hit.symbol->address) + member.path;
-        if (member.residual != 0) out.name += "+" + hex_address(member.residual);
+        const std::string object = gdb_name(*variable, hit.symbol->address) + member.path;
+        // An address inside a member that has no member of its own there (padding, the middle of
+        // a long): `object+0x4` is not an expression gdb can take the address of, while a char at
+        // that byte is, and says which object it lies in.
+        out.name = member.residual == 0 ? object
+                                        : "*((char *)&" + object + " + " + hex_address(member.residual) + ")";
         out.type = member.type;
         out.is_lock = member.is_lock && member.residual == 0;
         return out;
@@ -158,6 +165,11 @@ class VmlinuxSymbolizer final : public Symbolizer {
       return out;
     }
     out.section = hit.section->name;
+    if (hit.past_marker != nullptr) {
+      out.why_unnamed = "past " + std::string(hit.past_marker->name) + ", which marks the end of a kind of text in " +
+                        out.section + ", and before any other symbol";
+      return out;
+    }
     if (hit.symbol == nullptr) {
       out.why_unnamed = "no function covers it in section " + out.section;
       return out;

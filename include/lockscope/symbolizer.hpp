@@ -23,7 +23,8 @@ namespace lockscope::symbolizer {
 struct DataName {
   bool found = false;
   std::string name;     // gdb-evaluable: "rcu_state.node[0].lock", "'mm/foo.c'::lock", "func::lock",
-                        // or "symbol+0x10" when no type information covers the address
+                        // "*((char *)&rcu_state.node[0] + 0x4)" for a byte inside a member or in
+                        // padding, or "symbol+0x10" when no type information covers the address
   std::string symbol;   // the containing symbol as the ELF symbol table (or kallsyms) has it
   uint64_t offset = 0;  // address minus the symbol's start
   std::string section;  // ".data", ".bss", ".data..percpu"; empty from kallsyms

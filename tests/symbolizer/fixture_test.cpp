@@ -5,9 +5,12 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "lockscope/error.hpp"
@@ -134,6 +137,8 @@ TEST_CASE("lock addresses are named by the outermost lock, as gdb evaluates them
           "globals_helper::lock",                   // a function-local static (ELF lock.0)
           "other_locker::other_local_lock",
           "nm:inlined_lock",                        // in an inlined-only function: spelled by type and address
+          "nm:block_lock",                          // in an inner { } block, which gdb's func:: does not search
+          "keyed_locker::keyed_lock",               // shares its address with an empty static of key_user
           "noop_backing_dev_info_fixture.wb.list_lock",
           "shadow_nodes_fixture.xa",                // shadow_nodes.xa.xa_lock shape: offset 32
           "shadow_nodes_fixture.xa.xa_lock",
@@ -148,6 +153,19 @@ TEST_CASE("addresses without a lock are named by the innermost member") {
                "rcu_state_fixture.node[1].gp_seq", "cyclic_root.children[1]", "percpu_first_fixture",
                "shadow_nodes_fixture"},
               false);
+}
+
+TEST_CASE("addresses in padding or inside a member are named as a char gdb can take the address of") {
+  check_names({"*((char *)&rcu_state_fixture + 4)",          // padding after node[0].lock
+               "*((char *)&rcu_state_fixture.node[2] + 20)",  // inside node[2].parent, a pointer
+               "*((char *)&not_a_lock[1] + 3)",               // inside a long
+               "*((char *)&fixture_mutex + 2)",               // inside a lock, not at its start
+               "*((char *)&'globals.c'::lock + 2)",           // a file static with a qualifier
+               "*((char *)&percpu_counter_fixture + 4)"},     // per-cpu, padding after the lock
+              false);
+  auto symbolizer = Symbolizer::open(g_fixture);
+  CHECK(symbolizer->name_data(gdb_address_of("*((char *)&rcu_state_fixture + 4)")).name ==
+        "*((char *)&rcu_state_fixture.node[0] + 0x4)");
 }
 
 TEST_CASE("code addresses agree with addr2line on function, inlines and lines") {
@@ -431,6 +449,56 @@ TEST_CASE("kallsyms files name code and data symbols, and say when data symbols 
   }
 }
 
+TEST_CASE("an address past a text end marker is said to be unnamed, not marker+offset") {
+  // nm -n is the oracle for the layout: the marker is the last symbol before marker+1.
+  const CommandResult nm =
+      run("nm -n '" + g_fixture + "' | awk 'found {print $1; exit} $3 == \"__fixture_text_end\" {print $1; found = 1}'");
+  std::istringstream words(nm.out);
+  std::string marker_text, next_text;
+  REQUIRE(words >> marker_text >> next_text);
+  const unsigned long long marker = std::stoull(marker_text, nullptr, 16);
+  REQUIRE(std::stoull(next_text, nullptr, 16) > marker + 1);
+  auto symbolizer = Symbolizer::open(g_fixture);
+  CHECK(symbolizer->is_code(marker + 1));
+  const auto past = symbolizer->name_code(marker + 1);
+  CHECK_FALSE(past.found);
+  CHECK(past.why_unnamed.find("__fixture_text_end") != std::string::npos);
+
+  const std::string all = g_scratch + "/kallsyms-with-marker";
+  REQUIRE(run("nm '" + g_fixture + "' | awk 'NF == 3' > '" + all + "'").status == 0);
+  auto kallsyms = Symbolizer::from_kallsyms(all);
+  const auto from_kallsyms = kallsyms->name_code(marker + 1);
+  CHECK_FALSE(from_kallsyms.found);
+  CHECK(from_kallsyms.why_unnamed.find("__fixture_text_end") != std::string::npos);
+
+  // A marker that shares its address with the start of the next kind of text does not hide it.
+  const unsigned long long shared = gdb_address_of("__fixture_b_start");
+  REQUIRE(shared == gdb_address_of("__fixture_a_text_end"));
+  CHECK(symbolizer->name_code(shared + 1).name() == "__fixture_b_start+0x1");
+  CHECK(kallsyms->name_code(shared + 1).name() == "__fixture_b_start+0x1");
+
+  // The shape seen with another kernel's kallsyms: a frame far past __entry_text_end. Functions
+  // whose names merely end in _end are still functions.
+  const std::string other = g_scratch + "/kallsyms-other-kernel";
+  write_file(other, "ffffffff81000000 T _text\n"
+                    "ffffffff81110400 T __traceiter_contention_end\n"
+                    "ffffffff81a4903c T __noinstr_text_end\n"
+                    "ffffffff81a50000 T common_interrupt_return\n"
+                    "ffffffff81a50000 T __irqentry_text_end\n"
+                    "ffffffff81c00000 T entry_SYSCALL_64\n"
+                    "ffffffff81c01b17 T __entry_text_end\n"
+                    "ffffffff81e00000 T _etext\n");
+  auto wrong_kernel = Symbolizer::from_kallsyms(other);
+  const auto far = wrong_kernel->name_code(0xffffffff81c01b17ULL + 0xd4ece);
+  CHECK_FALSE(far.found);
+  CHECK(far.why_unnamed.find("__entry_text_end") != std::string::npos);
+  CHECK_FALSE(wrong_kernel->name_code(0xffffffff81a4903cULL).found);  // at the marker itself too
+  CHECK(wrong_kernel->name_code(0xffffffff81110404ULL).name() == "__traceiter_contention_end+0x4");
+  CHECK(wrong_kernel->name_code(0xffffffff81c00010ULL).name() == "entry_SYSCALL_64+0x10");
+  // An end marker listed after another symbol at its address: the other symbol names it.
+  CHECK(wrong_kernel->name_code(0xffffffff81a50010ULL).name() == "common_interrupt_return+0x10");
+}
+
 TEST_CASE("the symbolize command prints one JSON object per address, from arguments or stdin") {
   const unsigned long long lock = gdb_address_of("rcu_state_fixture.gp_wq");
   const unsigned long long main_address = gdb_address_of("main");
@@ -462,6 +530,70 @@ TEST_CASE("the symbolize command prints one JSON object per address, from argume
   const CommandResult bad = run(base + " 0xnothex 2>&1");
   CHECK(bad.status == 1);
   CHECK(bad.out.find("bad address") != std::string::npos);
+}
+
+TEST_CASE("the symbolize command with --kallsyms names every function and object as nm does") {
+  // nm prints the /proc/kallsyms format. Every function and object nm gives a size (linker markers
+  // such as _end have none) is looked up at its start and one byte in; nm's symbols at the same
+  // address are its aliases, any of which is a right answer.
+  const std::string kallsyms = g_scratch + "/kallsyms-cli";
+  REQUIRE(run("nm '" + g_fixture + "' | awk 'NF == 3' > '" + kallsyms + "'").status == 0);
+  std::map<unsigned long long, std::set<std::string>> names_at;
+  {
+    std::ifstream in(kallsyms);
+    std::string address_text, type, name;
+    while (in >> address_text >> type >> name) names_at[std::stoull(address_text, nullptr, 16)].insert(name);
+  }
+  struct Query {
+    unsigned long long address = 0;
+    unsigned long long symbol_start = 0;
+    bool code = false;
+  };
+  std::vector<Query> queries;
+  const CommandResult sized = run("nm -S '" + g_fixture + "' | awk 'NF == 4 && $3 ~ /^[tTdDbBrR]$/ {print $1, $2, $3}'");
+  REQUIRE(sized.status == 0);
+  std::istringstream lines(sized.out);
+  std::string address_text, size_text, type;
+  while (lines >> address_text >> size_text >> type) {
+    const unsigned long long start = std::stoull(address_text, nullptr, 16);
+    const unsigned long long size = std::stoull(size_text, nullptr, 16);
+    const bool code = type == "t" || type == "T";
+    queries.push_back({start, start, code});
+    // One byte in, unless another symbol starts there.
+    const auto next = names_at.upper_bound(start);
+    if (size > 1 && (next == names_at.end() || next->first > start + 1)) queries.push_back({start + 1, start, code});
+  }
+  REQUIRE(std::count_if(queries.begin(), queries.end(), [](const Query& q) { return q.code; }) > 5);
+  REQUIRE(std::count_if(queries.begin(), queries.end(), [](const Query& q) { return !q.code; }) > 10);
+  std::string arguments;
+  for (const Query& q : queries) {
+    char hex[32];
+    snprintf(hex, sizeof hex, " 0x%llx", q.address);
+    arguments += hex;
+  }
+  const CommandResult result =
+      run("'" + g_cli + "' symbolize --kallsyms '" + kallsyms + "' --format jsonl" + arguments + " 2>&1");
+  REQUIRE(result.status == 0);
+  std::istringstream out(result.out);
+  std::string line;
+  size_t checked = 0;
+  for (const Query& q : queries) {
+    REQUIRE(std::getline(out, line));
+    const auto j = nlohmann::json::parse(line);
+    const std::set<std::string>& aliases = names_at[q.symbol_start];
+    const unsigned long long offset = q.address - q.symbol_start;
+    INFO("0x" << std::hex << q.address << std::dec << " nm: " << *aliases.begin() << "+" << offset << " ours: " << line);
+    CHECK(j["found"] == true);
+    CHECK(j["kind"] == (q.code ? "code" : "data"));
+    CHECK(aliases.count(j["symbol"].get<std::string>()) == 1);
+    CHECK(j["offset"].get<unsigned long long>() == offset);
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, "+0x%llx", offset);
+    // Code is always function+0xoff; data omits a zero offset.
+    CHECK(j["name"] == j["symbol"].get<std::string>() + (q.code || offset != 0 ? suffix : ""));
+    ++checked;
+  }
+  CHECK(checked == queries.size());
 }
 
 int main(int argc, char** argv) {
