@@ -112,11 +112,13 @@ grep -q "^lockrec: perf record ended by itself (exited with status 0) while COMM
 perf script -i full.data -F event >/dev/null 2>&1 || fail "perf script cannot read the file perf ended at --max-size"
 [ "$("$here/json-field" full.data.lockrec.json command_status.signal)" = 15 ] || fail "COMMAND's SIGTERM not in the JSON"
 
-interrupt() {  # signal, expected exit status
-  local signal=$1 expected=$2 status=0 line
+# Starts `lockrec -o FILE -- sleep 30` in the background and returns once it is recording; sets pid
+# (lockrec's) and drain (the reader that copies its stderr to last.err through fd 3 until it ends).
+start_recording() {  # FILE
+  local line
   rm -f progress && mkfifo progress
-  "$lockrec" -o "$signal.data" -- sleep 30 2>progress &
-  local pid=$!
+  "$lockrec" -o "$1" -- sleep 30 2>progress &
+  pid=$!
   exec 3<progress
   # Wait (no timer) for the line lockrec prints once perf records and COMMAND runs.
   while read -r line <&3; do
@@ -124,7 +126,12 @@ interrupt() {  # signal, expected exit status
     case $line in *"recording in "*) break ;; esac
   done
   cat <&3 >>last.err &
-  local drain=$!
+  drain=$!
+}
+
+interrupt() {  # signal, expected exit status
+  local signal=$1 expected=$2 status=0
+  start_recording "$signal.data"
   kill "-$signal" "$pid"
   wait "$pid" || status=$?
   wait "$drain" || true
@@ -143,16 +150,7 @@ interrupt TERM 143
 interrupt HUP 129
 
 echo "== lockrec killed outright: perf, stopped by its parent-death SIGINT, still finishes the file"
-rm -f progress && mkfifo progress
-"$lockrec" -o killed.data -- sleep 30 2>progress &
-pid=$!
-exec 3<progress
-while read -r line <&3; do
-  echo "$line" >>last.err
-  case $line in *"recording in "*) break ;; esac
-done
-cat <&3 >>last.err &
-drain=$!
+start_recording killed.data
 perf_pid=$(pgrep -P "$pid" -x perf) || fail "no perf running under lockrec"
 command_pid=$(pgrep -P "$pid" -x sleep) || fail "no COMMAND running under lockrec"
 stress-ng --fork 2 --timeout 2 >/dev/null 2>&1  # contention to record before the kill (system-wide)
