@@ -478,7 +478,6 @@ class Reader final : public PerfDataReader {
     if (!metadata_.data_size_was_zero) {
       read_feature_table(all, data_offset + data_size, feature_bits);
     }
-    finish_events();
   }
 
   void throw_if_empty_pipe_file(Bytes all) {
@@ -539,6 +538,7 @@ class Reader final : public PerfDataReader {
         event.ids.push_back(load<uint64_t>(all.data() + ids_offset + i * 8));
       }
       metadata_.events.push_back(std::move(event));
+      add_event_layout();
     }
   }
 
@@ -650,25 +650,52 @@ class Reader final : public PerfDataReader {
 
   // Gives a name to the event that owns these ids (or, without ids, the index-th event).
   void name_event(const std::vector<uint64_t>& ids, size_t index, const std::string& name) {
-    for (auto& event : metadata_.events) {
-      for (uint64_t id : ids) {
-        if (std::find(event.ids.begin(), event.ids.end(), id) != event.ids.end()) {
-          event.name = name;
-          return;
-        }
+    for (uint64_t id : ids) {
+      if (const EventDesc* event = event_for_id(id)) {
+        metadata_.events[event->index].name = name;
+        return;
       }
     }
     if (ids.empty() && index < metadata_.events.size()) metadata_.events[index].name = name;
   }
 
-  // Sample layouts, the id -> event map, and how a sample's id is found.
-  void finish_events() {
+  // The sample layout of the newest event, and how a sample's id is found. Checked one event at a
+  // time, so that an error points at the attr that broke the rule, and so that a stream of many
+  // HEADER_ATTR records costs linear time (rebuilding everything per attr was quadratic: 32,000
+  // attrs took 11 s).
+  void add_event_layout() {
+    size_t index = metadata_.events.size() - 1;
+    EventDesc& event = metadata_.events[index];
+    event.index = index;
+    event.layout = layout_for(event.attr);
+    id_table_stale_ = true;
+    const SampleLayout& first = metadata_.events.front().layout;
+    trailer_layout_ = &first;  // again: the push may have moved the events
+    if (index == 0) {
+      sample_id_offset_ = -1;  // one event: every sample is its
+      return;
+    }
+    if (first.id_offset_in_sample < 0 || event.layout.id_offset_in_sample != first.id_offset_in_sample) {
+      throw Error("the events' sample_type values do not let a sample be matched to its event " +
+                  std::string("(expected ID or IDENTIFIER at one position in every event's samples)"))
+          .at(attrs_offset_).in("attrs").hint("record with `perf record` (it adds PERF_SAMPLE_IDENTIFIER)");
+    }
+    sample_id_offset_ = first.id_offset_in_sample;
+    // perf itself refuses recordings whose events disagree on the sample_id_all trailer.
+    if (event.layout.sample_id_all != first.sample_id_all ||
+        event.layout.trailer_size != first.trailer_size ||
+        event.layout.id_offset_from_end != first.id_offset_from_end) {
+      throw Error("the events disagree on the sample_id_all trailer layout (expected one layout for all)")
+          .at(attrs_offset_).in("attrs").hint("the recording mixes incompatible events");
+    }
+  }
+
+  // The id -> event map, built when an id is first looked up after events were added.
+  void build_id_table() {
+    id_table_stale_ = false;
     id_to_event_.clear();
-    for (size_t i = 0; i < metadata_.events.size(); ++i) {
-      EventDesc& event = metadata_.events[i];
-      event.index = i;
-      event.layout = layout_for(event.attr);
-      for (uint64_t id : event.ids) id_to_event_.push_back({id, i});
+    for (const EventDesc& event : metadata_.events) {
+      for (uint64_t id : event.ids) id_to_event_.push_back({id, event.index});
     }
     // Sorted by id; an id listed twice belongs to the later event.
     std::stable_sort(id_to_event_.begin(), id_to_event_.end(),
@@ -686,29 +713,6 @@ class Reader final : public PerfDataReader {
         events_by_dense_id_[entry.id - dense_first_id_] = static_cast<uint32_t>(entry.event);
       }
     }
-    sample_id_offset_ = -1;
-    trailer_layout_ = nullptr;
-    if (metadata_.events.empty()) return;
-    const SampleLayout& first = metadata_.events.front().layout;
-    bool same_id_offset = true, same_trailer = true;
-    for (const auto& event : metadata_.events) {
-      same_id_offset &= event.layout.id_offset_in_sample == first.id_offset_in_sample;
-      same_trailer &= event.layout.sample_id_all == first.sample_id_all &&
-                      event.layout.trailer_size == first.trailer_size &&
-                      event.layout.id_offset_from_end == first.id_offset_from_end;
-    }
-    if (metadata_.events.size() > 1 && (!same_id_offset || first.id_offset_in_sample < 0)) {
-      throw Error("the events' sample_type values do not let a sample be matched to its event " +
-                  std::string("(expected ID or IDENTIFIER at one position in every event's samples)"))
-          .at(attrs_offset_).in("attrs").hint("record with `perf record` (it adds PERF_SAMPLE_IDENTIFIER)");
-    }
-    sample_id_offset_ = metadata_.events.size() > 1 ? first.id_offset_in_sample : -1;
-    // perf itself refuses recordings whose events disagree on the sample_id_all trailer.
-    if (!same_trailer) {
-      throw Error("the events disagree on the sample_id_all trailer layout (expected one layout for all)")
-          .at(attrs_offset_).in("attrs").hint("the recording mixes incompatible events");
-    }
-    trailer_layout_ = &first;
   }
 
   // ---- pipe mode ----
@@ -861,7 +865,7 @@ class Reader final : public PerfDataReader {
     event.attr_size_in_file = declared;
     while (!cursor.at_end()) event.ids.push_back(cursor.u64());
     metadata_.events.push_back(std::move(event));
-    finish_events();
+    add_event_layout();
   }
 
   void parse_event_update(const RawRecord& record) {
@@ -904,7 +908,11 @@ class Reader final : public PerfDataReader {
                   " bytes) to hold its event id").at(record.file_offset).in("PERF_RECORD_SAMPLE")
           .hint("the file is corrupt");
     }
-    uint64_t id = load<uint64_t>(record.bytes.data() + offset);
+    return event_for_id(load<uint64_t>(record.bytes.data() + offset));
+  }
+
+  const EventDesc* event_for_id(uint64_t id) {
+    if (id_table_stale_) build_id_table();
     if (!events_by_dense_id_.empty()) {
       if (id < dense_first_id_ || id - dense_first_id_ >= events_by_dense_id_.size()) return nullptr;
       uint32_t event = events_by_dense_id_[id - dense_first_id_];
@@ -1155,6 +1163,7 @@ class Reader final : public PerfDataReader {
     size_t event;
   };
   std::vector<IdEvent> id_to_event_;
+  bool id_table_stale_ = false;  // events were added since id_to_event_ was built
   // The same, as a table indexed by id - dense_first_id_, when the ids span less than this.
   static constexpr uint64_t kMaxDenseIdSpan = 1u << 16;
   static constexpr uint32_t kNoEvent = UINT32_MAX;

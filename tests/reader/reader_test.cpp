@@ -154,6 +154,14 @@ std::string read_error(const ByteVector& bytes) {
   return error_of([&] { read_all(path); });
 }
 
+perf_event_header load_header(const ByteVector& bytes, uint64_t offset) {
+  perf_event_header header;
+  REQUIRE(offset + sizeof header <= bytes.size());
+  std::memcpy(&header, bytes.data() + offset, sizeof header);
+  REQUIRE(header.size >= sizeof header);
+  return header;
+}
+
 struct PipeRead {
   std::unique_ptr<perf::PerfDataReader> reader;
   Collector collector;
@@ -329,6 +337,13 @@ TEST_CASE("samples are matched to events by id whether the ids span little or mu
     CHECK(c.samples[1].event == "lock:contention_end");
     CHECK(c.samples[2].event == "lock:contention_begin");
     CHECK(reader->stats().samples_without_event == 1);
+    // In pipe mode the attrs arrive one record at a time, and the table is built after the last.
+    PipeRead piped = read_through_pipe(builder.pipe_mode(), 4096);
+    REQUIRE(piped.collector.samples.size() == 3);
+    CHECK(piped.collector.samples[0].event == "lock:contention_begin");
+    CHECK(piped.collector.samples[1].event == "lock:contention_end");
+    CHECK(piped.collector.samples[2].event == "lock:contention_begin");
+    CHECK(piped.reader->stats().samples_without_event == 1);
   }
 }
 
@@ -530,6 +545,21 @@ TEST_CASE("malformed input is one error naming the offset") {
     std::string error = read_error(bytes);
     CHECK_THAT(error, Catch::Contains("expected ID or IDENTIFIER"));
     CHECK_THAT(error, Catch::Contains("offset " + std::to_string(attrs_offset) + " "));
+  }
+  SECTION("in pipe mode, the error names the HEADER_ATTR record that broke the rule") {
+    PerfDataBuilder mixed;
+    for (uint64_t id : {1, 2}) {
+      mixed.add_event(tracepoint_attr(kBeginId, PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_RAW), "lock:contention_begin", {id});
+    }
+    mixed.add_event(tracepoint_attr(kEndId, PERF_SAMPLE_IP | PERF_SAMPLE_RAW), "lock:contention_end", {3});
+    ByteVector bytes = mixed.pipe_mode();
+    uint64_t offset = 16, third_attr = 0;
+    for (int attrs_seen = 0; attrs_seen < 3; offset += load_header(bytes, offset).size) {
+      if (load_header(bytes, offset).type == 64 && ++attrs_seen == 3) third_attr = offset;
+    }
+    std::string error = read_error(bytes);
+    CHECK_THAT(error, Catch::Contains("expected ID or IDENTIFIER"));
+    CHECK_THAT(error, Catch::Contains("offset " + std::to_string(third_attr) + " "));
   }
   SECTION("a feature section outside the file") {
     ByteVector bad = good;
