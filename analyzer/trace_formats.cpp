@@ -111,7 +111,11 @@ std::unique_ptr<TraceFormats> TraceFormats::parse(std::span<const std::byte> blo
       uint64_t size = cursor.u64();
       std::string text = as_text(take_sized_text(cursor, size, "an event format"));
       without_print_format(text);
-      if (tep_parse_event(tep, text.data(), text.size(), system) != 0) {
+      // A format is text. libtraceevent 1.7 reads a NUL inside one as a missing token and then
+      // dereferences it (a field "a[" followed by NUL crashed it; found by fuzzing), so such a
+      // format never reaches it and counts as one it could not parse.
+      bool is_text = text.find('\0') == std::string::npos;
+      if (!is_text || tep_parse_event(tep, text.data(), text.size(), system) != 0) {
         std::string_view name_line(text);
         auto start = name_line.find("name: ");
         auto end = name_line.find('\n', start);

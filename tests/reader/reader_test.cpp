@@ -8,6 +8,7 @@
 #include "lockscope/error.hpp"
 #include "lockscope/lock_events.hpp"
 #include "lockscope/perf_data.hpp"
+#include "lockscope/trace_formats.hpp"
 #include "example_recordings.hpp"
 #include "perf_data_builder.hpp"
 
@@ -601,4 +602,20 @@ TEST_CASE("a lock event whose payload is too short is counted, not read past") {
   REQUIRE(c.samples.size() == 1);
   CHECK_FALSE(c.samples[0].lock);
   CHECK(c.decoder->short_payloads() == 1);
+}
+
+// Found by fuzzing: libtraceevent 1.7 dereferences a NULL token when a field's "[" is followed by
+// a NUL byte. Such a format is reported as unparsed, and the formats around it still parse.
+TEST_CASE("an event format with a NUL byte in it is unparsed, not handed to libtraceevent") {
+  std::string broken = contention_begin_format(kBeginId);
+  size_t field = broken.find("lock_addr;");
+  REQUIRE(field != std::string::npos);
+  broken.replace(field, 0, std::string("a[\0", 3));
+  ByteVector blob = tracing_data({{"lock", {broken, contention_end_format(kEndId)}}});
+  auto formats = perf::TraceFormats::parse(blob, 0);
+  REQUIRE(formats->unparsed().size() == 1);
+  CHECK(formats->unparsed()[0] == "lock:contention_begin");
+  CHECK(formats->find(kBeginId) == nullptr);
+  REQUIRE(formats->find(kEndId) != nullptr);
+  CHECK(formats->find(kEndId)->field("ret").found);
 }
