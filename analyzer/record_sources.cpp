@@ -167,12 +167,37 @@ Bytes StreamRecordSource::take_trailing_payload(uint64_t size, uint64_t record_o
 // The buffer starts with room for one largest record and a half and doubles when a payload decodes
 // to more (once or twice per recording). Starting under 128 KiB matters to the fuzzer: ASan maps
 // and unmaps every larger block, and the TLB shootdown of that unmap made a third of each run.
+namespace {
+
+struct FreeDecompressionContext {
+  void operator()(ZSTD_DCtx* context) const { ZSTD_freeDCtx(context); }
+};
+using DecompressionContext = std::unique_ptr<ZSTD_DCtx, FreeDecompressionContext>;
+
+// The context of the reader that finished last on this thread, kept for the next: a context
+// allocates its window buffers (512 KiB at perf's default level) on first use, and a process that
+// reads many recordings (the tests, the fuzzers: one per input) then allocates them once.
+thread_local DecompressionContext spare_context;
+
+ZSTD_DCtx* take_context() {
+  if (spare_context) {
+    ZSTD_DCtx_reset(spare_context.get(), ZSTD_reset_session_and_parameters);
+    return spare_context.release();
+  }
+  return ZSTD_createDCtx();
+}
+
+}  // namespace
+
 DecompressedRecordSource::DecompressedRecordSource()
-    : context_(ZSTD_createDCtx()), buffer_(96 << 10) {
+    : context_(take_context()), buffer_(96 << 10) {
   if (context_ == nullptr) throw Error("cannot allocate a zstd decompression context");
 }
 
-DecompressedRecordSource::~DecompressedRecordSource() { ZSTD_freeDCtx(context_); }
+DecompressedRecordSource::~DecompressedRecordSource() {
+  DecompressionContext context(context_);
+  if (!spare_context) spare_context = std::move(context);
+}
 
 uint64_t DecompressedRecordSource::feed(Bytes compressed, uint64_t record_offset) {
   if (read_pos_ > 0) {
