@@ -164,9 +164,6 @@ Bytes StreamRecordSource::take_trailing_payload(uint64_t size, uint64_t record_o
   return read_exact(static_cast<size_t>(size), "the payload that follows a record");
 }
 
-// The buffer starts with room for one largest record and a half and doubles when a payload decodes
-// to more (once or twice per recording). Starting under 128 KiB matters to the fuzzer: ASan maps
-// and unmaps every larger block, and the TLB shootdown of that unmap made a third of each run.
 namespace {
 
 struct FreeDecompressionContext {
@@ -189,6 +186,9 @@ ZSTD_DCtx* take_context() {
 
 }  // namespace
 
+// The buffer starts with room for one largest record and a half and doubles when a payload decodes
+// to more (once or twice per recording). Starting under 128 KiB matters to the fuzzer: ASan maps
+// and unmaps every larger block, and the TLB shootdown of that unmap made a third of each run.
 DecompressedRecordSource::DecompressedRecordSource()
     : context_(take_context()), buffer_(96 << 10) {
   if (context_ == nullptr) throw Error("cannot allocate a zstd decompression context");

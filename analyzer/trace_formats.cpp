@@ -39,6 +39,12 @@ void without_print_format(std::string& format) {
   format += "\nprint fmt: \"\"\n";
 }
 
+// Tabs, newlines and the printable ASCII characters: what the kernel writes in a format file.
+bool is_printable_text(std::string_view text) {
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return c == '\t' || c == '\n' || (c >= ' ' && c <= '~'); });
+}
+
 bool version_at_least_0_6(const std::string& version) {
   unsigned major = 0, minor = 0;
   if (sscanf(version.c_str(), "%u.%u", &major, &minor) != 2) return false;
@@ -111,11 +117,11 @@ std::unique_ptr<TraceFormats> TraceFormats::parse(std::span<const std::byte> blo
       uint64_t size = cursor.u64();
       std::string text = as_text(take_sized_text(cursor, size, "an event format"));
       without_print_format(text);
-      // A format is text. libtraceevent 1.7 reads a NUL inside one as a missing token and then
-      // dereferences it (a field "a[" followed by NUL crashed it; found by fuzzing), so such a
-      // format never reaches it and counts as one it could not parse.
-      bool is_text = text.find('\0') == std::string::npos;
-      if (!is_text || tep_parse_event(tep, text.data(), text.size(), system) != 0) {
+      // A format is printable ASCII text. libtraceevent 1.7's tokenizer makes no token of any
+      // other byte, and after a field's "[" it then dereferences the missing token (found by
+      // fuzzing: "a[" then a NUL, then "a[" then 0x80; every control byte and byte over 0x7e does
+      // it). Such a format never reaches it and counts as one it could not parse.
+      if (!is_printable_text(text) || tep_parse_event(tep, text.data(), text.size(), system) != 0) {
         std::string_view name_line(text);
         auto start = name_line.find("name: ");
         auto end = name_line.find('\n', start);

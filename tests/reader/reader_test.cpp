@@ -605,12 +605,15 @@ TEST_CASE("a lock event whose payload is too short is counted, not read past") {
 }
 
 // Found by fuzzing: libtraceevent 1.7 dereferences a NULL token when a field's "[" is followed by
-// a NUL byte. Such a format is reported as unparsed, and the formats around it still parse.
-TEST_CASE("an event format with a NUL byte in it is unparsed, not handed to libtraceevent") {
+// a byte that is not printable text (a NUL, then 0x80). Such a format is reported as unparsed, and
+// the formats around it still parse.
+TEST_CASE("an event format with a byte that is not printable text is unparsed, not handed to libtraceevent") {
+  char byte = GENERATE('\0', '\x01', '\x1f', '\x7f', '\x80', '\xff');
+  INFO("byte " << int(static_cast<unsigned char>(byte)));
   std::string broken = contention_begin_format(kBeginId);
   size_t field = broken.find("lock_addr;");
   REQUIRE(field != std::string::npos);
-  broken.replace(field, 0, std::string("a[\0", 3));
+  broken.replace(field, 0, std::string("a[") + byte);
   ByteVector blob = tracing_data({{"lock", {broken, contention_end_format(kEndId)}}});
   auto formats = perf::TraceFormats::parse(blob, 0);
   REQUIRE(formats->unparsed().size() == 1);
