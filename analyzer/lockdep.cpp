@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <span>
+#include <utility>
 
 #include "lockscope/probe_table.hpp"
 
@@ -91,6 +92,12 @@ constexpr uint8_t kEdgeER = 1, kEdgeEN = 2, kEdgeSR = 4, kEdgeSN = 8;
 constexpr uint8_t kIntoRecursive = kEdgeER | kEdgeSR;
 constexpr uint8_t kFromShared = kEdgeSR | kEdgeSN;
 constexpr std::array<uint8_t, 4> kEdgeTypes = {kEdgeER, kEdgeEN, kEdgeSR, kEdgeSN};
+
+constexpr std::string_view kReusedAddressesCaveat =
+    "every edge was first made at the same two call sites, and the orders were never seen at the same "
+    "time: one walk nesting two locks of a kind (spin_lock_nested(), parent then child) over objects "
+    "freed and reallocated at the same addresses looks like this; lockdep, which tells nesting "
+    "levels apart, would not report it";
 
 uint8_t edge_type(bool held_shared, bool acquired_recursive) {
   if (held_shared) return acquired_recursive ? kEdgeSR : kEdgeSN;
@@ -178,7 +185,8 @@ struct LockdepReplay::State {
     uint32_t from = 0, to = 0;
     uint8_t types = 0;
     uint64_t count = 0;
-    uint64_t time = 0;
+    uint64_t time = 0;       // of the occurrence whose evidence is kept
+    uint64_t last_time = 0;  // of the latest occurrence
     uint32_t held_stack = 0, stack = 0;
     std::string holder;
     // Whether the hold the edge came from was seen released. A hold whose release was missed
@@ -268,6 +276,8 @@ struct LockdepReplay::State {
   bool room_for(FindingKind kind);
   void find_inconsistencies(const model::HolderModel* holders);
   void find_cycles();
+  std::span<const uint64_t> call_site(uint32_t stack) const;
+  bool looks_like_reused_addresses(std::span<const uint32_t> cycle_edges) const;
   void find_safe_to_unsafe();
 
   // The kernel frames of the sample, innermost first, in a buffer reused by the next sample.
@@ -549,6 +559,7 @@ void LockdepReplay::State::add_edge(ContextState& context, const HeldLock& held,
     Edge& edge = s.edges[index];
     edge.types |= type;
     ++edge.count;
+    edge.last_time = taken.sample->time;
     if (edge.confirmed) return;
   } else {
     if (s.edges.size() >= options_.max_edges) {
@@ -561,6 +572,7 @@ void LockdepReplay::State::add_edge(ContextState& context, const HeldLock& held,
     edge.to = to;
     edge.types = type;
     edge.count = 1;
+    edge.last_time = taken.sample->time;
     s.edge_ids.emplace(key, index);
     s.edges.push_back(std::move(edge));
     ++stats_.edges;
@@ -654,6 +666,7 @@ Evidence LockdepReplay::State::edge_evidence(uint32_t edge_index) const {
   evidence.held_lock = s.locks[edge.from].address;
   evidence.holder = edge.holder;
   evidence.time_ns = edge.time;
+  evidence.last_time_ns = edge.last_time;
   evidence.count = edge.count;
   auto frames = s.stacks.frames(edge.stack);
   evidence.stack.assign(frames.begin(), frames.end());
@@ -716,6 +729,34 @@ void LockdepReplay::State::find_inconsistencies(const model::HolderModel* holder
   }
 }
 
+// The call site of an acquisition: the lock function and its caller, the first two frames.
+std::span<const uint64_t> LockdepReplay::State::call_site(uint32_t stack) const {
+  auto frames = stacks.frames(stack);
+  return frames.size() < 2 ? std::span<const uint64_t>{} : frames.first(2);
+}
+
+// A cycle that one nesting walk over reused addresses would make (see Finding::caveat): every
+// edge first made with the held lock taken at one site and the next lock at another, the same for
+// all edges, and no moment at which every edge had been seen and was still to be seen again. A
+// deadlock needs the orders at the same time; two walks that really take one pair of objects in
+// opposite orders would be seen interleaved.
+bool LockdepReplay::State::looks_like_reused_addresses(std::span<const uint32_t> cycle_edges) const {
+  const Edge& first = edges[cycle_edges.front()];
+  auto held_site = call_site(first.held_stack), taken_site = call_site(first.stack);
+  if (held_site.empty() || taken_site.empty()) return false;  // no call stacks: nothing to tell by
+  uint64_t latest_first = 0, earliest_last = UINT64_MAX;
+  for (uint32_t index : cycle_edges) {
+    const Edge& edge = edges[index];
+    if (!std::ranges::equal(call_site(edge.held_stack), held_site) ||
+        !std::ranges::equal(call_site(edge.stack), taken_site)) {
+      return false;
+    }
+    latest_first = std::max(latest_first, edge.time);
+    earliest_last = std::min(earliest_last, edge.last_time);
+  }
+  return latest_first > earliest_last;
+}
+
 void LockdepReplay::State::find_cycles() {
   const State& s = *this;
   if (s.edges.empty()) return;
@@ -751,6 +792,7 @@ void LockdepReplay::State::find_cycles() {
       finding.locks.push_back(finding_lock(s.edges[edge].from));
       finding.evidence.push_back(edge_evidence(edge));
     }
+    if (looks_like_reused_addresses(path_edges)) finding.caveat = kReusedAddressesCaveat;
     findings_.push_back(std::move(finding));
   };
   auto walk = [&](auto& self, uint32_t start, uint32_t at) -> void {
@@ -859,8 +901,10 @@ void LockdepReplay::finish(const model::HolderModel* holders) {
     s.find_cycles();
     s.find_safe_to_unsafe();
   }
-  std::stable_sort(findings_.begin(), findings_.end(),
-                   [](const Finding& a, const Finding& b) { return a.kind < b.kind; });
+  // By kind, and within a kind those with a caveat last.
+  std::stable_sort(findings_.begin(), findings_.end(), [](const Finding& a, const Finding& b) {
+    return std::pair(a.kind, !a.caveat.empty()) < std::pair(b.kind, !b.caveat.empty());
+  });
 }
 
 void LockdepReplay::add_class_findings(const ClassOf& class_of) {
@@ -920,8 +964,10 @@ void LockdepReplay::add_class_findings(const ClassOf& class_of) {
       }
     }
   }
-  std::stable_sort(findings_.begin(), findings_.end(),
-                   [](const Finding& a, const Finding& b) { return a.kind < b.kind; });
+  // By kind, and within a kind those with a caveat last.
+  std::stable_sort(findings_.begin(), findings_.end(), [](const Finding& a, const Finding& b) {
+    return std::pair(a.kind, !a.caveat.empty()) < std::pair(b.kind, !b.caveat.empty());
+  });
 }
 
 std::vector<std::string> LockdepReplay::notes() const {

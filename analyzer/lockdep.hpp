@@ -57,6 +57,7 @@ struct Evidence {
   uint64_t held_lock = 0;          // edge: the lock that was held
   std::string holder;              // the thread or interrupt context: "insmod[312]", "[hardirq] cpu 1 ..."
   uint64_t time_ns = 0;
+  uint64_t last_time_ns = 0;       // edge: when it was last seen
   uint64_t count = 0;              // acquisitions with this usage, or times the edge was seen
   std::vector<uint64_t> stack;     // first stack of the usage, or of the acquisition of `lock`
   std::vector<uint64_t> held_stack;  // edge: the acquisition of `held_lock` that was held
@@ -74,6 +75,11 @@ struct Finding {
   std::vector<FindingLock> locks;    // inconsistency: the lock; cycle: in cycle order; safe, unsafe
   std::vector<Evidence> evidence;
   std::vector<std::string> holders;  // inconsistency: every holder of the lock (the sharing model's labels)
+  // Why the finding may not be real, or "". A cycle whose edges were all first made at one pair of
+  // call sites, and never all within one stretch of time, is what one nesting walk (parent then
+  // child, spin_lock_nested()) looks like when freed objects' lock addresses are reused: lockdep
+  // tells nesting by subclass, which a stock kernel's probes cannot see.
+  std::string caveat;
 };
 
 struct Options {

@@ -187,13 +187,15 @@ Json finding_json(const Report& report, const lockdep::Finding& finding) {
     entry["first_time_ns"] = item.time_ns;
     entry["count"] = item.count;
     if (item.type == lockdep::Evidence::Type::edge) {
+      entry["last_time_ns"] = item.last_time_ns;
       entry["held_stack"] = stack_json(report.namer->stack(item.held_stack));
     }
     entry["first_stack"] = stack_json(report.namer->stack(item.stack));
     evidence.push_back(std::move(entry));
   }
   return {{"kind", lockdep::kind_name(finding.kind)}, {"title", finding.title},    {"locks", locks},
-          {"evidence", evidence},                     {"holders", finding.holders}, {"scenario", scenario(report, finding)}};
+          {"evidence", evidence},                     {"holders", finding.holders}, {"scenario", scenario(report, finding)},
+          {"caveat", finding.caveat.empty() ? Json() : Json(finding.caveat)}};
 }
 
 // What lockrec's side file says about how the recording was made.
@@ -327,6 +329,7 @@ void write_findings_text(const Report& report, const TextOptions& options, std::
     if (finding.kind == lockdep::FindingKind::lock_order_cycle) {
       out << "    cycle: " << join(names, " -> ") << " -> " << names.front() << "\n";
     }
+    if (!finding.caveat.empty()) out << "    caveat: " << finding.caveat << "\n";
     for (const auto& item : finding.evidence) {
       if (item.type == lockdep::Evidence::Type::usage) {
         out << "    {" << item.usage << "} of " << lock_name(report, item.lock) << ": " << item.count
@@ -336,7 +339,9 @@ void write_findings_text(const Report& report, const TextOptions& options, std::
       }
       out << "    " << lock_name(report, item.held_lock) << " -> " << lock_name(report, item.lock) << ": seen "
           << item.count << (item.count == 1 ? " time" : " times") << ", first by " << item.holder << " at "
-          << seconds(item.time_ns) << "\n";
+          << seconds(item.time_ns);
+      if (item.count > 1) out << ", last at " << seconds(item.last_time_ns);
+      out << "\n";
       out << "      holding " << lock_name(report, item.held_lock) << ", taken at:\n";
       write_stack(out, report.namer->stack(item.held_stack), options);
       out << "      acquiring " << lock_name(report, item.lock) << " at:\n";
