@@ -99,6 +99,13 @@ constexpr std::string_view kReusedAddressesCaveat =
     "freed and reallocated at the same addresses looks like this; lockdep, which tells nesting "
     "levels apart, would not report it";
 
+// By kind, and within a kind those with a caveat last.
+void sort_findings(std::vector<Finding>& findings) {
+  std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) {
+    return std::pair(a.kind, !a.caveat.empty()) < std::pair(b.kind, !b.caveat.empty());
+  });
+}
+
 uint8_t edge_type(bool held_shared, bool acquired_recursive) {
   if (held_shared) return acquired_recursive ? kEdgeSR : kEdgeSN;
   return acquired_recursive ? kEdgeER : kEdgeEN;
@@ -901,10 +908,7 @@ void LockdepReplay::finish(const model::HolderModel* holders) {
     s.find_cycles();
     s.find_safe_to_unsafe();
   }
-  // By kind, and within a kind those with a caveat last.
-  std::stable_sort(findings_.begin(), findings_.end(), [](const Finding& a, const Finding& b) {
-    return std::pair(a.kind, !a.caveat.empty()) < std::pair(b.kind, !b.caveat.empty());
-  });
+  sort_findings(findings_);
 }
 
 void LockdepReplay::add_class_findings(const ClassOf& class_of) {
@@ -964,10 +968,7 @@ void LockdepReplay::add_class_findings(const ClassOf& class_of) {
       }
     }
   }
-  // By kind, and within a kind those with a caveat last.
-  std::stable_sort(findings_.begin(), findings_.end(), [](const Finding& a, const Finding& b) {
-    return std::pair(a.kind, !a.caveat.empty()) < std::pair(b.kind, !b.caveat.empty());
-  });
+  sort_findings(findings_);
 }
 
 std::vector<std::string> LockdepReplay::notes() const {
