@@ -3,6 +3,7 @@
 #include <lockscope/error.hpp>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +12,10 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <iostream>
+#include <limits>
+#include <thread>
+#include <utility>
 
 namespace lockscope::recorder {
 
@@ -19,6 +24,16 @@ namespace {
 constexpr std::array<int, 3> stop_signals = {SIGINT, SIGTERM, SIGHUP};
 
 std::string errno_text(int error) { return std::strerror(error); }
+
+// How long a wait on another program lasts before lockrec says what it is waiting for, and how often
+// it says so again. Short enough that nobody takes a silent lockrec for a hung one.
+constexpr std::chrono::seconds first_wait_notice{5};
+constexpr std::chrono::seconds repeated_wait_notice{30};
+
+// How often a wait for a child that may run a while looks whether it has ended. Signals are blocked
+// here (the signalfd gets them), so the nap cannot be cut short, and no wake-up can be lost: the
+// next look comes at most this much later.
+constexpr std::chrono::milliseconds child_poll_interval{20};
 
 // Child side of start_process: never returns. Reports an exec failure through `report_fd`.
 [[noreturn]] void exec_child(const std::vector<std::string>& argv, const sigset_t& mask,
@@ -42,6 +57,40 @@ int wait_for(pid_t pid) {
     if (errno != EINTR) throw Error("waitpid failed: " + errno_text(errno));
   }
   return status;
+}
+
+void say(const std::string& line) { std::cerr << "lockrec: " << line << std::endl; }
+
+WaitNotice::WaitNotice(std::string what, std::chrono::milliseconds first_after, std::chrono::milliseconds again_every)
+    : what_(std::move(what)), started_(Clock::now()), next_notice_(started_ + first_after), again_every_(again_every) {}
+
+void WaitNotice::tick() {
+  auto now = Clock::now();
+  if (now < next_notice_) return;
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(now - started_).count();
+  say("still waiting for " + what_ + " (" + std::to_string(seconds) + " s so far)");
+  next_notice_ = now + again_every_;
+}
+
+int WaitNotice::due_in_ms() const {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next_notice_ - Clock::now()).count();
+  return static_cast<int>(std::clamp<int64_t>(left, 0, std::numeric_limits<int>::max()));
+}
+
+std::chrono::milliseconds WaitNotice::waited() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_);
+}
+
+int wait_for_saying(pid_t pid, const std::string& what) {
+  WaitNotice notice(what, first_wait_notice, repeated_wait_notice);
+  while (true) {
+    int status = 0;
+    pid_t ended = waitpid(pid, &status, WNOHANG);
+    if (ended == pid) return status;
+    if (ended < 0 && errno != EINTR) throw Error("waitpid failed: " + errno_text(errno));
+    notice.tick();
+    std::this_thread::sleep_for(child_poll_interval);
+  }
 }
 
 SignalWatch::SignalWatch() {
@@ -134,7 +183,8 @@ Started start_process(const std::vector<std::string>& argv, const SignalWatch& s
 int run_to_completion(const std::vector<std::string>& argv, const SignalWatch& signals) {
   Started started = start_process(argv, signals, [] { setpgid(0, 0); });
   if (started.pid < 0) throw Error("cannot run " + argv[0] + ": " + errno_text(started.exec_errno));
-  return wait_for(started.pid);
+  return wait_for_saying(started.pid, argv[0] + (argv.size() > 1 ? " " + argv[1] : "") + " (pid " +
+                                          std::to_string(started.pid) + ") to finish");
 }
 
 Captured run_and_capture(const std::vector<std::string>& argv, const SignalWatch& signals) {
@@ -147,11 +197,18 @@ Captured run_and_capture(const std::vector<std::string>& argv, const SignalWatch
   });
   close(output[1]);
   Captured captured;
+  std::string what = argv[0] + (argv.size() > 1 ? " " + argv[1] : "") + " to finish";
+  WaitNotice notice(what, first_wait_notice, repeated_wait_notice);
   char buffer[4096];
-  ssize_t got;
-  while ((got = read(output[0], buffer, sizeof buffer)) != 0) {
+  while (true) {
+    pollfd readable = {output[0], POLLIN, 0};
+    int ready = poll(&readable, 1, notice.due_in_ms());
+    notice.tick();
+    if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
+    if (ready < 0) break;
+    ssize_t got = read(output[0], buffer, sizeof buffer);
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) break;
+    if (got <= 0) break;
     captured.output.append(buffer, static_cast<size_t>(got));
   }
   close(output[0]);
@@ -160,7 +217,7 @@ Captured run_and_capture(const std::vector<std::string>& argv, const SignalWatch
     return captured;
   }
   captured.started = true;
-  captured.wait_status = wait_for(started.pid);
+  captured.wait_status = wait_for_saying(started.pid, what);
   return captured;
 }
 

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -43,13 +44,41 @@ class SignalWatch {
 
 bool is_stop_signal(int signal);
 
+// Writes one line "lockrec: LINE" on stderr.
+void say(const std::string& line);
+
+// A wait that is never silent: once it has lasted `first_after`, it says on stderr what lockrec is
+// waiting for, and again every `again_every` with the time waited so far. The owner calls
+// due_in_ms() for its poll timeout and tick() after each wake-up.
+class WaitNotice {
+ public:
+  using Clock = std::chrono::steady_clock;
+  WaitNotice(std::string what, std::chrono::milliseconds first_after, std::chrono::milliseconds again_every);
+  // Says the notice if it is due.
+  void tick();
+  // Milliseconds until the next notice is due (0 if it is due now): a poll timeout.
+  int due_in_ms() const;
+  std::chrono::milliseconds waited() const;
+
+ private:
+  std::string what_;
+  Clock::time_point started_;
+  Clock::time_point next_notice_;
+  std::chrono::milliseconds again_every_;
+};
+
 // What a child did, from its wait status.
 std::string describe_wait_status(int wait_status);
 // The exit code a shell would report for that wait status: the exit code, or 128 + signal.
 int shell_exit_code(int wait_status);
 
-// Waits for the child `pid` to end and returns its wait status.
+// Waits for the child `pid` to end and returns its wait status. For a child that has ended or is
+// about to (its pipe closed, it was killed).
 int wait_for(pid_t pid);
+
+// Waits for the child `pid` to end and returns its wait status; if that takes longer than a few
+// seconds, says on stderr that lockrec waits for `what`, and again while it lasts.
+int wait_for_saying(pid_t pid, const std::string& what);
 
 // Runs argv to completion with lockrec's original signal mask and in its own process group (so a
 // Ctrl-C meant for COMMAND does not cut a perf probe in half). Returns the wait status.

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -27,8 +28,6 @@ namespace {
 constexpr int exit_lockrec_failed = 125;
 constexpr int exit_command_not_executable = 126;
 constexpr int exit_command_not_found = 127;
-
-void say(const std::string& line) { std::cerr << "lockrec: " << line << std::endl; }
 
 std::string join(const std::vector<std::string>& parts, std::string_view separator) {
   std::string joined;
@@ -247,6 +246,14 @@ void place_control_fds(int control_read, int control_write, int ack_write) {
   dup2(ack, perf_ack_fd);
 }
 
+// Once perf record has been asked to stop, how often lockrec asks again while it waits. perf treats
+// every SIGINT like the first, so a repeat costs nothing, and one that was lost (a wrapper that
+// missed it, a stand-in shell script that caught it just before blocking) cannot hang the recording.
+constexpr std::chrono::seconds perf_stop_repeat_interval{2};
+// When lockrec says what it waits for: after the first repeat, then every half minute.
+constexpr std::chrono::seconds perf_wait_first_notice{5};
+constexpr std::chrono::seconds perf_wait_repeated_notice{30};
+
 struct Outcome {
   std::optional<int> command_status;  // wait status; none if COMMAND never ran
   int command_exec_errno = 0;
@@ -312,9 +319,14 @@ class Recording {
       perf_pid_ = -1;
       return false;
     }
+    WaitNotice notice("perf record (pid " + std::to_string(perf_pid_) + ") to start recording: it has not " +
+                          "answered 'enable' on its control pipe",
+                      perf_wait_first_notice, perf_wait_repeated_notice);
     while (true) {
       pollfd watched[2] = {{ack_.read_end, POLLIN, 0}, {signals_.fd(), POLLIN, 0}};
-      if (poll(watched, 2, -1) < 0) {
+      int ready = poll(watched, 2, notice.due_in_ms());
+      notice.tick();
+      if (ready < 0) {
         if (errno == EINTR) continue;
         throw Error(std::string("poll failed: ") + std::strerror(errno));
       }
@@ -360,7 +372,28 @@ class Recording {
     if (perf_pid_ > 0 && !outcome_.perf_stopped_by_us) {
       kill(perf_pid_, SIGINT);  // perf record finishes writing the file on SIGINT
       outcome_.perf_stopped_by_us = true;
+      last_stop_request_ = std::chrono::steady_clock::now();
+      stopping_notice_.emplace("perf record (pid " + std::to_string(perf_pid_) + ") to finish writing " +
+                                   options_.output.string() + "; SIGINT is sent again every " +
+                                   std::to_string(perf_stop_repeat_interval.count()) + " s",
+                               perf_wait_first_notice, perf_wait_repeated_notice);
     }
+  }
+
+  // While perf has been asked to stop and has not: ask again now and then, say so now and then.
+  // Returns the poll timeout until the next of these is due, or -1 if none is.
+  int remind_perf_to_stop() {
+    if (perf_pid_ <= 0 || !outcome_.perf_stopped_by_us) return -1;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_stop_request_ >= perf_stop_repeat_interval) {
+      kill(perf_pid_, SIGINT);
+      last_stop_request_ = now;
+    }
+    stopping_notice_->tick();
+    auto next_request = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            last_stop_request_ + perf_stop_repeat_interval - now)
+                            .count();
+    return std::min(static_cast<int>(std::max<int64_t>(next_request, 0)), stopping_notice_->due_in_ms());
   }
 
   void reap() {
@@ -385,7 +418,8 @@ class Recording {
       // A child may have ended before the signalfd was polled: reap first, then sleep in poll.
       reap();
       if (command_pid_ <= 0 && perf_pid_ <= 0) break;
-      if (poll(&watched, 1, -1) < 0 && errno != EINTR)
+      int timeout_ms = remind_perf_to_stop();
+      if (poll(&watched, 1, timeout_ms) < 0 && errno != EINTR)
         throw Error(std::string("poll failed: ") + std::strerror(errno));
       act_on_stop_signals();
     }
@@ -399,6 +433,8 @@ class Recording {
   pid_t perf_pid_ = -1;
   pid_t command_pid_ = -1;
   Outcome outcome_;
+  std::chrono::steady_clock::time_point last_stop_request_;
+  std::optional<WaitNotice> stopping_notice_;
 };
 
 bool perf_ended_well(const Outcome& outcome) {

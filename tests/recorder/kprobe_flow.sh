@@ -73,6 +73,17 @@ expect_status 125 "perf dying"
 grep -q "perf record exited with status 3" last.err || fail "perf's failure not reported"
 expect_no_probes "perf dying"
 
+echo "== perf record loses SIGINTs: lockrec asks again every 2 s and says what it waits for"
+fresh_root ""
+FAKE_PERF_LOSES_SIGINTS=3 run_lockrec -o lost.data -- true
+expect_status 0 "perf losing three SIGINTs"
+[ "$(grep -c "ignoring SIGINT number" last.err)" = 3 ] || fail "the fake perf did not lose three SIGINTs"
+grep -q "stopped by SIGINT" last.err || fail "the fourth SIGINT did not stop perf record"
+grep -q "^lockrec: still waiting for perf record (pid [0-9]*) to finish writing lost.data; SIGINT is sent again every 2 s ([0-9]* s so far)$" last.err ||
+  fail "lockrec did not say what it waits for"
+[ "$("$here/json-field" lost.data.lockrec.json command_status.exit_code)" = 0 ] || fail "no side file after lost SIGINTs"
+expect_no_probes "perf losing SIGINTs"
+
 echo "== perf record ends by itself: said, exit 125, COMMAND stopped, probes removed"
 fresh_root ""
 FAKE_PERF_RECORD_ENDS=1 run_lockrec -o ends.data -- sleep 30

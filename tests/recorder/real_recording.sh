@@ -84,6 +84,15 @@ status=0
 "$lockrec" -o missing.data -- /nonexistent/command 2>last.err || status=$?
 [ "$status" = 127 ] || fail "a missing COMMAND gave $status, not 127"
 
+echo "== a perf that loses the first SIGINT: lockrec asks again, the recording ends complete"
+status=0
+"$lockrec" --perf "$here/perf-losing-first-sigint" -o lost.data -- sleep 1 2>last.err || status=$?
+[ "$status" = 0 ] || fail "lockrec with a perf that loses a SIGINT exited $status, not 0"
+grep -q "SIGINT number 1 lost on purpose" last.err || fail "the wrapper did not lose a SIGINT: $(cat last.err)"
+perf script -i lost.data -F event >/dev/null 2>&1 || fail "perf script cannot read the file after a lost SIGINT"
+lockanalyze_agrees lost.data "lost SIGINT"
+[ "$("$here/json-field" lost.data.lockrec.json command_status.exit_code)" = 0 ] || fail "no side file after a lost SIGINT"
+
 echo "== perf's own failure is reported apart from COMMAND's status"
 status=0
 "$lockrec" -o nocgroup.data --cgroup lockrec-no-such-cgroup -- sh -c 'exit 7' 2>last.err || status=$?
