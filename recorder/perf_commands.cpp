@@ -130,7 +130,8 @@ std::vector<std::string> preflight_problems(const KernelView& kernel, const Opti
 std::vector<std::string> kernel_problems(const KernelView& kernel, const Options& options) {
   std::vector<std::string> problems;
   if (!kernel.tracefs()) {
-    problems.push_back("tracefs is not mounted; mount it: mount -t tracefs nodev /sys/kernel/tracing");
+    problems.push_back("tracefs is not mounted; mount it (lockrec as root mounts it itself): "
+                       "mount -t tracefs nodev /sys/kernel/tracing");
     return problems;  // every check below looks inside tracefs
   }
   if (access(kernel.tracefs()->c_str(), R_OK | X_OK) != 0) {

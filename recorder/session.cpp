@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -74,6 +75,31 @@ PerfFacts check_perf(const Options& options, const SignalWatch& signals) {
   std::string first = version.output.substr(0, version.output.find('\n'));
   bool runs = version.started && WIFEXITED(version.wait_status) && WEXITSTATUS(version.wait_status) == 0;
   return {runs, runs || !first.empty() ? first : describe_wait_status(version.wait_status)};
+}
+
+// ---- tracefs ----------------------------------------------------------------------------------
+
+// On a fresh machine nothing has mounted tracefs yet; perf mounts it itself where it is missing,
+// and so does lockrec, as root, on the running system only (a --system-root tree is the tests'
+// fake one, only ever read). Without root the preflight says what to do.
+void mount_tracefs_if_missing(const KernelView& kernel, const Options& options, bool privileged) {
+  if (kernel.tracefs() || !privileged || options.system_root != "/") return;
+  constexpr const char* mount_point = "/sys/kernel/tracing";
+  if (mount("nodev", mount_point, "tracefs", 0, nullptr) == 0) {
+    say(std::string("tracefs was not mounted; mounted it at ") + mount_point + ", as perf does");
+    return;
+  }
+  int tracefs_errno = errno;
+  // Kernels before 4.1 have no tracefs of their own: their tracing/ lives in debugfs.
+  constexpr const char* debugfs_mount_point = "/sys/kernel/debug";
+  if (mount("nodev", debugfs_mount_point, "debugfs", 0, nullptr) == 0 && kernel.tracefs()) {
+    say(std::string("tracefs was not mounted; mounted debugfs at ") + debugfs_mount_point +
+        ", whose tracing/ this kernel has, as perf does");
+    return;
+  }
+  throw Error(std::string("tracefs is not mounted, and mounting it at ") + mount_point +
+              " failed: " + std::strerror(tracefs_errno))
+      .hint("mount it: mount -t tracefs nodev /sys/kernel/tracing");
 }
 
 // ---- kprobes -----------------------------------------------------------------------------------
@@ -474,6 +500,7 @@ int run_cleanup(const KernelView& kernel, const Options& options) {
 }
 
 int run_dry(const KernelView& kernel, const Options& options) {
+  mount_tracefs_if_missing(kernel, options, is_privileged());
   if (auto problems = kernel_problems(kernel, options); !problems.empty()) return report_problems(problems);
   Mode mode = resolve_mode(kernel, options.mode);
   say("dry run: the perf commands of a recording in " + std::string(name_of(mode)) + " mode, in order");
@@ -498,7 +525,9 @@ int run_dry(const KernelView& kernel, const Options& options) {
 int run_recording(const KernelView& kernel, const Options& options) {
   SignalWatch signals;
   PerfFacts perf = check_perf(options, signals);
-  auto problems = preflight_problems(kernel, options, perf, is_privileged());
+  bool privileged = is_privileged();
+  mount_tracefs_if_missing(kernel, options, privileged);
+  auto problems = preflight_problems(kernel, options, perf, privileged);
   if (!problems.empty()) return report_problems(problems);
   std::string perf_version = major_minor(perf.version_line), kernel_version = major_minor(kernel.release());
   if (perf_version != kernel_version)

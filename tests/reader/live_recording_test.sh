@@ -12,8 +12,8 @@ skip() { echo "SKIPPED: $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "needs root to record system-wide tracepoints"
 command -v perf >/dev/null || skip "perf is not installed (Debian: linux-perf)"
 command -v stress-ng >/dev/null || skip "stress-ng is not installed"
-[ -e /sys/kernel/tracing/events/lock/contention_begin ] || [ -e /sys/kernel/debug/tracing/events/lock/contention_begin ] ||
-  skip "this kernel has no lock:contention_begin tracepoint"
+source "$(dirname "$0")/../support/tracefs.sh"
+require_tracepoint lock/contention_begin
 
 work=$(mktemp -d /tmp/lockscope-live.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -17,6 +17,10 @@ perf --version >/dev/null 2>&1 || skip "perf does not run on this kernel"
 command -v stress-ng >/dev/null || skip "stress-ng is not installed"
 command -v python3 >/dev/null || skip "python3 is not installed (setup.sh installs it)"
 
+source "$here/../support/tracefs.sh"
+# tracefs as lockrec and perf would find it; the fresh-machine case below unmounts it in a namespace.
+require_tracefs
+
 work=$(mktemp -d /tmp/lockrec-real.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -73,6 +77,25 @@ if [ -x "$lockanalyze" ]; then
   echo "lockanalyze report: $mode_line"
 else
   echo "note: no lockanalyze built here; checked against perf script only"
+fi
+
+echo "== a fresh machine, tracefs not mounted: lockrec mounts it, says so, records; the machine's mounts stay"
+if command -v unshare >/dev/null && command -v findmnt >/dev/null; then
+  mounts_before=$(findmnt -rn -o TARGET,FSTYPE | sort)
+  # A private mount namespace (unshare's default propagation) with tracefs and debugfs (whose
+  # tracing/ is tracefs too) unmounted, as on a machine that has not traced anything since boot.
+  status=0
+  unshare -m sh -c 'umount -l /sys/kernel/tracing 2>/dev/null; umount -l /sys/kernel/debug 2>/dev/null
+                    [ ! -e /sys/kernel/tracing/events ] || { echo "tracefs still mounted" >&2; exit 99; }
+                    exec "$@"' unmounted "$lockrec" -o fresh.data -- true 2>last.err || status=$?
+  [ "$status" = 0 ] || fail "lockrec with tracefs unmounted exited $status"
+  grep -q "^lockrec: tracefs was not mounted; mounted it at /sys/kernel/tracing, as perf does$" last.err ||
+    fail "lockrec did not say it mounted tracefs"
+  perf script -i fresh.data -F event >/dev/null 2>&1 || fail "perf script cannot read the recording made after mounting tracefs"
+  lockanalyze_agrees fresh.data "tracefs mounted by lockrec"
+  [ "$(findmnt -rn -o TARGET,FSTYPE | sort)" = "$mounts_before" ] || fail "the machine's own mounts changed"
+else
+  echo "note: no unshare or findmnt (Debian: util-linux), the fresh-machine case is not checked"
 fi
 
 echo "== exit status is COMMAND's"

@@ -14,8 +14,8 @@ skip() { echo "SKIPPED: $*"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || skip "needs root to record system-wide and to read /proc/kallsyms addresses"
 command -v perf >/dev/null || skip "perf is not installed (Debian: linux-perf)"
-[ -e /sys/kernel/tracing/events/lock/contention_begin ] || [ -e /sys/kernel/debug/tracing/events/lock/contention_begin ] ||
-  skip "this kernel has no lock:contention_begin tracepoint"
+source "$(dirname "$0")/../support/tracefs.sh"
+require_tracepoint lock/contention_begin
 
 work=$(mktemp -d /tmp/lockscope-proc-kallsyms.XXXXXX)
 trap 'rm -rf "$work"' EXIT
