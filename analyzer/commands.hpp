@@ -4,7 +4,17 @@
 
 #include <CLI/CLI.hpp>
 
+#include <string>
+
 namespace lockscope::cli {
+
+// The recording a subcommand reads: FILE, or -i/--input FILE as in perf, else ./perf.data, where
+// lockrec and perf record write by default.
+inline void add_input_option(CLI::App* command, std::string& input, const std::string& what) {
+  input = "perf.data";
+  CLI::Option* positional = command->add_option("file", input, what + " (default: perf.data)");
+  command->add_option("-i,--input", input, "the same, as perf's -i")->excludes(positional);
+}
 
 void add_events_command(CLI::App& app);
 void add_symbolize_command(CLI::App& app);

@@ -128,8 +128,7 @@ void add_contention_command(CLI::App& app) {
   auto options = std::make_shared<ContentionCommandOptions>();
   CLI::App* command = app.add_subcommand(
       "contention", "Lock contention wait statistics, as perf lock contention -i FILE prints them");
-  command->add_option("file", options->input, "perf.data with lock:contention_begin/end and -g")
-      ->required();
+  add_input_option(command, options->input, "perf.data with lock:contention_begin/end and -g");
   auto* kallsyms =
       command->add_option("--kallsyms", options->kallsyms, "the recorded kernel's kallsyms");
   command->add_option("--vmlinux", options->vmlinux, "the recorded kernel's vmlinux")

@@ -562,8 +562,7 @@ void add_events_command(CLI::App& app) {
   auto options = std::make_shared<EventsOptions>();
   CLI::App* command = app.add_subcommand(
       "events", "One row per lock event (CSV or JSON lines); a summary of the recording on stderr");
-  command->add_option("file", options->input, "perf.data recording, or - for a pipe-mode stream")
-      ->required();
+  add_input_option(command, options->input, "perf.data recording, or - for a pipe-mode stream");
   std::vector<std::string> names;
   for (const auto& format : kOutputFormats) names.emplace_back(format.name);
   command->add_option("--format", options->format, "Output format")

@@ -217,7 +217,7 @@ LockrecSideFile parse_fields(const Json& document, const std::string& path) {
   for (const Field& argument : root.member("command").elements(kMaxJsonValues)) {
     side.command.push_back(argument.text());
   }
-  side.command_status = checked_status(root.member("command_status"));
+  if (Field status = root.member("command_status"); !status.is_null()) side.command_status = checked_status(status);
   return side;
 }
 

@@ -35,7 +35,7 @@ struct LockrecSideFile {
   std::vector<std::string> probes;  // the kprobe events recorded, "lockrec:_raw_spin_lock"
   std::vector<LockrecSkippedProbe> skipped;
   std::vector<std::string> command;
-  LockrecCommandStatus command_status;
+  std::optional<LockrecCommandStatus> command_status;  // none: recorded with no COMMAND (lockrec -a, -p)
 };
 
 // FILE.lockrec.json for the recording FILE.

@@ -1,13 +1,19 @@
 // `lockanalyze report FILE --vmlinux V` (also plain `lockanalyze FILE --vmlinux V`): which
 // processes hold common locks, with the first stack of each, groups and pairs of holders.
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <sstream>
+#include <spawn.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <vector>
 
 #include "commands.hpp"
 #include "contention_feed.hpp"
@@ -26,6 +32,44 @@ namespace {
 
 // The exit status of `--fail-on-findings` when lockdep's rules found something (1 is an error).
 constexpr int kExitFindings = 3;
+
+// Renders DOT text as SVG into `svg_path` with graphviz's dot, started from an argument vector
+// (never a shell: the path is the user's and may hold any character). The DOT goes through a
+// temporary file, so there is no pipe to a child that may die half-way.
+void render_svg(const std::string& dot_text, const std::string& svg_path) {
+  std::filesystem::path directory = std::filesystem::absolute(svg_path).parent_path();
+  std::error_code ignored;
+  if (!std::filesystem::is_directory(directory, ignored))
+    throw Error("cannot write the SVG: the directory " + directory.string() + " does not exist")
+        .file(svg_path)
+        .hint("create it, or give --svg a path in an existing directory");
+  std::string dot_path = (std::filesystem::temp_directory_path() / "lockanalyze-graph.XXXXXX").string();
+  int dot_fd = mkstemp(dot_path.data());
+  if (dot_fd < 0) throw Error(std::string("cannot create a temporary file: ") + std::strerror(errno));
+  struct RemoveOnExit {
+    std::string path;
+    ~RemoveOnExit() { unlink(path.c_str()); }
+  } remove_dot{dot_path};
+  bool written = write(dot_fd, dot_text.data(), dot_text.size()) == static_cast<ssize_t>(dot_text.size());
+  close(dot_fd);
+  if (!written) throw Error("cannot write the graph for graphviz").file(dot_path).hint("is /tmp full?");
+
+  std::vector<std::string> words = {"dot", "-Tsvg", "-o", svg_path, dot_path};
+  std::vector<char*> argv;
+  for (auto& word : words) argv.push_back(word.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  int spawn_error = posix_spawnp(&pid, "dot", nullptr, nullptr, argv.data(), environ);
+  if (spawn_error != 0)
+    throw Error(std::string("cannot run graphviz dot: ") + std::strerror(spawn_error))
+        .hint("install graphviz (apt-get install graphviz)");
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw Error(std::string("waitpid failed: ") + std::strerror(errno));
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw Error("graphviz dot failed to write the SVG (its messages are above)").file(svg_path);
+}
 
 struct ReportOptions {
   std::string input;
@@ -199,14 +243,7 @@ void run_report(const ReportOptions& options) {
   if (!options.svg.empty()) {
     std::ostringstream dot;
     report::write_report(report, "dot", options.text, dot);
-    std::string command_line = "dot -Tsvg -o '" + options.svg + "'";
-    FILE* pipe = popen(command_line.c_str(), "w");
-    if (pipe == nullptr) throw Error("cannot run graphviz dot").hint("apt-get install graphviz");
-    fwrite(dot.str().data(), 1, dot.str().size(), pipe);
-    if (pclose(pipe) != 0) {
-      throw Error("graphviz dot failed to write the SVG").file(options.svg)
-          .hint("is graphviz installed (apt-get install graphviz)?");
-    }
+    render_svg(dot.str(), options.svg);
   }
   // For kernel developers' CI: the report is out, the status says whether it found anything.
   if (options.fail_on_findings && !report.findings.empty()) throw CLI::RuntimeError(kExitFindings);
@@ -218,8 +255,7 @@ void add_report_command(CLI::App& app) {
   auto options = std::make_shared<ReportOptions>();
   CLI::App* command = app.add_subcommand(
       "report", "Which processes hold common locks (the default: `lockanalyze FILE --vmlinux V`)");
-  command->add_option("file", options->input, "perf.data recording, or - for a pipe-mode stream")
-      ->required();
+  add_input_option(command, options->input, "perf.data recording, or - for a pipe-mode stream");
   command->add_option("--vmlinux", options->vmlinux, "vmlinux with DWARF of the recorded kernel");
   command->add_option("--kallsyms", options->kallsyms,
                       "kallsyms of the recorded kernel (default: lockrec's FILE.kallsyms, or "

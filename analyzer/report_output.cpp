@@ -204,8 +204,8 @@ Json lockrec_json(const LockrecSideFile& side) {
   for (const auto& probe : side.skipped) {
     skipped.push_back({{"function", probe.function}, {"role", probe.role}, {"reason", probe.reason}});
   }
-  Json status = Json::object();
-  status[side.command_status.key] = side.command_status.value;
+  Json status;  // null: no COMMAND ran (lockrec -a, or -p PID)
+  if (side.command_status) status[side.command_status->key] = side.command_status->value;
   return {{"file", side.path},
           {"mode", side.mode},
           {"kernel_release", side.kernel_release},

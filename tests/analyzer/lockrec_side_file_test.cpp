@@ -81,8 +81,18 @@ TEST_CASE("a kprobe side file gives the mode, probes, skipped rows, kernel and c
   CHECK(side.skipped[2].role == "trylock-return");
   CHECK(side.skipped[2].reason == "not in this kernel");
   CHECK(side.command == std::vector<std::string>{"sh", "-c", "echo 'two\nlines'"});
-  CHECK(side.command_status.key == "exit_code");
-  CHECK(side.command_status.value == 0);
+  REQUIRE(side.command_status);
+  CHECK(side.command_status->key == "exit_code");
+  CHECK(side.command_status->value == 0);
+}
+
+TEST_CASE("a recording with no COMMAND (lockrec -a, -p PID) has a null command_status") {
+  Json system_wide = kprobe_file();
+  system_wide["command"] = Json::array();
+  system_wide["command_status"] = nullptr;
+  LockrecSideFile side = parse(system_wide);
+  CHECK(side.command.empty());
+  CHECK_FALSE(side.command_status);
 }
 
 TEST_CASE("the header line counts probes and names a few skipped functions per reason, each once") {
@@ -104,8 +114,9 @@ TEST_CASE("a contention side file says only contended acquisitions are seen") {
   contention["command_status"] = {{"signal", 2}};
   LockrecSideFile side = parse(contention);
   CHECK(side.kernel_build_id.empty());
-  CHECK(side.command_status.key == "signal");
-  CHECK(side.command_status.value == 2);
+  REQUIRE(side.command_status);
+  CHECK(side.command_status->key == "signal");
+  CHECK(side.command_status->value == 2);
   CHECK(describe(side) == "recorded by lockrec in contention mode: only contended acquisitions are seen");
 }
 

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# lockanalyze's command line as perf users expect it, on the committed kprobe fixture: ./perf.data
+# when no file is given, -i FILE as in perf, --version, one documented status for usage errors
+# (2), and --svg started without a shell, so a file name is only a file name.
+# Usage: cli_test.sh LOCKANALYZE FIXTURE
+set -euo pipefail
+lockanalyze=$1
+fixture=$2
+
+work=$(mktemp -d /tmp/lockscope-cli.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+failures=0
+check() {  # WHAT COMMAND...: the command must succeed
+  local what=$1
+  shift
+  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; failures=$((failures + 1)); fi
+}
+status_of() { local status=0; "$@" >out.txt 2>err.txt || status=$?; echo "$status"; }
+
+# The report names its input in its header, so each pair below names the same file.
+cp "$fixture" perf.data
+"$lockanalyze" perf.data >by_argument.txt 2>/dev/null
+check "no file reads ./perf.data" cmp -s by_argument.txt <("$lockanalyze" 2>/dev/null)
+check "-i FILE reads FILE" cmp -s by_argument.txt <("$lockanalyze" -i perf.data 2>/dev/null)
+check "events -i FILE reads FILE" cmp -s <("$lockanalyze" events perf.data 2>/dev/null) <("$lockanalyze" events -i perf.data 2>/dev/null)
+check "events with no file reads ./perf.data" cmp -s <("$lockanalyze" events perf.data 2>/dev/null) <("$lockanalyze" events 2>/dev/null)
+rm perf.data
+check "no ./perf.data: status 1, one line naming it" \
+  test "$(status_of "$lockanalyze")" = 1 -a "$(grep -c . err.txt)" = 1 -a -n "$(grep -F 'perf.data' err.txt)"
+
+check "--version names the version and the git revision" \
+  grep -Eq '^lockanalyze [0-9]+\.[0-9]+\.[0-9]+ \(git [0-9a-f]+(-dirty)?|unknown\)$' <("$lockanalyze" --version)
+for usage in "--no-such-option" "--top many" "events --format nope" "report --stacks many"; do
+  # shellcheck disable=SC2086
+  check "usage error '$usage' exits 2" test "$(status_of "$lockanalyze" $usage "$fixture")" = 2
+done
+
+if command -v dot >/dev/null; then
+  name="x';touch INJECTED;'.svg"
+  check "--svg with shell syntax in its name" test "$(status_of "$lockanalyze" "$fixture" --svg "$name")" = 0
+  check "... writes a file of exactly that name" grep -q '<svg' "$name"
+  check "... and runs nothing" test ! -e INJECTED
+  check "--svg into a missing directory blames the directory, not graphviz" \
+    test "$(status_of "$lockanalyze" "$fixture" --svg missing/graph.svg)" = 1 -a -n "$(grep 'directory .*missing does not exist' err.txt)"
+else
+  echo "note: graphviz (dot) is not installed, --svg not checked (setup.sh installs it)"
+fi
+
+if [ "$failures" != 0 ]; then
+  echo "$failures checks failed"
+  exit 1
+fi
+echo PASS
