@@ -101,6 +101,15 @@ SignalWatch::SignalWatch() {
   // SIGPIPE is blocked too (not watched): writing perf's control pipe after perf died must fail
   // with EPIPE, not kill lockrec. Blocking rather than ignoring it, because children inherit an
   // ignored SIGPIPE through exec but get the original mask back.
+  // A shell without job control starts a background job with SIGINT ignored, and an ignored signal
+  // is dropped before it could reach the signalfd: `lockrec ... &` in a script would not stop on
+  // `kill -INT`, where perf record does. SIGINT and SIGTERM always end a recording, so they get
+  // their default action back (never taken while blocked here; COMMAND and perf inherit it, as
+  // perf's own workload does). An ignored SIGHUP stays ignored: that is nohup's whole point.
+  for (int signal : {SIGINT, SIGTERM}) {
+    struct sigaction current {};
+    if (sigaction(signal, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) ::signal(signal, SIG_DFL);
+  }
   blocked_ = watched;
   sigaddset(&blocked_, SIGPIPE);
   if (sigprocmask(SIG_BLOCK, &blocked_, &original_mask_) != 0)

@@ -9,13 +9,16 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -298,6 +301,13 @@ class Recording {
   Outcome run(std::string_view mode_name) {
     start_perf();
     if (!wait_for_perf_ack()) return finish();
+    if (options_.command.empty()) {
+      // -a, or -p PID alone: perf records until a stop signal (or, with -p, until PID ends).
+      say("recording in " + std::string(mode_name) + " mode to " + options_.output.string() +
+          (options_.pid ? " while process " + std::to_string(*options_.pid) + " runs" : " system-wide") +
+          "; stop with Ctrl-C");
+      return finish();
+    }
     Started command = start_process(options_.command, signals_, nullptr);
     if (command.pid < 0) {
       outcome_.command_exec_errno = command.exec_errno;
@@ -522,7 +532,57 @@ int run_dry(const KernelView& kernel, const Options& options) {
   return 0;
 }
 
+// COMMAND as execvp would find it: the path itself if it holds a '/', else the first match on PATH.
+// Returns the status a shell gives for a command it cannot run (127 not found, 126 not executable),
+// having said why; nothing when COMMAND can run (or there is none).
+std::optional<int> command_cannot_run(const Options& options) {
+  if (options.command.empty()) return std::nullopt;
+  const std::string& name = options.command[0];
+  auto executable_file = [](const std::string& path) {
+    struct stat facts;
+    return stat(path.c_str(), &facts) == 0 && S_ISREG(facts.st_mode) && access(path.c_str(), X_OK) == 0;
+  };
+  auto exists = [](const std::string& path) { return access(path.c_str(), F_OK) == 0; };
+  bool found_but_not_executable = false;
+  if (name.find('/') != std::string::npos) {
+    if (executable_file(name)) return std::nullopt;
+    found_but_not_executable = exists(name);
+  } else {
+    const char* search_path = getenv("PATH");
+    std::istringstream directories(search_path ? search_path : "/usr/local/bin:/usr/bin:/bin");
+    std::string directory;
+    while (std::getline(directories, directory, ':')) {
+      std::string candidate = (directory.empty() ? "." : directory) + "/" + name;
+      if (executable_file(candidate)) return std::nullopt;
+      found_but_not_executable |= exists(candidate);
+    }
+  }
+  say("cannot run " + name + ": " +
+      (found_but_not_executable ? "it is not an executable file"
+       : name.find('/') != std::string::npos ? "no such file"
+                                              : "not found in PATH") +
+      "; nothing was recorded");
+  return found_but_not_executable ? exit_command_not_executable : exit_command_not_found;
+}
+
+// perf record moves an existing FILE aside and writes FILE; some outputs cannot be that.
+void refuse_unusable_output(const Options& options) {
+  if (options.output == "-")
+    throw Error("-o - (a pipe-mode stream to stdout) is not supported: COMMAND's own output would go into it, "
+                "and FILE.kallsyms and FILE.lockrec.json need a file name")
+        .hint("record to a file; lockanalyze reads pipe-mode streams that perf record -o - wrote");
+  std::error_code error;
+  if (std::filesystem::is_directory(options.output, error))
+    throw Error("-o " + options.output.string() + " is a directory; perf would rename it to " +
+                options.output.string() + ".old")
+        .hint("give -o the path of a file");
+}
+
 int run_recording(const KernelView& kernel, const Options& options) {
+  // What can be refused is refused before anything starts: perf moves FILE to FILE.old as it
+  // starts, so a typo in COMMAND must not cost the user a recording.
+  if (auto status = command_cannot_run(options)) return *status;
+  refuse_unusable_output(options);
   SignalWatch signals;
   PerfFacts perf = check_perf(options, signals);
   bool privileged = is_privileged();
@@ -579,6 +639,7 @@ int run_recording(const KernelView& kernel, const Options& options) {
     return 128 + stop->signal;
   }
 
+  keep_side_files_with_old_recording(options.output);
   Recording recording(options, summary.events, signals);
   summary.record_command = recording.argv();
   Outcome outcome = recording.run(name_of(mode));
@@ -596,6 +657,20 @@ int run_recording(const KernelView& kernel, const Options& options) {
   // --max-size, perf says "perf size limit reached"). COMMAND's status, or a 130 as if interrupted,
   // would hide that the recording ended early.
   bool perf_ended_by_itself = !outcome.perf_stopped_by_us && !outcome.stop_signal;
+  std::string what_to_do = options.max_size.empty()
+                               ? "perf's messages above say why"
+                               : "perf stops at --max-size " + options.max_size + ": give a larger one";
+  if (options.command.empty()) {
+    // -a or -p PID alone: a stop signal is how such a recording is meant to end; with -p, so is
+    // the process ending (perf record stops by itself then).
+    write_side_files(kernel, options, summary);
+    if (perf_ended_by_itself && !options.pid) {
+      say("perf record ended by itself (" + describe_wait_status(*outcome.perf_status) + "); " + what_to_do);
+      return exit_lockrec_failed;
+    }
+    if (perf_ended_by_itself) say("process " + std::to_string(*options.pid) + " ended; the recording is complete");
+    return 0;
+  }
   if (perf_ended_by_itself) {
     if (outcome.command_status) {
       summary.command_wait_status = *outcome.command_status;
@@ -604,9 +679,6 @@ int run_recording(const KernelView& kernel, const Options& options) {
     std::string what = "perf record ended by itself (" + describe_wait_status(*outcome.perf_status) + ") " +
                        (outcome.command_status ? "while COMMAND ran, so lockrec stopped COMMAND"
                                                : "before COMMAND started, so COMMAND was not run");
-    std::string what_to_do = options.max_size.empty()
-                                 ? "perf's messages above say why"
-                                 : "perf stops at --max-size " + options.max_size + ": give a larger one";
     say(what + "; " + what_to_do);
     return exit_lockrec_failed;
   }

@@ -33,9 +33,10 @@ json probe_json(const probes::ProbeRow& row) {
           {"role", probes::name_of(row.role)}};
 }
 
-json command_status_json(int wait_status) {
-  if (WIFSIGNALED(wait_status)) return {{"signal", WTERMSIG(wait_status)}};
-  return {{"exit_code", WEXITSTATUS(wait_status)}};
+json command_status_json(std::optional<int> wait_status) {
+  if (!wait_status) return nullptr;  // no COMMAND ran
+  if (WIFSIGNALED(*wait_status)) return {{"signal", WTERMSIG(*wait_status)}};
+  return {{"exit_code", WEXITSTATUS(*wait_status)}};
 }
 
 json modules_json(const KernelView& kernel) {
@@ -92,6 +93,26 @@ void write_file(const fs::path& file, const std::string& content) {
 
 fs::path kallsyms_file_for(const fs::path& output) { return with_suffix(output, ".kallsyms"); }
 fs::path metadata_file_for(const fs::path& output) { return with_suffix(output, ".lockrec.json"); }
+
+void keep_side_files_with_old_recording(const fs::path& output) {
+  // The same test as perf's check_backup(): a file (or perf.data directory) of non-zero size.
+  struct stat facts;
+  if (stat(output.c_str(), &facts) != 0 || facts.st_size == 0) return;
+  fs::path old_recording = with_suffix(output, ".old");
+  for (const auto& side_file_for : {kallsyms_file_for, metadata_file_for}) {
+    fs::path current = side_file_for(output), old = side_file_for(old_recording);
+    std::error_code error;
+    if (fs::exists(current, error)) {
+      fs::rename(current, old, error);
+    } else {
+      fs::remove(old, error);  // FILE.old's side files would belong to an older recording still
+    }
+    if (error)
+      throw Error("cannot keep the side file with the previous recording: " + error.message())
+          .file(current.string())
+          .hint("perf moves " + output.string() + " to " + old_recording.string() + "; move or remove them first");
+  }
+}
 
 void write_side_files(const KernelView& kernel, const Options& options, const RecordingSummary& summary) {
   fs::path kallsyms_copy = kallsyms_file_for(options.output);

@@ -23,6 +23,7 @@ enum class Mode { automatic, kprobe, contention };
 struct Options {
   std::filesystem::path output = "perf.data";
   std::optional<int> pid;
+  bool all_cpus = false;  // -a: no COMMAND, system-wide until Ctrl-C (or SIGTERM)
   std::string cgroup;
   std::string call_graph = "fp";
   std::optional<uint64_t> sample_every;
@@ -146,7 +147,7 @@ struct RecordingSummary {
   std::vector<std::string> record_command;
   std::vector<std::string> probe_command;  // empty in contention mode
   const ProbePlan* plan = nullptr;          // null in contention mode
-  int command_wait_status = 0;
+  std::optional<int> command_wait_status;  // none: no COMMAND ran (-a, or -p PID alone)
 };
 
 // Beside FILE, what the analyzer needs and perf.data lacks: FILE.kallsyms (a copy of /proc/kallsyms;
@@ -155,6 +156,10 @@ struct RecordingSummary {
 std::filesystem::path kallsyms_file_for(const std::filesystem::path& output);
 std::filesystem::path metadata_file_for(const std::filesystem::path& output);
 void write_side_files(const KernelView& kernel, const Options& options, const RecordingSummary& summary);
+// perf record moves a non-empty FILE to FILE.old before it writes a new one; this moves FILE's side
+// files to FILE.old.kallsyms and FILE.old.lockrec.json with it (and removes FILE.old's side files
+// when FILE has none), so the old recording still reads as it did. Call it just before perf starts.
+void keep_side_files_with_old_recording(const std::filesystem::path& output);
 
 // Runs lockrec: everything main does after parsing the command line. Returns the exit status.
 int run(const Options& options);

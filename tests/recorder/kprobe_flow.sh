@@ -212,6 +212,114 @@ exec 3<&-
 expect_status 130 "SIGINT"
 expect_no_probes "SIGINT"
 
+echo "== what can be refused is refused before perf starts, and perf.data is untouched"
+fresh_root ""
+echo "the user's recording" >keep.data
+for bad in "--sample-every 0" "--max-size 5X" "-p 0"; do
+  # shellcheck disable=SC2086
+  run_lockrec $bad -o keep.data -- true
+  expect_status 125 "$bad"
+  [ "$(grep -c . last.err)" -le 2 ] || fail "$bad: more than the error and its --help line: $(cat last.err)"
+done
+run_lockrec -o keep.data -- no-such-command-lockrec-test
+expect_status 127 "a COMMAND not on PATH"
+grep -qx "lockrec: cannot run no-such-command-lockrec-test: not found in PATH; nothing was recorded" last.err ||
+  fail "a missing COMMAND is not said: $(cat last.err)"
+run_lockrec -o keep.data -- "$fixtures/README.md"
+expect_status 126 "a COMMAND that is not executable"
+mkdir -p a-directory
+run_lockrec -o a-directory -- true
+expect_status 125 "-o a directory"
+grep -q "is a directory" last.err || fail "-o a directory is not refused: $(cat last.err)"
+run_lockrec -o - -- true
+expect_status 125 "-o -"
+grep -q "^lockrec: -o - (a pipe-mode stream to stdout) is not supported" last.err || fail "-o - is not refused"
+[ ! -e perf.log ] || fail "perf ran although lockrec refused: $(cat perf.log)"
+[ "$(cat keep.data)" = "the user's recording" ] || fail "the user's perf.data was touched"
+[ ! -e a-directory.old ] && [ ! -e ./-.kallsyms ] || fail "a refused run left files"
+
+echo "== the side files follow their recording to FILE.old, as perf moves it"
+fresh_root ""
+run_lockrec -o moved.data -- sh -c 'exit 3'
+expect_status 3 "first recording"
+first_json=$(md5sum <moved.data.lockrec.json) first_kallsyms=$(md5sum <moved.data.kallsyms)
+run_lockrec -o moved.data -- true
+expect_status 0 "second recording"
+[ -s moved.data.old ] || fail "the fake perf did not keep moved.data.old"
+[ "$(md5sum <moved.data.old.lockrec.json)" = "$first_json" ] || fail "moved.data.old.lockrec.json is not the first run's"
+[ "$(md5sum <moved.data.old.kallsyms)" = "$first_kallsyms" ] || fail "moved.data.old.kallsyms is not the first run's"
+[ "$("$here/json-field" moved.data.lockrec.json command_status.exit_code)" = 0 ] || fail "moved.data's side file is not the second run's"
+[ "$("$here/json-field" moved.data.old.lockrec.json command_status.exit_code)" = 3 ] || fail "the old side file is not the first run's"
+# A previous recording without side files (perf record's own): FILE.old keeps none either.
+echo "perf record's own" >moved.data && rm moved.data.kallsyms moved.data.lockrec.json
+run_lockrec -o moved.data -- true
+[ ! -e moved.data.old.kallsyms ] && [ ! -e moved.data.old.lockrec.json ] ||
+  fail "FILE.old kept side files of an older recording"
+
+# Starts lockrec in the background with stderr on a fifo, and returns once it records; sets pid.
+# Its stderr goes on to last.err through a reader (drain) that ends when lockrec does.
+start_lockrec() {
+  local line
+  rm -f progress && mkfifo progress
+  "$lockrec" --perf "$here/fake-perf" --system-root "$work/root" "$@" 2>progress &
+  pid=$!
+  exec 3<progress
+  while read -r line <&3; do
+    echo "$line" >>last.err
+    case $line in *"recording in kprobe mode"*) break ;; esac
+  done
+  cat <&3 >>last.err &
+  drain=$!
+}
+finish_lockrec() {  # waits for lockrec; sets status
+  status=0
+  wait "$pid" || status=$?
+  wait "$drain" || true
+  exec 3<&-
+}
+
+echo "== -a: no COMMAND, system-wide until SIGINT or SIGTERM, exit 0, no command status"
+for signal in INT TERM; do
+  fresh_root "" && : >last.err
+  start_lockrec -a -o all.data
+  grep -q "system-wide; stop with Ctrl-C" last.err || fail "-a does not say how to stop it: $(cat last.err)"
+  kill "-$signal" "$pid"
+  finish_lockrec
+  expect_status 0 "-a stopped by SIG$signal"
+  [ "$("$here/json-field" all.data.lockrec.json command_status)" = null ] || fail "-a: command_status is not null"
+  [ "$("$here/json-field" all.data.lockrec.json command)" = "[]" ] || fail "-a: command is not empty"
+  expect_no_probes "-a"
+done
+
+echo "== -p PID without COMMAND: until the process ends (perf stops by itself then), exit 0"
+fresh_root ""
+FAKE_PERF_RECORD_ENDS=1 run_lockrec -p $$ -o pid.data
+expect_status 0 "-p PID alone"
+grep -q "^lockrec: process $$ ended; the recording is complete" last.err || fail "-p: the end is not said: $(cat last.err)"
+grep -q -- "--pid $$" perf.log || fail "-p not passed to perf record"
+[ "$("$here/json-field" pid.data.lockrec.json command_status)" = null ] || fail "-p: command_status is not null"
+expect_no_probes "-p PID alone"
+
+echo "== lockrec started by a script (background job, SIGINT ignored) still stops on SIGINT"
+# A shell without job control starts background jobs with SIGINT ignored; check that it does here.
+sigign=$(bash -c 'sleep 5 & grep ^SigIgn: /proc/$!/status; kill $!' | awk '{print $2}')
+(( (16#$sigign & 2) != 0 )) || fail "the test's premise: bash -c did not start its background job with SIGINT ignored"
+fresh_root "" && : >last.err && rm -f progress && mkfifo progress
+bash -c '"$@" 2>progress & echo $! >lockrec.pid; wait $!' script "$lockrec" --perf "$here/fake-perf" \
+  --system-root "$work/root" -o script.data -- sleep 30 &
+script_shell=$!
+exec 3<progress
+while read -r line <&3; do case $line in *"recording in kprobe mode"*) break ;; esac; done
+cat <&3 >>last.err &
+drain=$!
+kill -INT "$(cat lockrec.pid)"
+status=0
+wait "$script_shell" || status=$?
+wait "$drain" || true
+exec 3<&-
+expect_status 130 "SIGINT to a lockrec started in the background by a script"
+expect_no_probes "background lockrec"
+
 echo "== lockrec killed outright: probes stay, --cleanup removes them"
 fresh_root ""
 rm -f progress && mkfifo progress
