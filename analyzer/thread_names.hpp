@@ -32,7 +32,9 @@ class ThreadNames {
   std::string_view get(uint32_t tid) {
     auto found = names_.find(tid);
     if (found != names_.end()) return found->second;
-    unknown_ = ":" + std::to_string(static_cast<int32_t>(tid));
+    // Assigned, then appended: GCC 12 warns falsely on ":" + std::string (-Wrestrict, bug 105329).
+    unknown_ = ':';
+    unknown_ += std::to_string(static_cast<int32_t>(tid));
     return unknown_;
   }
 

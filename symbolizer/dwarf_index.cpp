@@ -90,7 +90,12 @@ std::string type_display(Dwarf_Die type, int depth = 0) {
     case DW_TAG_array_type: {
       std::string out = has_target ? type_display(target, depth + 1) : "?";
       out += " ";
-      for (uint64_t count : array_dims(&type).counts) out += "[" + (count ? std::to_string(count) : "") + "]";
+      // Appended piece by piece: GCC 12 warns falsely on "literal" + std::string (-Wrestrict, bug 105329).
+      for (uint64_t count : array_dims(&type).counts) {
+        out += '[';
+        if (count != 0) out += std::to_string(count);
+        out += ']';
+      }
       return out;
     }
     case DW_TAG_subroutine_type: return "function";
@@ -205,7 +210,9 @@ MemberPath describe(Dwarf_Die type, uint64_t offset, const std::string& path, in
       if (stride == 0) return here;
       const uint64_t index = rest / stride;
       if (dims.counts[i] != 0 && index >= dims.counts[i]) return here;
-      indexed += "[" + std::to_string(index) + "]";
+      indexed += '[';
+      indexed += std::to_string(index);
+      indexed += ']';
       rest %= stride;
     }
     return describe(element, rest, indexed, depth + 1, seen);
@@ -438,7 +445,8 @@ const std::string& DwarfIndex::source_root_of(Dwarf_Die* cu_die) {
   Dwarf_Files* files = nullptr;
   size_t count = 0;
   if (cu_name != nullptr && cu_name[0] != '/' && dwarf_getsrcfiles(cu_die, &files, &count) == 0) {
-    const std::string suffix = "/" + normalize_path(cu_name);
+    std::string suffix = "/";
+    suffix += normalize_path(cu_name);
     for (size_t i = 0; i < count && root.empty(); ++i) {
       const char* raw = dwarf_filesrc(files, i, nullptr, nullptr);
       if (raw == nullptr) continue;

@@ -117,7 +117,11 @@ class KallsymsSymbolizer final : public Symbolizer {
       out.found = true;
       out.symbol = entry->name;
       out.offset = address - entry->address;
-      out.name = out.symbol + (out.offset ? "+" + hex_address(out.offset) : "");
+      out.name = out.symbol;
+      if (out.offset != 0) {
+        out.name += '+';
+        out.name += hex_address(out.offset);
+      }
       out.percpu = percpu;
     }
     return data_cache_.emplace(runtime_address, out).first->second;

@@ -152,7 +152,10 @@ class VmlinuxSymbolizer final : public Symbolizer {
       }
     }
     out.name = out.symbol;
-    if (out.offset != 0) out.name += "+" + hex_address(out.offset);
+    if (out.offset != 0) {
+      out.name += '+';
+      out.name += hex_address(out.offset);
+    }
     return out;
   }
 
