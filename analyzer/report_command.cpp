@@ -214,7 +214,7 @@ void run_report(const ReportOptions& options) {
       kernel_symbols.notes.push_back("the contention table needs a file: a pipe is read only once");
     }
   }
-  report::Namer namer(symbols.get(), kernel_symbols.modules.get());
+  report::Namer namer(symbols.get(), kernel_symbols.modules.get(), reader->metadata().arch);
   report::Report report = report::build_report(model, *reader, filters, namer);
   if (contention_stats && model.is_contention_recording()) report.contention = contention_stats->rows();
   report.header.symbol_source = kernel_symbols.source;

@@ -250,6 +250,7 @@ void write_json(const Report& report, std::ostream& out) {
                   {"name", lock.name.empty() ? Json() : Json(lock.name)},
                   {"class", lock.lock_class.empty() ? Json() : Json(lock.lock_class)},
                   {"kind", lock.kind},
+                  {"storage", name_of(lock.storage)},
                   {"symbol", lock.symbol},
                   {"offset", lock.offset},
                   {"section", lock.section},
@@ -381,7 +382,7 @@ void write_text(const Report& report, const TextOptions& options, std::ostream& 
     }
     out << "\n" << lock.display_name() << "  [" << lock.kind << "]  " << hex(lock.lock->address);
     if (!lock.type.empty()) out << "  (" << lock.type << ")";
-    if (lock.percpu) out << "  per-cpu";
+    out << "  " << name_of(lock.storage);
     out << "\n  " << lock.holders.size() << " holders, " << lock.acquisitions << " acquisitions\n";
     size_t holders_shown = 0;
     for (const auto& entry : lock.holders) {

@@ -133,11 +133,68 @@ std::string LockEntry::display_name() const {
     return lock_class + " (" + std::to_string(instances) + " dynamic locks)";
   }
   if (!lock_class.empty()) return lock_class + " (dynamic " + hex(lock->address) + ")";
+  if (storage == Storage::unknown) return hex(lock->address) + " (where it lives is unknown: no symbols place it)";
   return hex(lock->address);
 }
 
-Namer::Namer(symbolizer::Symbolizer* symbolizer, symbolizer::Symbolizer* modules)
-    : symbolizer_(symbolizer), modules_(modules) {
+namespace {
+
+// The kernel's virtual address layout, for what no symbol places. x86_64, from the kernel's
+// Documentation/arch/x86/x86_64/mm.rst: the direct map, vmalloc and vmemmap lie between the start
+// of the direct map (0xffff888000000000 with 4-level page tables, 0xff11000000000000 with 5-level;
+// below the first, 4-level addresses are not canonical) and the cpu entry area, wherever KASLR
+// moves their bases; the kernel image mapping is 1 GiB with KASLR, the modules above it. (Without KASLR the image mapping is 512 MiB and modules start at
+// 0xffffffffa0000000: a module's lock is then found by the module symbols before this table.)
+struct AddressRegion {
+  std::string_view arch;
+  uint64_t start;
+  uint64_t end;  // exclusive
+  Storage storage;
+};
+constexpr std::array<AddressRegion, 3> kAddressRegions = {{
+    {"x86_64", 0xff11000000000000, 0xfffffe0000000000, Storage::dynamic},  // direct map, vmalloc, vmemmap
+    {"x86_64", 0xffffffff80000000, 0xffffffffc0000000, Storage::static_image},  // kernel image mapping
+    {"x86_64", 0xffffffffc0000000, 0xffffffffff000000, Storage::module},        // module mapping
+}};
+
+const AddressRegion* region_of(std::string_view arch, uint64_t address) {
+  for (const auto& region : kAddressRegions) {
+    if (region.arch == arch && address >= region.start && address < region.end) return &region;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string_view name_of(Storage storage) {
+  switch (storage) {
+    case Storage::static_image: return "static";
+    case Storage::percpu: return "per-cpu";
+    case Storage::module: return "module";
+    case Storage::dynamic: return "dynamic";
+    case Storage::unknown: return "unknown";
+  }
+  return "unknown";
+}
+
+bool Namer::in_kernel_image(uint64_t address) const {
+  if (image_start_ && image_end_) return address >= *image_start_ && address < *image_end_;
+  const AddressRegion* region = region_of(arch_, address);
+  return image_start_ && address >= *image_start_ && region && region->storage == Storage::static_image;
+}
+
+Storage Namer::storage_of(uint64_t address) {
+  const symbolizer::DataName& named = data(address);
+  if (named.found && named.percpu) return Storage::percpu;
+  if (in_kernel_image(address)) return Storage::static_image;
+  if (modules_ != nullptr && modules_->name_data(address).found) return Storage::module;
+  if (const AddressRegion* region = region_of(arch_, address)) return region->storage;
+  // Named by a symbol outside any region this architecture's table knows: a kernel object still.
+  return named.found ? Storage::static_image : Storage::unknown;
+}
+
+Namer::Namer(symbolizer::Symbolizer* symbolizer, symbolizer::Symbolizer* modules, std::string arch)
+    : symbolizer_(symbolizer), modules_(modules), arch_(std::move(arch)) {
   if (symbolizer_ != nullptr) {
     image_start_ = symbolizer_->address_of("_text");
     for (const char* end : {"_end", "__bss_stop", "_edata"}) {
@@ -201,7 +258,7 @@ std::vector<const Frame*> Namer::stack(std::span<const uint64_t> frames) {
 }
 
 std::string dynamic_lock_class(Namer& namer, uint64_t address, std::span<const uint64_t> stack) {
-  if (namer.data(address).found || namer.in_kernel_image(address)) return "";
+  if (namer.data(address).found || namer.storage_of(address) != Storage::dynamic) return "";
   return lock_class(namer.stack(stack));
 }
 
@@ -247,7 +304,8 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     for (size_t i = 0; i < pairs_by_lock.size(); ++i) {
       std::string key;
       uint64_t address = model.locks()[i].address;
-      if (!pairs_by_lock[i].empty() && !namer.data(address).found && !namer.in_kernel_image(address)) {
+      if (!pairs_by_lock[i].empty() && !namer.data(address).found &&
+          namer.storage_of(address) == Storage::dynamic) {
         key = lock_class(report.stack(earliest_pair(pairs_by_lock[i])->stacks.front()));
       }
       if (key.empty()) {
@@ -273,7 +331,14 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     for (size_t index : members) access_mask |= model.locks()[index].access_mask;
     entry.kind = model::access_names(access_mask);
     const symbolizer::DataName& data = namer.data(lock.address);
-    if (!data.found && namer.in_kernel_image(lock.address)) entry.why_unnamed = "unnamed static";
+    entry.storage = members.size() == 1 ? namer.storage_of(lock.address) : Storage::dynamic;
+    if (!data.found && (entry.storage == Storage::static_image || entry.storage == Storage::module)) {
+      // What to pass to name it: the symbols had no data symbol here (a kallsyms without
+      // CONFIG_KALLSYMS_ALL, or none at all); the recorded kernel's vmlinux has them all.
+      entry.why_unnamed = "unnamed " + std::string(name_of(entry.storage)) + ": " +
+                          (data.why_unnamed.empty() ? "no symbol covers it" : data.why_unnamed) +
+                          "; --vmlinux of the recorded kernel names it";
+    }
     if (data.found && members.size() == 1) {
       entry.name = data.name;
       entry.symbol = data.symbol;
@@ -288,7 +353,7 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     });
     // The lock's first stack is that of the pair that took it first.
     const model::HolderLock* earliest = earliest_pair(pairs);
-    if (entry.name.empty() && !namer.in_kernel_image(lock.address) && !earliest->stacks.empty()) {
+    if (entry.name.empty() && entry.storage == Storage::dynamic && !earliest->stacks.empty()) {
       entry.lock_class = lock_class(report.stack(earliest->stacks.front()));
     }
     for (const model::HolderLock* pair : pairs) {

@@ -49,11 +49,19 @@ struct HolderEntry {
   std::vector<std::string> interrupted;     // labels of interrupted tasks (pseudo-holders)
 };
 
+// Where a lock lives, from the kernel's layout, never from whether a symbol names it: in the kernel
+// image (static), in a CPU's per-cpu area, in a module, in memory allocated at run time (dynamic:
+// heap, vmalloc, per-cpu chunks), or unknown where neither the symbols nor the architecture's
+// layout say.
+enum class Storage { static_image, percpu, module, dynamic, unknown };
+std::string_view name_of(Storage storage);  // "static", "per-cpu", "module", "dynamic", "unknown"
+
 struct LockEntry {
   const model::Lock* lock = nullptr;
+  Storage storage = Storage::unknown;
   std::string name;        // gdb expression for static locks; empty for dynamic ones
   std::string lock_class;  // dynamic locks: the first caller outside the lock functions
-  std::string why_unnamed; // a static lock the symbols cannot name
+  std::string why_unnamed; // a lock in the kernel image or a module that the symbols cannot name
   std::string symbol;
   uint64_t offset = 0;
   std::string section;
@@ -105,13 +113,15 @@ struct Header {
 class Namer {
  public:
   // `modules` (optional) names what `symbolizer` cannot outside the kernel image: module code and
-  // data from a kallsyms taken while they were loaded.
-  explicit Namer(symbolizer::Symbolizer* symbolizer, symbolizer::Symbolizer* modules = nullptr);
-  // Whether the address lies in the kernel image (_text to _end): a static object even when no
-  // symbol names it, so it gets no dynamic-lock class.
-  bool in_kernel_image(uint64_t address) const {
-    return image_start_ && image_end_ && address >= *image_start_ && address < *image_end_;
-  }
+  // data from a kallsyms taken while they were loaded. `arch` (the recording's, "x86_64") gives the
+  // address layout for what the symbols alone cannot place (a kallsyms without `_end`).
+  explicit Namer(symbolizer::Symbolizer* symbolizer, symbolizer::Symbolizer* modules = nullptr,
+                 std::string arch = "");
+  // Whether the address lies in the kernel image (_text to _end, or the architecture's kernel
+  // image mapping): a static object even when no symbol names it, so it gets no dynamic-lock class.
+  bool in_kernel_image(uint64_t address) const;
+  // Where the object at `address` lives (see Storage).
+  Storage storage_of(uint64_t address);
   const symbolizer::DataName& data(uint64_t address);
   // A frame of a call stack: `is_return_address` frames (all but the first) are looked up at the
   // call instruction (address - 1) for their line and inlines, as addr2line and gdb do, and named
@@ -123,6 +133,7 @@ class Namer {
   symbolizer::Symbolizer* symbolizer_;
   symbolizer::Symbolizer* modules_;
   std::optional<uint64_t> image_start_, image_end_;
+  std::string arch_;
   std::unordered_map<uint64_t, symbolizer::DataName> data_;
   std::unordered_map<uint64_t, Frame> code_;  // key: address, low bit of a spare: see code()
 };

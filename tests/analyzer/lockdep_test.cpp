@@ -500,6 +500,44 @@ TEST_CASE("lockdep: module locks and code are named from the recording's kallsym
   CHECK_FALSE(kernel_only.data(0xffffffffc0a03078).found);
 }
 
+TEST_CASE("report: where a lock lives comes from the kernel's layout, not from whether a symbol names it") {
+  auto file = [](std::string_view text) {
+    return write_temp_file(ByteVector(reinterpret_cast<const std::byte*>(text.data()),
+                                      reinterpret_cast<const std::byte*>(text.data() + text.size())),
+                           ".kallsyms");
+  };
+  // A kallsyms without data symbols and without _end (CONFIG_KALLSYMS_ALL off), as this machine's.
+  auto text_only = symbolizer::Symbolizer::from_kallsyms(
+      file("ffffffff81000000 T _text\nffffffff81a00000 T _raw_spin_lock\nffffffff82314980 T _etext\n"));
+  auto modules = symbolizer::Symbolizer::from_kallsyms(
+      file("ffffffff81000000 T _text\nffffffffc0a01180 t lockscope_timer_fn\t[lockscope_lockdep]\n"
+           "ffffffffc0a03078 b lockscope_irq_lock\t[lockscope_lockdep]\n"));
+  report::Namer x86(text_only.get(), modules.get(), "x86_64");
+  // tasklist_lock's address on that machine: past _etext, inside the kernel image mapping.
+  CHECK(x86.storage_of(0xffffffff82e08080) == report::Storage::static_image);
+  CHECK(x86.in_kernel_image(0xffffffff82e08080));
+  CHECK_FALSE(x86.data(0xffffffff82e08080).found);
+  CHECK(x86.storage_of(0xffffffffc0a03078) == report::Storage::module);  // named by the module's kallsyms
+  CHECK(x86.storage_of(0xffffffffc0b00000) == report::Storage::module);  // in the module mapping, unnamed
+  CHECK(x86.storage_of(0xffff888012345678) == report::Storage::dynamic);  // direct map, 4-level paging
+  CHECK(x86.storage_of(0xff11000012340000) == report::Storage::dynamic);  // direct map, 5-level paging
+  CHECK(x86.storage_of(0xffffc90000123000) == report::Storage::dynamic);  // vmalloc
+  CHECK(x86.storage_of(0xffffffff80000000 - 8) == report::Storage::unknown);  // in no region
+
+  // Without the architecture's layout and without _end, an unnamed address is not placed at all.
+  report::Namer no_layout(text_only.get(), nullptr, "");
+  CHECK(no_layout.storage_of(0xffffffff82e08080) == report::Storage::unknown);
+  CHECK(no_layout.storage_of(0xffff888012345678) == report::Storage::unknown);
+
+  // With _end (a vmlinux, or kallsyms with data symbols) the image's bounds are the symbols' own.
+  auto with_end = symbolizer::Symbolizer::from_kallsyms(
+      file("ffffffff81000000 T _text\nffffffff82000000 D jiffies_lock\nffffffff83000000 B _end\n"));
+  report::Namer bounded(with_end.get(), nullptr, "");
+  CHECK(bounded.storage_of(0xffffffff82000000) == report::Storage::static_image);
+  CHECK(bounded.storage_of(0xffffffff82e08080) == report::Storage::static_image);
+  CHECK(bounded.storage_of(0xffffffff83000008) == report::Storage::unknown);
+}
+
 TEST_CASE("lockdep: dynamic locks of one class share their usage states when asked to") {
   constexpr uint64_t kHeapA = 0xff11000012340000, kHeapB = 0xff11000056780000;
   Recording rec;

@@ -75,6 +75,39 @@ if [ -x "$lockanalyze" ]; then
     kprobe) case $mode_line in "recorded by lockrec in kprobe mode: "[1-9]*" probes"*) ;; *) false ;; esac ;;
   esac || fail "the report's line is not of $expected_mode mode: $mode_line"
   echo "lockanalyze report: $mode_line"
+  # Where each lock lives, against an oracle lockscope does not read: /proc/iomem's physical extent
+  # of the kernel image (Kernel code .. Kernel bss), placed at the recorded _text. A lock inside it
+  # is static whatever its name, one in a loaded module is module, and the rest dynamic.
+  "$lockanalyze" stress.data --format json >report.json 2>/dev/null || fail "lockanalyze --format json failed"
+  python3 - report.json /proc/iomem /proc/kallsyms /proc/modules <<'PY' || fail "a lock's storage disagrees with the kernel's layout"
+import json, os, sys
+report_path, iomem_path, kallsyms_path, modules_path = sys.argv[1:]
+spans = {}
+for line in open(iomem_path):
+    span, _, name = line.strip().partition(" : ")
+    if name in ("Kernel code", "Kernel bss"):
+        start, end = (int(x, 16) for x in span.split("-"))
+        spans[name] = (start, end)
+text = next(int(line.split()[0], 16) for line in open(kallsyms_path) if line.split()[2] == "_text")
+image_end = text + spans["Kernel bss"][1] + 1 - spans["Kernel code"][0]
+modules = []  # a kernel without module support has no /proc/modules
+for line in open(modules_path) if os.path.exists(modules_path) else []:
+    fields = line.split()
+    modules.append((int(fields[5], 16), int(fields[5], 16) + int(fields[1])))
+locks = [json.loads(line) for line in open(report_path) if line.startswith('{"address"')]
+if not locks:
+    sys.exit("no locks in the report to check")
+wrong = 0
+for lock in locks:
+    address = int(lock["address"], 16)
+    expected = ("static" if text <= address < image_end else
+                "module" if any(start <= address < end for start, end in modules) else "dynamic")
+    if lock["storage"] != expected and not (expected == "dynamic" and lock["storage"] == "per-cpu"):
+        print(f"{lock['address']}: storage {lock['storage']}, the kernel's layout says {expected}")
+        wrong += 1
+print(f"storage of {len(locks)} locks checked against /proc/iomem (image {text:#x}-{image_end:#x}): {wrong} wrong")
+sys.exit(1 if wrong else 0)
+PY
 else
   echo "note: no lockanalyze built here; checked against perf script only"
 fi
