@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 
 #include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -119,7 +120,9 @@ void run_contention(const ContentionCommandOptions& options) {
   } else {
     std::fputs(contention::format_table(rows, options.entries).c_str(), stdout);
   }
-  if (std::fflush(stdout) != 0) throw Error("cannot write the output").hint("is the disk full?");
+  if (std::fflush(stdout) != 0 || std::ferror(stdout))
+    throw Error(std::string("cannot write the table to standard output: ") + std::strerror(errno))
+        .hint("is the disk full, or the reader gone?");
 }
 
 }  // namespace

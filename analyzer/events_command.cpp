@@ -28,7 +28,9 @@ class LineWriter {
  public:
   static constexpr size_t kRowReserve = 1024;  // a row's numbers, separators and quotes
 
-  explicit LineWriter(FILE* out) : out_(out), buffer_(kCapacity) {}
+  // `output_name` names the output in errors ("standard output", or the -o file).
+  LineWriter(FILE* out, std::string output_name)
+      : out_(out), output_name_(std::move(output_name)), buffer_(kCapacity) {}
   ~LineWriter() {
     try {
       flush();
@@ -59,16 +61,28 @@ class LineWriter {
   void flush() {
     if (used_ != 0 && fwrite(buffer_.data(), 1, used_, out_) != used_) {
       used_ = 0;
-      throw Error("cannot write the output").hint("is the disk full?");
+      throw write_error();
     }
     used_ = 0;
+  }
+  void finish() {
+    flush();
+    if (fflush(out_) != 0) throw write_error();
   }
 
  private:
   static constexpr size_t kCapacity = 1 << 17;
   static constexpr size_t kFlushAt = 1 << 16;
 
+  // The error names the output, so the reader's layer does not name the input instead.
+  Error write_error() const {
+    return Error(std::string("cannot write the rows: ") + std::strerror(errno))
+        .file(output_name_)
+        .hint("is the disk full, or the reader gone?");
+  }
+
   FILE* out_;
+  std::string output_name_;
   std::vector<char> buffer_;
   size_t used_ = 0;
 };
@@ -547,11 +561,10 @@ void run_events(const EventsOptions& options) {
     }
     out = file.get();
   }
-  LineWriter writer(out);
+  LineWriter writer(out, options.output == "-" ? "standard output" : options.output);
   EventsVisitor visitor(writer, *format);
   reader->read(visitor, options.order == "file" ? perf::RecordOrder::file : perf::RecordOrder::time);
-  writer.flush();
-  if (fflush(out) != 0) throw Error("cannot write the output").hint("is the disk full?");
+  writer.finish();
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   print_summary(*reader, visitor, seconds);
 }

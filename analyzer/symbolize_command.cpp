@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 
 #include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -192,6 +193,10 @@ void run_symbolize(const SymbolizeOptions& options) {
     while (std::cin >> token) emit(token);
   }
   std::cout.flush();
+  // A full disk or a closed pipe must not pass for names written (issue 20: this exited 0).
+  if (!std::cout)
+    throw Error(std::string("cannot write the names to standard output: ") + std::strerror(errno))
+        .hint("is the disk full, or the reader gone?");
 }
 
 }  // namespace

@@ -36,6 +36,18 @@ for usage in "--no-such-option" "--top many" "events --format nope" "report --st
   check "usage error '$usage' exits 2" test "$(status_of "$lockanalyze" $usage "$fixture")" = 2
 done
 
+# Output that cannot be written fails loudly, naming the output (issue 20: contention and symbolize
+# exited 0 into /dev/full).
+printf "ffffffff81000000 T _text\nffffffff81000100 T _etext\n" >ks
+full_status() { local status=0; "$@" >/dev/full 2>err.txt || status=$?; echo "$status"; }
+for command in "report" "events" "contention --kallsyms ks" "symbolize --kallsyms ks 0xffffffff81000010"; do
+  # shellcheck disable=SC2086
+  set -- $command
+  if [ "$1" = symbolize ]; then status=$(full_status "$lockanalyze" "$@"); else status=$(full_status "$lockanalyze" "$@" "$fixture"); fi
+  check "$1 into /dev/full exits 1 naming standard output" \
+    test "$status" = 1 -a -n "$(grep -i 'standard output\|stdout' err.txt)"
+done
+
 if command -v dot >/dev/null; then
   name="x';touch INJECTED;'.svg"
   check "--svg with shell syntax in its name" test "$(status_of "$lockanalyze" "$fixture" --svg "$name")" = 0
