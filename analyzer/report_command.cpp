@@ -2,6 +2,8 @@
 // processes hold common locks, with the first stack of each, groups and pairs of holders.
 #include <cerrno>
 #include <cinttypes>
+#include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -92,6 +94,40 @@ struct ReportOptions {
 
 
 // perf's --time syntax: START,END in seconds as perf script prints them; either may be empty.
+// Usage checks of the report's filters: a value that cannot match anything is a usage error naming
+// it, never an empty report with status 0. Each returns "" when the value is good.
+std::string bad_time_window(const std::string& text) {
+  auto comma = text.find(',');
+  if (comma == std::string::npos || text.find(',', comma + 1) != std::string::npos)
+    return "expected START,END in seconds (one comma; either side may be empty), e.g. 14.2,14.9";
+  std::optional<double> ends[2];
+  std::string parts[2] = {text.substr(0, comma), text.substr(comma + 1)};
+  for (int i = 0; i < 2; ++i) {
+    if (parts[i].empty()) continue;
+    char* end = nullptr;
+    double value = std::strtod(parts[i].c_str(), &end);
+    if (end != parts[i].c_str() + parts[i].size() || !std::isfinite(value) || value < 0)
+      return "'" + parts[i] + "' is not a number of seconds (a finite number from 0)";
+    ends[i] = value;
+  }
+  if (ends[0] && ends[1] && *ends[0] >= *ends[1]) return "START must come before END";
+  return "";
+}
+
+std::string bad_lock(const std::string& text) {
+  if (!text.starts_with("0x")) return "";  // a name: anything may be one
+  std::string_view digits = std::string_view(text).substr(2);
+  if (digits.empty() || digits.size() > 16 || digits.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos)
+    return "'" + text + "' is not an address: 0x and 1 to 16 hex digits, or a lock's name";
+  return "";
+}
+
+std::string bad_pid(const std::string& text) {
+  if (text.empty() || text.size() > 10 || text.find_first_not_of("0123456789") != std::string::npos)
+    return "'" + text + "' is not a pid (a number from 0; 0 is the idle task)";
+  return "";
+}
+
 std::pair<std::optional<uint64_t>, std::optional<uint64_t>> parse_window(const std::string& text) {
   auto comma = text.find(',');
   if (comma == std::string::npos) {
@@ -278,17 +314,22 @@ void add_report_command(CLI::App& app) {
                     "Count interrupt-context acquisitions under the interrupted task");
   command->add_option("--stacks", options->stacks, "Distinct stacks kept per (holder, lock)")
       ->capture_default_str();
-  command->add_option("--pid", options->filters.pids, "Only these holders (pid; repeatable)");
+  command->add_option("--pid", options->filters.pids, "Only these holders (pid; repeatable)")
+      ->check(CLI::Validator([](std::string& value) { return bad_pid(value); }, "PID"));
   command->add_option("--comm", options->filters.comms, "Only holders with this comm (repeatable)");
-  command->add_option("--lock", options->filters.locks, "Only this lock (name or 0x address)");
+  command->add_option("--lock", options->filters.locks, "Only this lock (name or 0x address)")
+      ->check(CLI::Validator([](std::string& value) { return bad_lock(value); }, "LOCK"));
   command->add_option("--min-holders", options->filters.min_holders,
                       "Show locks held by at least N holders")
       ->capture_default_str();
   command->add_flag("--exclude-idle", options->filters.exclude_idle, "Leave out the idle task (pid 0)");
-  command->add_flag("--kernel-threads", options->kernel_threads, "Only kernel threads");
-  command->add_flag("--no-kernel-threads", options->no_kernel_threads, "Leave out kernel threads");
+  CLI::Option* only_kernel_threads =
+      command->add_flag("--kernel-threads", options->kernel_threads, "Only kernel threads");
+  command->add_flag("--no-kernel-threads", options->no_kernel_threads, "Leave out kernel threads")
+      ->excludes(only_kernel_threads);
   command->add_option("--time", options->time_window,
-                      "Only acquisitions in START,END (seconds, as perf script prints them)");
+                      "Only acquisitions in START,END (seconds, as perf script prints them)")
+      ->check(CLI::Validator([](std::string& value) { return bad_time_window(value); }, "START,END"));
   command->add_flag("--fail-on-findings", options->fail_on_findings,
                     "Exit with status 3 when lockdep's rules find something (for CI)");
   command->add_option("--top", options->text.top_locks, "Locks shown in the text report")

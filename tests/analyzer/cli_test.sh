@@ -31,7 +31,9 @@ check "no ./perf.data: status 1, one line naming it" \
 
 check "--version names the version and the git revision" \
   grep -Eq '^lockanalyze [0-9]+\.[0-9]+\.[0-9]+ \(git [0-9a-f]+(-dirty)?|unknown\)$' <("$lockanalyze" --version)
-for usage in "--no-such-option" "--top many" "events --format nope" "report --stacks many"; do
+for usage in "--no-such-option" "--top many" "events --format nope" "report --stacks many" \
+  "--lock 0xZZZ" "--lock 0x" "--pid -5" "--pid x" "--time 1,2,3" "--time 5,1" "--time nan,inf" "--time 1" \
+  "--kernel-threads --no-kernel-threads"; do
   # shellcheck disable=SC2086
   check "usage error '$usage' exits 2" test "$(status_of "$lockanalyze" $usage "$fixture")" = 2
 done
