@@ -35,6 +35,7 @@ struct ContentionCommandOptions {
   std::string input;
   std::string kallsyms;
   std::string vmlinux;
+  bool force_vmlinux = false;
   std::string format = "text";
   std::string sort_key = "wait_total";
   std::vector<std::string> lock_text_ranges;  // "START-END", hex
@@ -81,7 +82,8 @@ void run_contention(const ContentionCommandOptions& options) {
   for (const std::string& text : options.lock_text_ranges) lock_text.push_back(parse_range(text));
   const perf::KernelImageInfo recording = perf::read_kernel_image_info(options.input);
   KernelSymbols kernel_symbols = open_kernel_symbols(
-      SymbolSourceOptions{options.input, options.vmlinux, options.kallsyms, ""}, KernelFacts::from(recording));
+      SymbolSourceOptions{options.input, options.vmlinux, options.kallsyms, "", options.force_vmlinux},
+      KernelFacts::from(recording));
   for (const std::string& note : kernel_symbols.notes) std::fprintf(stderr, "warning: %s\n", note.c_str());
   if (!kernel_symbols.symbols) {
     throw Error("cannot name callers: no symbols for the recording's kernel (" +
@@ -134,6 +136,8 @@ void add_contention_command(CLI::App& app) {
   add_input_option(command, options->input, "perf.data with lock:contention_begin/end and -g");
   auto* kallsyms =
       command->add_option("--kallsyms", options->kallsyms, "the recorded kernel's kallsyms");
+  command->add_flag("--force-vmlinux", options->force_vmlinux,
+                    "use --vmlinux even when its build-id is not the recording's kernel's");
   command->add_option("--vmlinux", options->vmlinux, "the recorded kernel's vmlinux")
       ->excludes(kallsyms);
   command->add_option("--format", options->format, "text (perf's table) or json")

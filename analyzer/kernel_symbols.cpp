@@ -1,6 +1,7 @@
 #include "hex_number.hpp"
 #include "kernel_symbols.hpp"
 
+#include <cstdio>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -54,7 +55,18 @@ KernelSymbols open_kernel_symbols(const SymbolSourceOptions& options, const Kern
       out.notes.push_back("the recording has no kernel map with _text: assuming no KASLR "
                           "(pass --kaslr-offset if the kernel was relocated)");
     }
-    out.symbols->check_build_id(kernel.build_id_hex);
+    if (!out.symbols->check_build_id(kernel.build_id_hex)) {
+      // Another kernel's vmlinux names every address wrongly and plausibly: refuse it.
+      if (!options.force_vmlinux)
+        throw Error("is not the recorded kernel's vmlinux: its build-id differs from the recording's " +
+                    kernel.build_id_hex)
+            .file(options.vmlinux)
+            .hint("give the vmlinux of kernel " + kernel.os_release + " (Debian: linux-image-" + kernel.os_release +
+                  "-dbg), or --force-vmlinux to use this one anyway");
+      out.notes.push_back("--force-vmlinux: " + options.vmlinux +
+                          " is not the recorded kernel's (build-id differs); names may be wrong");
+      std::fprintf(stderr, "lockanalyze: warning: %s\n", out.notes.back().c_str());
+    }
     std::string kallsyms = recording_kallsyms(options);
     if (!kallsyms.empty()) {
       out.modules = symbolizer::Symbolizer::from_kallsyms(kallsyms);

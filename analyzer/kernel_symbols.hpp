@@ -20,6 +20,7 @@ struct SymbolSourceOptions {
   std::string vmlinux;
   std::string kallsyms;
   std::string kaslr_offset;  // runtime _text minus the vmlinux's _text, hex
+  bool force_vmlinux = false;  // use a vmlinux whose build-id is not the recording's kernel's
 };
 
 // What the recording says about its kernel.

@@ -24,6 +24,11 @@ MappedFile::MappedFile(const std::string& path) {
     ::close(fd);
     throw Error(std::string("cannot stat: ") + strerror(saved)).file(path);
   }
+  if (S_ISDIR(info.st_mode)) {
+    ::close(fd);
+    // perf record -o DIR --threads writes a directory; lockanalyze reads the single-file format.
+    throw Error("is a directory, not a perf.data file").file(path).hint("give the recording's file");
+  }
   size_ = static_cast<size_t>(info.st_size);
   if (size_ > 0) {
     void* mapping = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);

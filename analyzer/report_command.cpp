@@ -76,6 +76,7 @@ void render_svg(const std::string& dot_text, const std::string& svg_path) {
 struct ReportOptions {
   std::string input;
   std::string vmlinux;
+  bool force_vmlinux = false;
   std::string kallsyms;
   std::string kaslr_offset;
   std::string format = "text";
@@ -195,7 +196,8 @@ void run_report(const ReportOptions& options) {
   // Symbols come first (a file's kernel facts are read ahead), so the contention feed can name
   // callers while the recording is read once. A pipe can be read only once: its symbols follow.
   // lockrec's side file, like its kallsyms, is found by the recording's name: a pipe has none.
-  SymbolSourceOptions sources{options.input, options.vmlinux, options.kallsyms, options.kaslr_offset};
+  SymbolSourceOptions sources{options.input, options.vmlinux, options.kallsyms, options.kaslr_offset,
+                              options.force_vmlinux};
   KernelSymbols kernel_symbols;
   std::optional<report::LockrecSideFile> lockrec;
   if (options.input != "-") {
@@ -293,6 +295,8 @@ void add_report_command(CLI::App& app) {
       "report", "Which processes hold common locks (the default: `lockanalyze FILE --vmlinux V`)");
   add_input_option(command, options->input, "perf.data recording, or - for a pipe-mode stream");
   command->add_option("--vmlinux", options->vmlinux, "vmlinux with DWARF of the recorded kernel");
+  command->add_flag("--force-vmlinux", options->force_vmlinux,
+                    "use --vmlinux even when its build-id is not the recording's kernel's");
   command->add_option("--kallsyms", options->kallsyms,
                       "kallsyms of the recorded kernel (default: lockrec's FILE.kallsyms, or "
                       "/proc/kallsyms when the recording is of the running kernel)");

@@ -29,6 +29,10 @@ rm perf.data
 check "no ./perf.data: status 1, one line naming it" \
   test "$(status_of "$lockanalyze")" = 1 -a "$(grep -c . err.txt)" = 1 -a -n "$(grep -F 'perf.data' err.txt)"
 
+mkdir -p a-directory
+check "a directory as input: status 1, one line saying it is a directory" \
+  test "$(status_of "$lockanalyze" a-directory)" = 1 -a "$(grep -c . err.txt)" = 1 -a -n "$(grep 'is a directory' err.txt)"
+
 check "--version names the version and the git revision" \
   grep -Eq '^lockanalyze [0-9]+\.[0-9]+\.[0-9]+ \(git [0-9a-f]+(-dirty)?|unknown\)$' <("$lockanalyze" --version)
 for usage in "--no-such-option" "--top many" "events --format nope" "report --stacks many" \

@@ -129,10 +129,18 @@ rmdir "$side"
 # The build-id: perf.data here has none, so the vmlinux is checked against the side file's.
 if [ -r "$vmlinux" ]; then
   write_side kprobe '{"kernel": {"build_id": "00112233445566778899aabbccddeeff00112233"}}'
-  "$lockanalyze" "$recording" --vmlinux "$vmlinux" >"$work/build-id.txt"
-  grep -q "^note: build-id mismatch: the recording's kernel has 00112233445566778899aabbccddeeff00112233 but $vmlinux has " \
-    "$work/build-id.txt"
-  check "the side file's build-id is checked against the vmlinux" $?
+  # Another kernel's vmlinux names every address wrongly: refused, one line, unless forced.
+  status=0
+  "$lockanalyze" "$recording" --vmlinux "$vmlinux" >/dev/null 2>"$work/build-id.err" || status=$?
+  [ "$status" = 1 ] && [ "$(grep -c . "$work/build-id.err")" = 1 ] &&
+    grep -q "^lockanalyze: $vmlinux: is not the recorded kernel's vmlinux: its build-id differs from the recording's 00112233445566778899aabbccddeeff00112233; .*--force-vmlinux" \
+      "$work/build-id.err"
+  check "the side file's build-id is checked against the vmlinux, and another kernel's is refused" $?
+  "$lockanalyze" "$recording" --vmlinux "$vmlinux" --force-vmlinux >"$work/build-id.txt" 2>"$work/build-id.err"
+  grep -q "^lockanalyze: warning: --force-vmlinux: $vmlinux is not the recorded kernel's" "$work/build-id.err" &&
+    grep -q "^note: build-id mismatch: the recording's kernel has 00112233445566778899aabbccddeeff00112233 but $vmlinux has " \
+      "$work/build-id.txt"
+  check "--force-vmlinux uses it, saying so on stderr and in the header" $?
   actual=$(sed -n "s/^note: build-id mismatch: .* but .* has \([0-9a-f]*\);.*/\1/p" "$work/build-id.txt")
   write_side kprobe "{\"kernel\": {\"build_id\": \"$actual\"}}"
   "$lockanalyze" "$recording" --vmlinux "$vmlinux" >"$work/build-id-same.txt"
