@@ -268,6 +268,8 @@ void run_report(const ReportOptions& options) {
   }
   report.findings = lockdep.findings();
   for (const auto& note : lockdep.notes()) report.header.notes.push_back(note);
+  if (!report.header.loss_warning.empty())
+    std::fprintf(stderr, "lockanalyze: warning: %s\n", report.header.loss_warning.c_str());
 
   if (options.output == "-") {
     report::write_report(report, options.format, options.text, std::cout);

@@ -224,7 +224,7 @@ void write_json(const Report& report, std::ostream& out) {
                        {"hostname", h.hostname},  {"perf_version", h.perf_version},
                        {"nr_cpus", h.nr_cpus},    {"duration_s", h.duration_s},
                        {"lock_events", h.lock_events}, {"acquisitions", h.acquisitions},
-                       {"lost_events", h.lost_events}, {"lost_samples", h.lost_samples},
+                       {"lost_events", h.lost_events}, {"lost_samples", h.lost_samples}, {"lost", h.lost()},
                        {"holders", h.holders},    {"locks", h.locks},
                        {"contention_recording", h.contention_recording},
                        {"symbols", h.symbol_source}, {"notes", h.notes}};
@@ -363,7 +363,7 @@ void write_text(const Report& report, const TextOptions& options, std::ostream& 
            " acquisitions, %" PRIu64 " holders, %" PRIu64 " locks, lost %" PRIu64 "\n",
            h.kernel.empty() ? "?" : h.kernel.c_str(), h.hostname.empty() ? "?" : h.hostname.c_str(),
            h.nr_cpus, h.duration_s, h.lock_events, h.acquisitions, h.holders, h.locks,
-           h.lost_events + h.lost_samples);
+           h.lost());
   out << line;
   if (h.lockrec) out << describe(*h.lockrec) << "\n";
   out << "symbols: " << h.symbol_source << "\n";

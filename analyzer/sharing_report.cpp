@@ -434,6 +434,20 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     return a.holders.size() > b.holders.size();
   });
 
+  // Loss above this share of the recorded events makes every count and first stack incomplete
+  // enough that a reader must be told, on stderr and in the notes of every output format.
+  constexpr double kLossWorthAWarning = 0.01;
+  if (header.lost() > 0) {
+    double share = static_cast<double>(header.lost()) / static_cast<double>(header.lost() + header.lock_events);
+    if (share >= kLossWorthAWarning) {
+      char percent[16];
+      snprintf(percent, sizeof percent, "%.1f%%", share * 100);
+      header.loss_warning = "perf lost " + std::to_string(header.lost()) + " events (" + percent +
+                            " of what the kernel produced): counts, holders and stacks are incomplete; record "
+                            "again with larger buffers (perf record -m, e.g. -m 64M) or fewer events";
+      header.notes.push_back(header.loss_warning);
+    }
+  }
   if (stats.trylock_results_without_entry > 0) {
     header.notes.push_back(std::to_string(stats.trylock_results_without_entry) +
                            " trylock results came without an entry probe, so their lock is "

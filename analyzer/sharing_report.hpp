@@ -3,6 +3,7 @@
 // (Boost.Graph), ready for an output format. Internal to analyzer/.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -99,13 +100,18 @@ struct Header {
   double duration_s = 0;
   uint64_t lock_events = 0;
   uint64_t acquisitions = 0;
-  uint64_t lost_events = 0;
-  uint64_t lost_samples = 0;
+  uint64_t lost_events = 0;   // the sum of PERF_RECORD_LOST records
+  uint64_t lost_samples = 0;  // the sum of PERF_RECORD_LOST_SAMPLES records
+  // How many events were lost. perf record writes both kinds for the same loss (LOST from the
+  // kernel's ring buffer, LOST_SAMPLES from each event's read_format LOST count at the end), so
+  // the larger is the loss; their sum counted it twice.
+  uint64_t lost() const { return std::max(lost_events, lost_samples); }
   uint64_t holders = 0;
   uint64_t locks = 0;
   bool contention_recording = false;
   std::optional<LockrecSideFile> lockrec;  // lockrec's FILE.lockrec.json, when one lay beside FILE
   std::vector<std::string> notes;  // one line each: what the reader should know
+  std::string loss_warning;        // also among the notes; said on stderr too
 };
 
 // Names a lock address and code addresses; caches by address. Without a symbolizer it names

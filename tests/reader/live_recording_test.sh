@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Records real lock contention on this machine with perf and checks `lockanalyze events` against
-# `perf script` on it. MODE: file | zstd | pipe | killed. Needs root and perf; exits 77 (skipped)
+# `perf script` on it. MODE: file | zstd | pipe | killed | lossy. Needs root and perf; exits 77 (skipped)
 # saying why when it cannot run here.
 set -euo pipefail
 mode=$1
@@ -67,6 +67,27 @@ case $mode in
       echo "note: perf script read the killed recording too"
     fi
     echo "read $samples samples from a recording whose perf was killed"
+    ;;
+  lossy)
+    # One page of ring buffer per CPU under heavy contention: perf loses events, and writes both a
+    # PERF_RECORD_LOST and a LOST_SAMPLES count for the same loss. The report's "lost N" must be
+    # perf report's "Total Lost Samples" (once, not the sum), and a loss of 1% or more a warning.
+    perf record -q -m 1 "${events[@]}" -o "$work/perf.data" -- stress-ng --pthread 8 --fork 4 --timeout 3 --quiet \
+      2>"$work/perf.err"
+    python3 "$compare" --lockanalyze "$lockanalyze" --perf-data "$work/perf.data" --min-rows 2
+    expected=$(perf report -i "$work/perf.data" --stdio 2>/dev/null | sed -n 's/^# Total Lost Samples: //p')
+    [ -n "$expected" ] && [ "$expected" -gt 0 ] ||
+      { echo "FAIL: perf lost nothing with -m 1 under stress-ng; the test proves nothing"; exit 1; }
+    "$lockanalyze" "$work/perf.data" >"$work/report.txt" 2>"$work/report.err"
+    lost=$(sed -n '2s/.*, lost \([0-9]*\)$/\1/p' "$work/report.txt")
+    [ "$lost" = "$expected" ] || { echo "FAIL: the report says lost '$lost', perf report $expected"; exit 1; }
+    samples=$(perf script -i "$work/perf.data" -F event 2>/dev/null | grep -c .)
+    if ((expected * 100 >= (expected + samples))); then
+      grep -q "^lockanalyze: warning: perf lost $expected events" "$work/report.err" ||
+        { echo "FAIL: no warning on stderr for losing $expected of $((expected + samples)) events"; exit 1; }
+      grep -q "^note: perf lost $expected events" "$work/report.txt" || { echo "FAIL: no note in the report"; exit 1; }
+    fi
+    echo "perf lost $expected events beside $samples samples; the report says lost $lost"
     ;;
   *) echo "unknown mode $mode"; exit 2 ;;
 esac
