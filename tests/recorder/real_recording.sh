@@ -94,7 +94,7 @@ modules = []  # a kernel without module support has no /proc/modules
 for line in open(modules_path) if os.path.exists(modules_path) else []:
     fields = line.split()
     modules.append((int(fields[5], 16), int(fields[5], 16) + int(fields[1])))
-locks = [json.loads(line) for line in open(report_path) if line.startswith('{"address"')]
+locks = json.load(open(report_path))["locks"]
 if not locks:
     sys.exit("no locks in the report to check")
 wrong = 0
