@@ -78,7 +78,7 @@ if [ -x "$lockanalyze" ]; then
   # Where each lock lives, against an oracle lockscope does not read: /proc/iomem's physical extent
   # of the kernel image (Kernel code .. Kernel bss), placed at the recorded _text. A lock inside it
   # is static whatever its name, one in a loaded module is module, and the rest dynamic.
-  "$lockanalyze" stress.data --format json >report.json 2>/dev/null || fail "lockanalyze --format json failed"
+  "$lockanalyze" stress.data --format json --min-holders 1 >report.json 2>/dev/null || fail "lockanalyze --format json failed"
   python3 - report.json /proc/iomem /proc/kallsyms /proc/modules <<'PY' || fail "a lock's storage disagrees with the kernel's layout"
 import json, os, sys
 report_path, iomem_path, kallsyms_path, modules_path = sys.argv[1:]
