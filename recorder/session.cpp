@@ -279,7 +279,7 @@ void place_control_fds(int control_read, int control_write, int ack_write) {
 // every SIGINT like the first, so a repeat costs nothing, and one that was lost (a wrapper that
 // missed it, a stand-in shell script that caught it just before blocking) cannot hang the recording.
 constexpr std::chrono::seconds perf_stop_repeat_interval{2};
-// When lockrec says what it waits for: after the first repeat, then every half minute.
+// When lockrec says what it waits for: after 5 s (two repeats), then every half minute.
 constexpr std::chrono::seconds perf_wait_first_notice{5};
 constexpr std::chrono::seconds perf_wait_repeated_notice{30};
 
