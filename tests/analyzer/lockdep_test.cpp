@@ -56,6 +56,13 @@ void spin_unlock(Recording& rec, uint32_t tid, uint64_t lock, uint8_t flags = 0,
   rec.event("_raw_spin_unlock", tid, tid, {lock}, caller, flags);
 }
 
+// A kallsyms-format file with `text` in it, for the symbolizers the Namer is given.
+std::string kallsyms_file(std::string_view text) {
+  return write_temp_file(ByteVector(reinterpret_cast<const std::byte*>(text.data()),
+                                    reinterpret_cast<const std::byte*>(text.data() + text.size())),
+                         ".kallsyms");
+}
+
 }  // namespace
 
 TEST_CASE("lockdep: a spinlock taken in hardirq and with irqs on in process context is irq-inconsistent") {
@@ -476,18 +483,13 @@ TEST_CASE("lockdep: findings lead the text report and fill the JSON findings") {
 }
 
 TEST_CASE("lockdep: module locks and code are named from the recording's kallsyms when the kernel's symbols cannot") {
-  auto file = [](std::string_view text) {
-    return write_temp_file(ByteVector(reinterpret_cast<const std::byte*>(text.data()),
-                                      reinterpret_cast<const std::byte*>(text.data() + text.size())),
-                           ".kallsyms");
-  };
   // The kernel image's own symbols (as a vmlinux gives them), and the kallsyms lockrec copied
   // with the module loaded.
   auto kernel = symbolizer::Symbolizer::from_kallsyms(
-      file("ffffffff81000000 T _text\nffffffff81a00000 T _raw_spin_lock\n"
+      kallsyms_file("ffffffff81000000 T _text\nffffffff81a00000 T _raw_spin_lock\n"
            "ffffffff82000000 D jiffies_lock\nffffffff83000000 B _end\n"));
   auto modules = symbolizer::Symbolizer::from_kallsyms(
-      file("ffffffff81000000 T _text\nffffffff81a00000 T _raw_spin_lock\n"
+      kallsyms_file("ffffffff81000000 T _text\nffffffff81a00000 T _raw_spin_lock\n"
            "ffffffffc0a01180 t lockscope_timer_fn\t[lockscope_lockdep]\n"
            "ffffffffc0a03078 b lockscope_irq_lock\t[lockscope_lockdep]\n"));
   report::Namer namer(kernel.get(), modules.get());
@@ -500,17 +502,12 @@ TEST_CASE("lockdep: module locks and code are named from the recording's kallsym
   CHECK_FALSE(kernel_only.data(0xffffffffc0a03078).found);
 }
 
-TEST_CASE("report: where a lock lives comes from the kernel's layout, not from whether a symbol names it") {
-  auto file = [](std::string_view text) {
-    return write_temp_file(ByteVector(reinterpret_cast<const std::byte*>(text.data()),
-                                      reinterpret_cast<const std::byte*>(text.data() + text.size())),
-                           ".kallsyms");
-  };
+TEST_CASE("where a lock lives comes from the kernel's layout, not from whether a symbol names it") {
   // A kallsyms without data symbols and without _end (CONFIG_KALLSYMS_ALL off), as this machine's.
   auto text_only = symbolizer::Symbolizer::from_kallsyms(
-      file("ffffffff81000000 T _text\nffffffff81a00000 T _raw_spin_lock\nffffffff82314980 T _etext\n"));
+      kallsyms_file("ffffffff81000000 T _text\nffffffff81a00000 T _raw_spin_lock\nffffffff82314980 T _etext\n"));
   auto modules = symbolizer::Symbolizer::from_kallsyms(
-      file("ffffffff81000000 T _text\nffffffffc0a01180 t lockscope_timer_fn\t[lockscope_lockdep]\n"
+      kallsyms_file("ffffffff81000000 T _text\nffffffffc0a01180 t lockscope_timer_fn\t[lockscope_lockdep]\n"
            "ffffffffc0a03078 b lockscope_irq_lock\t[lockscope_lockdep]\n"));
   report::Namer x86(text_only.get(), modules.get(), "x86_64");
   // tasklist_lock's address on that machine: past _etext, inside the kernel image mapping.
@@ -531,7 +528,7 @@ TEST_CASE("report: where a lock lives comes from the kernel's layout, not from w
 
   // With _end (a vmlinux, or kallsyms with data symbols) the image's bounds are the symbols' own.
   auto with_end = symbolizer::Symbolizer::from_kallsyms(
-      file("ffffffff81000000 T _text\nffffffff82000000 D jiffies_lock\nffffffff83000000 B _end\n"));
+      kallsyms_file("ffffffff81000000 T _text\nffffffff82000000 D jiffies_lock\nffffffff83000000 B _end\n"));
   report::Namer bounded(with_end.get(), nullptr, "");
   CHECK(bounded.storage_of(0xffffffff82000000) == report::Storage::static_image);
   CHECK(bounded.storage_of(0xffffffff82e08080) == report::Storage::static_image);
