@@ -77,10 +77,6 @@ int WaitNotice::due_in_ms() const {
   return static_cast<int>(std::clamp<int64_t>(left, 0, std::numeric_limits<int>::max()));
 }
 
-std::chrono::milliseconds WaitNotice::waited() const {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_);
-}
-
 int wait_for_saying(pid_t pid, const std::string& what) {
   WaitNotice notice(what, first_wait_notice, repeated_wait_notice);
   while (true) {

@@ -58,7 +58,6 @@ class WaitNotice {
   void tick();
   // Milliseconds until the next notice is due (0 if it is due now): a poll timeout.
   int due_in_ms() const;
-  std::chrono::milliseconds waited() const;
 
  private:
   std::string what_;
