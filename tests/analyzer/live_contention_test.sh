@@ -11,10 +11,12 @@ skip() { echo "SKIPPED: $*"; exit 77; }
 command -v perf >/dev/null || skip "perf is not installed (Debian: linux-perf)"
 command -v stress-ng >/dev/null || skip "stress-ng is not installed"
 source "$(dirname "$0")/../support/tracefs.sh"
+source "$(dirname "$0")/../support/live-recording.sh"
 require_tracepoint lock/contention_begin
 
 work=$(mktemp -d /tmp/lockscope-contention.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+fail_loudly_on_error "$work/record.err"
 
 # perf's lock functions are the kernel's sched and lock text. The command finds the two ranges
 # by symbol name itself; the test also hands them over from kallsyms and checks both agree.
@@ -26,7 +28,7 @@ for section in sched lock; do
 done
 
 perf record -q -e lock:contention_begin,lock:contention_end -g -a -o "$work/perf.data" \
-  -- stress-ng --pthread 4 --fork 2 --timeout 3 --quiet 2>"$work/record.err"
+  -- bash -c 'contention_workload 3' 2>"$work/record.err"
 # perf prints its table on stderr (pr_info); -E large enough to show every row.
 perf lock contention -i "$work/perf.data" -E 1000000 >"$work/perf.txt" 2>&1
 perf lock contention -i "$work/perf.data" >"$work/perf-default.txt" 2>&1

@@ -13,12 +13,14 @@ skip() { echo "SKIPPED: $*"; exit 77; }
 command -v perf >/dev/null || skip "perf is not installed (Debian: linux-perf)"
 command -v stress-ng >/dev/null || skip "stress-ng is not installed"
 source "$(dirname "$0")/../support/tracefs.sh"
+source "$(dirname "$0")/../support/live-recording.sh"
 require_tracepoint lock/contention_begin
 
 work=$(mktemp -d /tmp/lockscope-live.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+fail_loudly_on_error "$work/perf.err" "$work/summary.txt"
 events=(-e lock:contention_begin,lock:contention_end -g -a)
-workload=(stress-ng --pthread 4 --fork 2 --timeout 3 --quiet)
+workload=(bash -c 'contention_workload 3')
 
 case $mode in
   file)
@@ -44,7 +46,7 @@ case $mode in
     # such a file; lockanalyze reads its records to the last whole one and warns. perf writes
     # without buffering here, and is killed only once lockanalyze sees samples in the growing file.
     perf record -q --no-buffering "${events[@]}" -o "$work/perf.data" -- \
-      stress-ng --pthread 4 --fork 2 --timeout 60 --quiet 2>"$work/perf.err" &
+      bash -c 'contention_workload 60' 2>"$work/perf.err" &
     recorder=$!
     samples=0
     for _ in $(seq 60); do
@@ -72,8 +74,8 @@ case $mode in
     # One page of ring buffer per CPU under heavy contention: perf loses events, and writes both a
     # PERF_RECORD_LOST and a LOST_SAMPLES count for the same loss. The report's "lost N" must be
     # perf report's "Total Lost Samples" (once, not the sum), and a loss of 1% or more a warning.
-    perf record -q -m 1 "${events[@]}" -o "$work/perf.data" -- stress-ng --pthread 8 --fork 4 --timeout 3 --quiet \
-      2>"$work/perf.err"
+    perf record -q -m 1 "${events[@]}" -o "$work/perf.data" -- \
+      bash -c 'contention_workload 3 8 4' 2>"$work/perf.err"
     python3 "$compare" --lockanalyze "$lockanalyze" --perf-data "$work/perf.data" --min-rows 2
     expected=$(perf report -i "$work/perf.data" --stdio 2>/dev/null | sed -n 's/^# Total Lost Samples: //p')
     [ -n "$expected" ] && [ "$expected" -gt 0 ] ||
