@@ -42,6 +42,7 @@ struct ContentionCommandOptions {
   size_t entries = static_cast<size_t>(-1);
   int max_stack = 8;
   int stack_skip = 3;
+  bool strict = false;
 };
 
 uint64_t range_end(const std::string& text, const std::string& option) {
@@ -125,6 +126,8 @@ void run_contention(const ContentionCommandOptions& options) {
   if (std::fflush(stdout) != 0 || std::ferror(stdout))
     throw Error(std::string("cannot write the table to standard output: ") + std::strerror(errno))
         .hint("is the disk full, or the reader gone?");
+  print_read_warnings(reader->stats());
+  fail_if_damaged(reader->stats(), options.strict);
 }
 
 }  // namespace
@@ -154,6 +157,7 @@ void add_contention_command(CLI::App& app) {
   command->add_option("--lock-text", options->lock_text_ranges,
                       "START-END (hex) of code perf treats as lock functions: give both the "
                       "__sched_text and the __lock_text range of the recorded kernel");
+  add_strict_option(command, options->strict);
   command->callback([options] { run_contention(*options); });
 }
 

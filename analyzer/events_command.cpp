@@ -524,16 +524,16 @@ void print_summary(const perf::PerfDataReader& reader, const EventsVisitor& visi
                  static_cast<unsigned long long>(stats.compressed_bytes_out));
   }
   if (const LockEventDecoder* decoder = visitor.decoder()) {
-    if (!decoder->has_tracing_data()) {
-      std::fprintf(stderr, "warning: the recording has no tracing data: lock events cannot be "
-                           "decoded (was perf killed before it wrote its header?)\n");
+    if (visitor.lock_events() == 0) {
+      std::fprintf(stderr, "warning: %s\n",
+                   decoder->explain_no_lock_events(visitor.lock_events() + visitor.other_samples()).c_str());
     }
     if (decoder->short_payloads() > 0) {
       std::fprintf(stderr, "warning: %llu lock events had payloads too short for their fields\n",
                    static_cast<unsigned long long>(decoder->short_payloads()));
     }
   }
-  for (const auto& warning : stats.warnings) std::fprintf(stderr, "warning: %s\n", warning.c_str());
+  print_read_warnings(stats, "warning: ");
 }
 
 struct EventsOptions {
@@ -541,6 +541,7 @@ struct EventsOptions {
   std::string format = "csv";
   std::string output = "-";
   std::string order = "time";
+  bool strict = false;
 };
 
 void run_events(const EventsOptions& options) {
@@ -567,6 +568,7 @@ void run_events(const EventsOptions& options) {
   writer.finish();
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   print_summary(*reader, visitor, seconds);
+  fail_if_damaged(reader->stats(), options.strict);
 }
 
 }  // namespace
@@ -588,6 +590,7 @@ void add_events_command(CLI::App& app) {
                    "at that moment; file: rows in the order they were written")
       ->check(CLI::IsMember({"time", "file"}))
       ->capture_default_str();
+  add_strict_option(command, options->strict);
   command->callback([options] { run_events(*options); });
 }
 

@@ -342,6 +342,7 @@ void HolderModel::settle_trylock(uint32_t tid, ThreadState& state, std::optional
 }
 
 void HolderModel::on_sample(const perf::Sample& sample) {
+  ++stats_.samples;
   if (!decoder_) return;
   const LockEvent* event = decoder_->decode(sample);
   if (event == nullptr) return;

@@ -122,6 +122,7 @@ struct EventRole {
 EventRole role_of_event(std::string_view event_name);
 
 struct ModelStats {
+  uint64_t samples = 0;  // of any event: a report without lock events says what the file held
   uint64_t lock_events = 0;
   uint64_t acquisitions = 0;
   uint64_t releases = 0;

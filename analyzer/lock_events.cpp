@@ -46,6 +46,7 @@ LockEventDecoder::LockEventDecoder(const perf::Metadata& metadata) {
     const perf::EventDesc& desc = metadata.events[i];
     ResolvedEvent& event = events_[i];
     event.name = desc.name;
+    if (desc.attr.type == PERF_TYPE_TRACEPOINT) has_trace_events_ = true;
     if (desc.attr.type != PERF_TYPE_TRACEPOINT || formats_ == nullptr) continue;
     const perf::TraceEventFormat* format = formats_->find(static_cast<int>(desc.attr.config));
     if (format == nullptr) continue;
@@ -63,6 +64,28 @@ LockEventDecoder::LockEventDecoder(const perf::Metadata& metadata) {
     event.is_lock_event = event.lock.found || (is_return_probe && event.ret.found);
     if (!event.lock.found) event.contention_flags = {};
   }
+}
+
+std::string LockEventDecoder::explain_no_lock_events(uint64_t samples) const {
+  const std::string record_lock_events =
+      ": nothing to report; record lock events with `lockrec -- COMMAND` (kprobes) or "
+      "`perf record -e lock:contention_begin,lock:contention_end -g -a -- COMMAND`";
+  if (samples == 0) {
+    return "the recording holds no samples (" + std::to_string(events_.size()) +
+           " events, no sample of any)" + record_lock_events;
+  }
+  std::string counted = std::to_string(samples) + " samples";
+  if (has_trace_events_ && !has_tracing_data()) {
+    return "the recording's " + counted + " cannot be read as lock events: it has no event formats "
+           "(the tracing data perf writes last is missing: perf was killed or the file cut short); "
+           "record again and let perf finish (stop it with ^C, not SIGKILL, with room on the disk)";
+  }
+  std::string names;
+  for (const auto& event : events_) {
+    if (!event.is_lock_event) names += (names.empty() ? "" : ", ") + (event.name.empty() ? "unnamed" : event.name);
+  }
+  return "the recording's " + counted + " are of events that are not lock events (" + names + ")" +
+         record_lock_events;
 }
 
 size_t LockEventDecoder::lock_event_types() const {

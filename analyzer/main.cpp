@@ -2,7 +2,8 @@
 // lockscope::Error and leaves as one line on stderr with a non-zero exit.
 //
 // Exit status: 0 done; 1 the input or output failed (one line says what and where); 2 usage error
-// (the options); 3 --fail-on-findings and lockdep's rules found something.
+// (the options); 3 --fail-on-findings and lockdep's rules found something; 4 --strict and the
+// recording is damaged (cut short, perf killed mid-write: what precedes the damage was used).
 #include <algorithm>
 #include <cstdio>
 #include <exception>

@@ -345,7 +345,7 @@ class Reader final : public PerfDataReader {
         warn_if_partial(*stream_);
       }
       if (decompressed_ && decompressed_->pending_bytes() > 0) {
-        stats_.warnings.push_back("the compressed stream ends with " +
+        stats_.damage.push_back("the compressed stream ends with " +
                                   std::to_string(decompressed_->pending_bytes()) +
                                   " bytes of a partial record; they were ignored");
       }
@@ -393,7 +393,8 @@ class Reader final : public PerfDataReader {
     read_all(source);
     // A pipe-mode stream saved to a file, or a header that says 0 (perf was killed), has no
     // trustworthy end: a cut-off last record is expected there. Elsewhere it is corruption.
-    if (source.stopped_at_partial_record() && !metadata_.data_size_was_zero && !pipe_file_) {
+    if (source.stopped_at_partial_record() && !metadata_.data_size_was_zero &&
+        !metadata_.data_cut_short && !pipe_file_) {
       throw Error("a record runs past the end of the data section")
           .at(source.partial_record_offset())
           .hint("the file is corrupt or truncated");
@@ -404,7 +405,7 @@ class Reader final : public PerfDataReader {
   template <typename Source>
   void warn_if_partial(const Source& source) {
     if (source.stopped_at_partial_record()) {
-      stats_.warnings.push_back("the data ends with a partial record at offset " +
+      stats_.damage.push_back("the data ends with a partial record at offset " +
                                 std::to_string(source.partial_record_offset()) +
                                 " (perf was stopped mid-write); it was ignored");
     }
@@ -466,16 +467,27 @@ class Reader final : public PerfDataReader {
     if (data_size == 0) {
       metadata_.data_size_was_zero = true;
       metadata_.data_size = all.size() - data_offset;
-      stats_.warnings.push_back(
-          "the header says the data section is empty (perf was killed before it finished); "
+      stats_.damage.push_back(
+          "the header says the data section is empty (perf did not finish: killed, or its disk "
+          "filled); "
           "reading records up to the end of the file, without the feature sections");
+    } else if (data_size > all.size() - data_offset) {
+      // Cut short (a copy that stopped, a full disk): the records up to the cut are still good,
+      // and perf script reads them too. The feature sections that followed them are gone.
+      metadata_.data_cut_short = true;
+      metadata_.data_size = all.size() - data_offset;
+      stats_.damage.push_back(
+          "the file ends at byte " + std::to_string(all.size()) + ", " +
+          std::to_string(data_size - metadata_.data_size) + " bytes before the end of its data section [" +
+          std::to_string(data_offset) + ", +" + std::to_string(data_size) +
+          "): the records up to the cut were read; the rest and the feature sections (event names, "
+          "tracing data, build-ids) are lost");
     } else {
-      check_section(all, data_offset, data_size, "data section", 40);
       metadata_.data_size = data_size;
     }
 
     read_attrs(all, attr_size, attrs_offset, attrs_size);
-    if (!metadata_.data_size_was_zero) {
+    if (!metadata_.data_size_was_zero && !metadata_.data_cut_short) {
       read_feature_table(all, data_offset + data_size, feature_bits);
     }
   }
@@ -545,17 +557,43 @@ class Reader final : public PerfDataReader {
   void read_feature_table(Bytes all, uint64_t table_offset, const std::array<uint64_t, 4>& bits) {
     uint64_t count = 0;
     for (uint64_t word : bits) count += static_cast<uint64_t>(std::popcount(word));
-    ByteCursor table(all.subspan(std::min<uint64_t>(table_offset, all.size())), table_offset,
-                     "feature section table");
-    table.require_array(count, 16, "feature sections");
+    Bytes after_data = all.subspan(std::min<uint64_t>(table_offset, all.size()));
+    if (count > after_data.size() / 16) {
+      stats_.damage.push_back("the file ends at byte " + std::to_string(all.size()) +
+                              ", inside the table of its " + std::to_string(count) +
+                              " feature sections at " + std::to_string(table_offset) +
+                              ": no feature section was read (event names, tracing data, "
+                              "build-ids are lost); the data section is whole");
+      return;
+    }
+    ByteCursor table(after_data, table_offset, "feature section table");
     for (uint64_t feature = 0; feature < 256; ++feature) {
       if (!(bits[feature / 64] >> (feature % 64) & 1)) continue;
-      uint64_t entry_offset = table.file_offset();
       uint64_t offset = table.u64(), size = table.u64();
-      check_section(all, offset, size, "feature " + std::to_string(feature) + " section",
-                    entry_offset);
+      // Sections lie after the table, in feature order: a file cut short loses the last ones.
+      if (offset > all.size() || size > all.size() - offset) {
+        stats_.damage.push_back("feature section " + feature_name(feature) + " [" +
+                                std::to_string(offset) + ", +" + std::to_string(size) +
+                                ") runs past the end of the file (" + std::to_string(all.size()) +
+                                " bytes): skipped");
+        continue;
+      }
       parse_feature(feature, all.subspan(offset, size), offset);
     }
+  }
+
+  static std::string feature_name(uint64_t feature) {
+    // perf's HEADER_* numbering (tools/perf/util/header.h), for messages only.
+    static constexpr std::array<std::string_view, 33> kNames = {
+        "RESERVED",     "TRACING_DATA", "BUILD_ID",       "HOSTNAME",      "OSRELEASE",
+        "VERSION",      "ARCH",         "NRCPUS",         "CPUDESC",       "CPUID",
+        "TOTAL_MEM",    "CMDLINE",      "EVENT_DESC",     "CPU_TOPOLOGY",  "NUMA_TOPOLOGY",
+        "BRANCH_STACK", "PMU_MAPPINGS", "GROUP_DESC",     "AUXTRACE",      "STAT",
+        "CACHE",        "SAMPLE_TIME",  "MEM_TOPOLOGY",   "CLOCKID",       "DIR_FORMAT",
+        "BPF_PROG_INFO", "BPF_BTF",     "COMPRESSED",     "CPU_PMU_CAPS",  "CLOCK_DATA",
+        "HYBRID_TOPOLOGY", "PMU_CAPS",  "LAST_FEATURE"};
+    if (feature < kNames.size() - 1) return std::string(kNames[feature]);
+    return std::to_string(feature);
   }
 
   void parse_feature(uint64_t feature, Bytes bytes, uint64_t offset) {

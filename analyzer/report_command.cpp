@@ -87,6 +87,7 @@ struct ReportOptions {
   std::string time_window;
   bool irq_as_task = false;
   bool fail_on_findings = false;
+  bool strict = false;
   size_t stacks = 1;
   report::Filters filters;
   bool kernel_threads = false, no_kernel_threads = false;
@@ -268,8 +269,13 @@ void run_report(const ReportOptions& options) {
   }
   report.findings = lockdep.findings();
   for (const auto& note : lockdep.notes()) report.header.notes.push_back(note);
-  if (!report.header.loss_warning.empty())
-    std::fprintf(stderr, "lockanalyze: warning: %s\n", report.header.loss_warning.c_str());
+  // Damage is said on stderr too: a report read from part of a file must not pass for a whole one.
+  for (const auto& damage : reader->stats().damage) {
+    std::fprintf(stderr, "lockanalyze: warning: %s\n", damage.c_str());
+    report.header.notes.push_back(damage);
+  }
+  for (const auto& warning : report.header.warnings)
+    std::fprintf(stderr, "lockanalyze: warning: %s\n", warning.c_str());
 
   if (options.output == "-") {
     report::write_report(report, options.format, options.text, std::cout);
@@ -285,6 +291,7 @@ void run_report(const ReportOptions& options) {
     report::write_report(report, "dot", options.text, dot);
     render_svg(dot.str(), options.svg);
   }
+  fail_if_damaged(reader->stats(), options.strict);
   // For kernel developers' CI: the report is out, the status says whether it found anything.
   if (options.fail_on_findings && !report.findings.empty()) throw CLI::RuntimeError(kExitFindings);
 }
@@ -338,6 +345,7 @@ void add_report_command(CLI::App& app) {
       ->check(CLI::Validator([](std::string& value) { return bad_time_window(value); }, "START,END"));
   command->add_flag("--fail-on-findings", options->fail_on_findings,
                     "Exit with status 3 when lockdep's rules find something (for CI)");
+  add_strict_option(command, options->strict);
   command->add_option("--top", options->text.top_locks, "Locks shown in the text report")
       ->capture_default_str();
   command->callback([options] { run_report(*options); });

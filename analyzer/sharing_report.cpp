@@ -262,6 +262,21 @@ std::string dynamic_lock_class(Namer& namer, uint64_t address, std::span<const u
   return lock_class(namer.stack(stack));
 }
 
+namespace {
+
+void warn(Header& header, std::string text) {
+  header.notes.push_back(text);
+  header.warnings.push_back(std::move(text));
+}
+
+bool has_call_chains(const perf::Metadata& metadata) {
+  return std::any_of(metadata.events.begin(), metadata.events.end(), [](const perf::EventDesc& event) {
+    return (event.attr.sample_type & PERF_SAMPLE_CALLCHAIN) != 0;
+  });
+}
+
+}  // namespace
+
 Report build_report(const model::HolderModel& model, const perf::PerfDataReader& reader,
                     const Filters& filters, Namer& namer) {
   Report report;
@@ -442,11 +457,26 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     if (share >= kLossWorthAWarning) {
       char percent[16];
       snprintf(percent, sizeof percent, "%.1f%%", share * 100);
-      header.loss_warning = "perf lost " + std::to_string(header.lost()) + " events (" + percent +
-                            " of what the kernel produced): counts, holders and stacks are incomplete; record "
-                            "again with larger buffers (perf record -m, e.g. -m 64M) or fewer events";
-      header.notes.push_back(header.loss_warning);
+      warn(header, "perf lost " + std::to_string(header.lost()) + " events (" + percent +
+                       " of what the kernel produced): counts, holders and stacks are incomplete; record "
+                       "again with larger buffers (perf record -m, e.g. -m 64M) or fewer events");
     }
+  }
+  if (stats.lock_events == 0) {
+    // No decoder: no metadata was ever read, so nothing was recorded either.
+    warn(header, model.decoder() != nullptr
+                     ? model.decoder()->explain_no_lock_events(stats.samples)
+                     : "the recording holds nothing: nothing to report");
+  } else if (!has_call_chains(reader.metadata())) {
+    warn(header, "recorded without call chains: no stacks, callers or lock classes (record with -g)");
+  }
+  if (stats.lock_events > 0 && stats.outside_window == stats.lock_events) {
+    char span[96];
+    snprintf(span, sizeof span, "%.6f to %.6f", static_cast<double>(stats.first_time) / 1e9,
+             static_cast<double>(stats.last_time) / 1e9);
+    warn(header, "--time selects none of the " + std::to_string(stats.lock_events) +
+                     " lock events: the recording's lock events span " + span +
+                     " s (perf script's times)");
   }
   if (stats.trylock_results_without_entry > 0) {
     header.notes.push_back(std::to_string(stats.trylock_results_without_entry) +

@@ -111,7 +111,7 @@ struct Header {
   bool contention_recording = false;
   std::optional<LockrecSideFile> lockrec;  // lockrec's FILE.lockrec.json, when one lay beside FILE
   std::vector<std::string> notes;  // one line each: what the reader should know
-  std::string loss_warning;        // also among the notes; said on stderr too
+  std::vector<std::string> warnings;  // also among the notes; said on stderr too
 };
 
 // Names a lock address and code addresses; caches by address. Without a symbolizer it names

@@ -63,6 +63,9 @@ class LockEventDecoder {
   size_t lock_event_types() const;
   // Lock events whose payload was too short for a field the format promises (hostile or cut).
   uint64_t short_payloads() const { return short_payloads_; }
+  // Why a recording with this many samples gave no lock event, and what to record instead: one
+  // line for the user (a damaged file, events that are not lock events, or nothing recorded).
+  std::string explain_no_lock_events(uint64_t samples) const;
 
  private:
   struct ResolvedEvent {
@@ -73,6 +76,7 @@ class LockEventDecoder {
 
   std::unique_ptr<perf::TraceFormats> formats_;
   std::vector<ResolvedEvent> events_;
+  bool has_trace_events_ = false;  // tracepoints or kprobes: they need the tracing data
   LockEvent current_;
   uint64_t short_payloads_ = 0;
 };

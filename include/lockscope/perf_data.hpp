@@ -70,6 +70,7 @@ struct Metadata {
   uint64_t data_offset = 0;
   uint64_t data_size = 0;
   bool data_size_was_zero = false;  // perf was killed before it rewrote the header
+  bool data_cut_short = false;      // the file ends inside the data section the header declares
   std::vector<EventDesc> events;
   std::string hostname;
   std::string os_release;
@@ -220,6 +221,9 @@ struct ReadStats {
   uint64_t compressed_bytes_in = 0, compressed_bytes_out = 0;
   uint64_t out_of_order_records = 0;   // time order: records older than what was already flushed
   std::vector<std::string> warnings;   // printed by the command line
+  // Where the file is damaged (cut short, perf killed mid-write) and what was read around it. Also
+  // printed as warnings; `--strict` turns any of them into a failure (exit 4).
+  std::vector<std::string> damage;
 };
 
 class PerfDataReader {

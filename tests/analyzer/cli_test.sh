@@ -42,6 +42,12 @@ for usage in "--no-such-option" "--top many" "events --format nope" "report --st
   check "usage error '$usage' exits 2" test "$(status_of "$lockanalyze" $usage "$fixture")" = 2
 done
 
+# A --time window that selects nothing says the recording's span, in perf script's seconds.
+first=$("$lockanalyze" events "$fixture" 2>/dev/null | awk -F, 'NR == 2 { printf "%.6f", $1 / 1e9 }')
+check "--time outside the recording: status 0, a warning with the span from its first lock event" \
+  test "$(status_of "$lockanalyze" "$fixture" --time 1,2)" = 0 -a \
+  -n "$(grep "^lockanalyze: warning: --time selects none of the [0-9]* lock events: the recording's lock events span $first to [0-9.]* s" err.txt)"
+
 # Output that cannot be written fails loudly, naming the output (issue 20: contention and symbolize
 # exited 0 into /dev/full).
 printf "ffffffff81000000 T _text\nffffffff81000100 T _etext\n" >ks

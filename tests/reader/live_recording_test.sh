@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Records real lock contention on this machine with perf and checks `lockanalyze events` against
-# `perf script` on it. MODE: file | zstd | pipe | killed | lossy. Needs root and perf; exits 77 (skipped)
-# saying why when it cannot run here.
+# `perf script` on it, or checks what lockanalyze says of a damaged or unsuitable recording.
+# MODE: file | zstd | pipe | killed | lossy | diskfull | not-lock-events. Needs root and perf; exits
+# 77 (skipped) saying why when it cannot run here.
 set -euo pipefail
 mode=$1
 lockanalyze=$2
@@ -90,6 +91,44 @@ case $mode in
       grep -q "^note: perf lost $expected events" "$work/report.txt" || { echo "FAIL: no note in the report"; exit 1; }
     fi
     echo "perf lost $expected events beside $samples samples; the report says lost $lost"
+    ;;
+  diskfull)
+    # perf (not -q: its ENOSPC message is the proof) fills a 1 MiB tmpfs in a private mount
+    # namespace and leaves a header with data size 0 and no feature sections, so no event
+    # formats. The report says what happened and what to do, with status 0; --strict exits 4.
+    command -v unshare >/dev/null || skip "unshare (util-linux) is not installed"
+    mkdir "$work/small"
+    perf_status=0
+    unshare -m bash -c 'mount -t tmpfs -o size=1m lockscope-full "$1" && cd "$1" &&
+        perf record "${@:2}" -o perf.data -- bash -c "contention_workload 3" 2>"$0/perf.err";
+        status=$?; cp perf.data "$0"/; exit $status' "$work" "$work/small" "${events[@]}" || perf_status=$?
+    grep -q "No space left on device" "$work/perf.err" ||
+      { echo "FAIL: perf did not run out of space (status $perf_status)"; cat "$work/perf.err"; exit 1; }
+    status=0
+    "$lockanalyze" "$work/perf.data" >"$work/report.txt" 2>"$work/report.err" || status=$?
+    cat "$work/report.err"
+    [ "$status" = 0 ] || { echo "FAIL: status $status without --strict"; exit 1; }
+    grep -q "^lockanalyze: warning: the header says the data section is empty" "$work/report.err" ||
+      { echo "FAIL: no warning about the unfinished header"; exit 1; }
+    grep -q "^lockanalyze: warning: the recording's [0-9]* samples cannot be read as lock events: it has no event formats" "$work/report.err" ||
+      { echo "FAIL: no word on why no lock events were read"; exit 1; }
+    status=0
+    "$lockanalyze" --strict "$work/perf.data" >/dev/null 2>&1 || status=$?
+    [ "$status" = 4 ] || { echo "FAIL: --strict exited $status, expected 4"; exit 1; }
+    echo "a recording whose disk filled: said, status 0; with --strict, status 4"
+    ;;
+  not-lock-events)
+    # A recording of other events, and one of lock events without -g: each report says so.
+    perf record -q -e sched:sched_switch -a -o "$work/sched.data" -- sleep 0.3 2>"$work/perf.err"
+    "$lockanalyze" "$work/sched.data" >/dev/null 2>"$work/report.err"
+    cat "$work/report.err"
+    grep -q "^lockanalyze: warning: the recording's [0-9]* samples are of events that are not lock events (sched:sched_switch.*): nothing to report; record lock events with \`lockrec -- COMMAND\`" "$work/report.err" ||
+      { echo "FAIL: no word that sched:sched_switch is not a lock event"; exit 1; }
+    perf record -q -e lock:contention_begin,lock:contention_end -a -o "$work/flat.data" -- bash -c 'contention_workload 1' 2>"$work/perf.err"
+    "$lockanalyze" "$work/flat.data" >/dev/null 2>"$work/report.err"
+    cat "$work/report.err"
+    grep -q "^lockanalyze: warning: recorded without call chains: no stacks, callers or lock classes (record with -g)$" "$work/report.err" ||
+      { echo "FAIL: no word that the recording has no call chains"; exit 1; }
     ;;
   *) echo "unknown mode $mode"; exit 2 ;;
 esac
