@@ -27,6 +27,34 @@ std::string recording_kallsyms(const SymbolSourceOptions& options) {
   return "";
 }
 
+std::string hex(uint64_t value) {
+  char text[24];
+  std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(value));
+  return text;
+}
+
+// Why a kallsyms does not fit the recording, or "" when it fits or cannot be told. perf's kernel
+// map holds the _text of the boot that was recorded; a kallsyms of another boot (KASLR placed the
+// kernel elsewhere) names every address wrongly and plausibly.
+std::string kallsyms_mismatch(const symbolizer::Symbolizer& kallsyms, const KernelFacts& kernel) {
+  if (!kernel.runtime_text || kallsyms.text_address() == 0) return "";
+  if (kallsyms.text_address() == *kernel.runtime_text) return "";
+  return "its _text is " + hex(kallsyms.text_address()) + " but the recording's kernel map puts _text at " +
+         hex(*kernel.runtime_text) + ": it is of another boot (KASLR placed the kernel elsewhere)";
+}
+
+// A kallsyms the user gave, or lockrec's side file: one that does not fit is refused.
+std::unique_ptr<symbolizer::Symbolizer> open_recording_kallsyms(const std::string& path, const KernelFacts& kernel) {
+  auto kallsyms = symbolizer::Symbolizer::from_kallsyms(path);
+  std::string mismatch = kallsyms_mismatch(*kallsyms, kernel);
+  if (!mismatch.empty()) {
+    throw Error("is not the recorded kernel's kallsyms: " + mismatch)
+        .file(path)
+        .hint("give the kallsyms saved with the recording (lockrec writes FILE.kallsyms), or --vmlinux");
+  }
+  return kallsyms;
+}
+
 }  // namespace
 
 KernelFacts KernelFacts::from(const perf::KernelImageInfo& info) {
@@ -48,7 +76,15 @@ KernelSymbols open_kernel_symbols(const SymbolSourceOptions& options, const Kern
     out.symbols = symbolizer::Symbolizer::open(options.vmlinux);
     out.source = "vmlinux " + options.vmlinux;
     if (!options.kaslr_offset.empty()) {
-      out.symbols->set_relocation(parse_offset(options.kaslr_offset));
+      int64_t offset = parse_offset(options.kaslr_offset);
+      uint64_t relocated_text = out.symbols->text_address() + static_cast<uint64_t>(offset);
+      if (kernel.runtime_text && out.symbols->text_address() != 0 && relocated_text != *kernel.runtime_text) {
+        throw Error("--kaslr-offset " + options.kaslr_offset + " puts _text at " + hex(relocated_text) +
+                    ", but the recording's kernel map says " + hex(*kernel.runtime_text))
+            .hint("leave --kaslr-offset out: the recording's own map relocates the vmlinux (offset " +
+                  hex(*kernel.runtime_text - out.symbols->text_address()) + ")");
+      }
+      out.symbols->set_relocation(offset);
     } else if (kernel.runtime_text && out.symbols->text_address() != 0) {
       out.symbols->set_relocation(static_cast<int64_t>(*kernel.runtime_text - out.symbols->text_address()));
     } else {
@@ -69,23 +105,35 @@ KernelSymbols open_kernel_symbols(const SymbolSourceOptions& options, const Kern
     }
     std::string kallsyms = recording_kallsyms(options);
     if (!kallsyms.empty()) {
-      out.modules = symbolizer::Symbolizer::from_kallsyms(kallsyms);
+      out.modules = open_recording_kallsyms(kallsyms, kernel);
       out.source += ", modules from kallsyms " + kallsyms;
     }
   } else {
     std::string kallsyms = recording_kallsyms(options);
-    if (kallsyms.empty() && !kernel.os_release.empty() &&
-        kernel.os_release == running_kernel_release() && readable("/proc/kallsyms")) {
-      kallsyms = "/proc/kallsyms";
+    if (!kallsyms.empty()) {
+      out.symbols = open_recording_kallsyms(kallsyms, kernel);
+    } else if (!kernel.os_release.empty() && kernel.os_release == running_kernel_release() &&
+               readable("/proc/kallsyms")) {
+      // The running kernel's, chosen because the release matches: since a reboot it may not be
+      // the recorded boot's. Then it is not used, and the note says why.
+      auto running = symbolizer::Symbolizer::from_kallsyms("/proc/kallsyms");
+      std::string mismatch = kallsyms_mismatch(*running, kernel);
+      if (mismatch.empty()) {
+        kallsyms = "/proc/kallsyms";
+        out.symbols = std::move(running);
+      } else {
+        out.notes.push_back("/proc/kallsyms is not used: " + mismatch + "; pass the recorded boot's --kallsyms or --vmlinux");
+      }
     }
-    if (kallsyms.empty()) {
+    if (!out.symbols) {
       out.source = "none";
-      out.notes.push_back("no vmlinux or kallsyms for kernel " +
-                          (kernel.os_release.empty() ? std::string("(unknown)") : kernel.os_release) +
-                          ": addresses are not named (pass --vmlinux or --kallsyms)");
+      if (out.notes.empty()) {
+        out.notes.push_back("no vmlinux or kallsyms for kernel " +
+                            (kernel.os_release.empty() ? std::string("(unknown)") : kernel.os_release) +
+                            ": addresses are not named (pass --vmlinux or --kallsyms)");
+      }
       return out;
     }
-    out.symbols = symbolizer::Symbolizer::from_kallsyms(kallsyms);
     out.source = "kallsyms " + kallsyms;
   }
   for (const auto& warning : out.symbols->warnings()) out.notes.push_back(warning);

@@ -42,6 +42,21 @@ for usage in "--no-such-option" "--top many" "events --format nope" "report --st
   check "usage error '$usage' exits 2" test "$(status_of "$lockanalyze" $usage "$fixture")" = 2
 done
 
+# Symbols of another boot are refused, never used: the fixture's kernel map puts _text at
+# 0xffffffff81000000 (no KASLR); a kallsyms shifted by 16 MiB, as after a reboot, names every
+# address wrongly and plausibly (issue 20).
+printf "ffffffff82000000 T _text\nffffffff82000100 T _etext\n" >shifted.ks
+printf "ffffffff81000000 T _text\nffffffff81000100 T _etext\n" >same-boot.ks
+check "--kallsyms of the recorded boot is used" test "$(status_of "$lockanalyze" "$fixture" --kallsyms same-boot.ks)" = 0
+check "--kallsyms of another boot: status 1, one line with both _text addresses" \
+  test "$(status_of "$lockanalyze" "$fixture" --kallsyms shifted.ks)" = 1 -a "$(grep -c . err.txt)" = 1 -a \
+  -n "$(grep "^lockanalyze: shifted.ks: is not the recorded kernel's kallsyms: its _text is 0xffffffff82000000 but the recording's kernel map puts _text at 0xffffffff81000000" err.txt)"
+cp "$fixture" stale.data
+cp shifted.ks stale.data.kallsyms
+check "a stale FILE.kallsyms side file is refused the same way" \
+  test "$(status_of "$lockanalyze" stale.data)" = 1 -a -n "$(grep "^lockanalyze: stale.data.kallsyms: is not the recorded kernel's kallsyms" err.txt)"
+rm stale.data stale.data.kallsyms
+
 # A --time window that selects nothing says the recording's span, in perf script's seconds.
 first=$("$lockanalyze" events "$fixture" 2>/dev/null | awk -F, 'NR == 2 { printf "%.6f", $1 / 1e9 }')
 check "--time outside the recording: status 0, a warning with the span from its first lock event" \

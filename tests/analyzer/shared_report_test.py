@@ -83,6 +83,16 @@ for name, lock in locks.items():
                               f"({len(ours)} frames)" + ("" if ours == theirs else f"\n  ours   {ours}\n  theirs {theirs}"))
 
 
+# A --kaslr-offset that contradicts the recording's own kernel map (no KASLR: _text at
+# 0xffffffff81000000) would name every address wrongly: refused in one line with both addresses.
+moved = subprocess.run([lockanalyze, recording, "--vmlinux", vmlinux, "--kaslr-offset", "0x1000000"],
+                       capture_output=True, text=True)
+check(moved.returncode == 1 and moved.stderr.count("\n") == 1 and
+      "--kaslr-offset 0x1000000 puts _text at 0xffffffff82000000, but the recording's kernel map says "
+      "0xffffffff81000000" in moved.stderr,
+      f"a --kaslr-offset against the recording's kernel map is refused: {moved.returncode} {moved.stderr!r}")
+
+
 # The graph: graphviz's dot reads our dot output and renders both holders and locks.
 import tempfile
 with tempfile.TemporaryDirectory() as scratch:
