@@ -68,25 +68,36 @@ json plan_json(const ProbePlan& plan) {
 
 // Owner-only, like perf's own perf.data: the files hold the kernel's real addresses, which would
 // undo KASLR for anyone who can read them.
+// Atomic: written under a temporary name, synced, then renamed over FILE. A full disk or a kill
+// midway leaves the previous FILE (or none), never a partial one that the analyzer would trust.
 void write_file(const fs::path& file, const std::string& content) {
-  auto fail = [&] { return Error(std::string("cannot write: ") + std::strerror(errno)).file(file.string()); };
-  int fd = open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw fail();
-  if (fchmod(fd, 0600) != 0) {  // an older file of the same name may have had wider permissions
-    close(fd);
-    throw fail();
-  }
+  fs::path temporary = file.string() + ".tmp." + std::to_string(getpid());
+  auto fail = [&](const std::string& what) {
+    Error error = Error(what + ": " + std::strerror(errno)).file(file.string());
+    unlink(temporary.c_str());
+    return error;
+  };
+  int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  // O_EXCL: a file of the temporary's name is not ours to remove, so not fail().
+  if (fd < 0) throw Error(std::string("cannot write: ") + std::strerror(errno)).file(file.string());
   size_t written = 0;
   while (written < content.size()) {
     ssize_t got = write(fd, content.data() + written, content.size() - written);
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) {
+      Error error = fail("cannot write");
       close(fd);
-      throw fail();
+      throw error;
     }
     written += static_cast<size_t>(got);
   }
-  if (close(fd) != 0) throw fail();
+  if (fsync(fd) != 0) {
+    Error error = fail("cannot write (fsync)");
+    close(fd);
+    throw error;
+  }
+  if (close(fd) != 0) throw fail("cannot write (close)");
+  if (rename(temporary.c_str(), file.c_str()) != 0) throw fail("cannot rename " + temporary.string() + " to it");
 }
 
 }  // namespace

@@ -6,9 +6,11 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 
@@ -337,6 +339,43 @@ TEST_CASE("side files: kallsyms copy and the JSON the analyzer reads", "[side_fi
   CHECK(first["role"] == "acquire");
   CHECK(metadata["skipped"].size() == plan.skipped.size());
   CHECK(metadata["perf_probe"][0] == "perf");
+}
+
+TEST_CASE("side files: a write that fails midway leaves the previous file whole", "[side_files]") {
+  // A full disk, simulated by RLIMIT_FSIZE (writes past it fail with EFBIG): the kallsyms copy
+  // (1,970 bytes) cannot be written past 1,000.
+  fs::path directory = fs::temp_directory_path() / ("lockrec-side-full-" + std::to_string(getpid()));
+  fs::create_directories(directory);
+  KernelView kernel(fixtures / "x86_64");
+  Options options;
+  options.output = directory / "rec.data";
+  options.command = {"true"};
+  RecordingSummary summary;
+  summary.mode = Mode::contention;
+  std::ofstream(directory / "rec.data.kallsyms") << "the previous recording's kallsyms\n";
+
+  rlimit saved{};
+  REQUIRE(getrlimit(RLIMIT_FSIZE, &saved) == 0);
+  rlimit small = saved;
+  small.rlim_cur = 1000;
+  auto old_handler = signal(SIGXFSZ, SIG_IGN);
+  REQUIRE(setrlimit(RLIMIT_FSIZE, &small) == 0);
+  std::string error;
+  try {
+    write_side_files(kernel, options, summary);
+  } catch (const lockscope::Error& caught) {
+    error = caught.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &saved);
+  signal(SIGXFSZ, old_handler);
+
+  CHECK_THAT(error, Catch::Contains("rec.data.kallsyms") && Catch::Contains("File too large"));
+  std::ifstream in(directory / "rec.data.kallsyms");
+  CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == "the previous recording's kallsyms\n");
+  std::vector<std::string> left;
+  for (const auto& entry : fs::directory_iterator(directory)) left.push_back(entry.path().filename());
+  CHECK(left == std::vector<std::string>{"rec.data.kallsyms"});  // no temporary, no JSON
+  fs::remove_all(directory);
 }
 
 TEST_CASE("mode names round-trip", "[commands]") {
