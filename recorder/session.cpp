@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -133,6 +134,43 @@ class RecorderLock {
  private:
   int fd_ = -1;
   bool held_ = false;
+};
+
+// Two lockrecs writing one FILE would move each other's recording to FILE.old and pair side files
+// with the wrong recording. FILE itself cannot carry the lock (perf renames it): one byte of a
+// shared lock file does, at an offset named after FILE's absolute path (a POSIX record lock, so a
+// second lockrec can tell whose it is; one file, so nothing accumulates in /run/lock).
+class OutputLock {
+ public:
+  OutputLock(const KernelView& kernel, const std::filesystem::path& output) {
+    std::string absolute = std::filesystem::weakly_canonical(std::filesystem::absolute(output)).string();
+    uint64_t hash = 14695981039346656037ull;  // FNV-1a: a stable offset for the path
+    for (unsigned char c : absolute) hash = (hash ^ c) * 1099511628211ull;
+    std::filesystem::path file = kernel.path("/run/lock/lockrec-outputs.lock");
+    std::error_code ignored;
+    std::filesystem::create_directories(file.parent_path(), ignored);
+    fd_ = open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd_ < 0) throw Error(std::string("cannot open: ") + std::strerror(errno)).file(file.string());
+    fchmod(fd_, 0666);  // every user's lockrec locks its outputs here (umask would narrow it)
+    struct flock byte {};
+    byte.l_type = F_WRLCK;
+    byte.l_whence = SEEK_SET;
+    byte.l_start = static_cast<off_t>(hash >> 2);  // positive, and far past any real content
+    byte.l_len = 1;
+    if (fcntl(fd_, F_SETLK, &byte) != 0) {
+      std::string holder;
+      if (fcntl(fd_, F_GETLK, &byte) == 0 && byte.l_type != F_UNLCK) holder = " (pid " + std::to_string(byte.l_pid) + ")";
+      close(fd_);
+      throw Error("another lockrec" + holder + " is recording to " + output.string())
+          .hint("give this one another -o FILE, or wait for that one to finish");
+    }
+  }
+  ~OutputLock() { close(fd_); }
+  OutputLock(const OutputLock&) = delete;
+  OutputLock& operator=(const OutputLock&) = delete;
+
+ private:
+  int fd_ = -1;
 };
 
 void delete_probe_group(const KernelView& kernel, const Options& options, const SignalWatch& signals) {
@@ -583,6 +621,7 @@ int run_recording(const KernelView& kernel, const Options& options) {
   // starts, so a typo in COMMAND must not cost the user a recording.
   if (auto status = command_cannot_run(options)) return *status;
   refuse_unusable_output(options);
+  OutputLock output_lock(kernel, options.output);
   SignalWatch signals;
   PerfFacts perf = check_perf(options, signals);
   bool privileged = is_privileged();

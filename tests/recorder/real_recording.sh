@@ -214,6 +214,22 @@ echo "== SIGTERM and SIGHUP too, passed on to COMMAND"
 interrupt TERM 143
 interrupt HUP 129
 
+echo "== a second lockrec on the same output refuses, and leaves the first one's recording alone"
+start_recording same.data
+status=0
+"$lockrec" -o "$work/same.data" -- true 2>second.err || status=$?
+[ "$status" = 125 ] || fail "a second lockrec on the same -o exited $status, not 125: $(cat second.err)"
+grep -q "^lockrec: another lockrec (pid $pid) is recording to $work/same.data; give this one another -o FILE" second.err ||
+  fail "the second lockrec did not say which lockrec holds the output: $(cat second.err)"
+[ ! -e same.data.old ] || fail "the second lockrec moved the first one's recording to same.data.old"
+status=0
+kill -INT "$pid"
+wait "$pid" || status=$?
+wait "$drain" || true
+exec 3<&-
+[ "$status" = 130 ] || fail "the first lockrec exited $status after SIGINT, not 130"
+lockanalyze_agrees same.data "the first of two lockrecs on one output"
+
 echo "== lockrec killed outright: perf, stopped by its parent-death SIGINT, still finishes the file"
 start_recording killed.data
 perf_pid=$(pgrep -P "$pid" -x perf) || fail "no perf running under lockrec"
