@@ -349,6 +349,11 @@ void HolderModel::on_sample(const perf::Sample& sample) {
   const EventRole& role = roles_[sample.event->index];
   if (role.type == EventRole::Type::ignored) return;
   ++stats_.lock_events;
+  const perf_event_attr& attr = sample.event->attr;
+  if (attr.freq || attr.sample_period > 1) {
+    ++stats_.sampled_lock_events;
+    stats_.events_sampled_stand_for += (attr.sample_type & PERF_SAMPLE_PERIOD) ? sample.period : attr.sample_period;
+  }
   if (stats_.first_time == 0 || sample.time < stats_.first_time) stats_.first_time = sample.time;
   stats_.last_time = std::max(stats_.last_time, sample.time);
   if ((options_.window_start_ns && sample.time < *options_.window_start_ns) ||

@@ -132,6 +132,10 @@ struct ModelStats {
   uint64_t events_without_lock = 0;
   uint64_t first_time = 0, last_time = 0;
   uint64_t contention_begins = 0;
+  // Lock events of a sampled recording (perf record -F, or -c N with N > 1) and how many events
+  // they stand for: their recorded periods, or N each when the period was not recorded.
+  uint64_t sampled_lock_events = 0;
+  uint64_t events_sampled_stand_for = 0;
   std::vector<std::string> event_names_ignored;
 };
 

@@ -470,6 +470,12 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
   } else if (!has_call_chains(reader.metadata())) {
     warn(header, "recorded without call chains: no stacks, callers or lock classes (record with -g)");
   }
+  if (stats.sampled_lock_events > 0) {
+    warn(header, "a sampled recording (perf record -F, or -c N): " + std::to_string(stats.sampled_lock_events) +
+                     " lock events are samples that stand for " + std::to_string(stats.events_sampled_stand_for) +
+                     " by their periods; acquisitions count samples, holders and locks seen only between "
+                     "samples are missing, and waits and lock order pair events sampled apart");
+  }
   if (stats.lock_events > 0 && stats.outside_window == stats.lock_events) {
     char span[96];
     snprintf(span, sizeof span, "%.6f to %.6f", static_cast<double>(stats.first_time) / 1e9,

@@ -42,8 +42,11 @@ std::vector<std::string> record_command(const Options& options, const std::vecto
   argv.push_back("--call-graph");
   argv.push_back(options.call_graph);
   if (options.sample_every) {
+    // Tracepoints and kprobes sample every hit while PERF_SAMPLE_PERIOD is in sample_type, whatever
+    // -c says (the kernel's perf_swevent_event): --no-period leaves it out, so one in N is kept.
     argv.push_back("-c");
     argv.push_back(std::to_string(*options.sample_every));
+    argv.push_back("--no-period");
   }
   if (!options.max_size.empty()) argv.push_back("--max-size=" + options.max_size);
   if (options.compress) argv.push_back("-z");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Records real lock contention on this machine with perf and checks `lockanalyze events` against
 # `perf script` on it, or checks what lockanalyze says of a damaged or unsuitable recording.
-# MODE: file | zstd | pipe | killed | lossy | diskfull | not-lock-events. Needs root and perf; exits
+# MODE: file | zstd | pipe | killed | lossy | diskfull | not-lock-events | sampled. Needs root and perf; exits
 # 77 (skipped) saying why when it cannot run here.
 set -euo pipefail
 mode=$1
@@ -129,6 +129,19 @@ case $mode in
     cat "$work/report.err"
     grep -q "^lockanalyze: warning: recorded without call chains: no stacks, callers or lock classes (record with -g)$" "$work/report.err" ||
       { echo "FAIL: no word that the recording has no call chains"; exit 1; }
+    ;;
+  sampled)
+    # perf record -F samples the tracepoints: each sample stands for its period of events. The
+    # report says so with perf report's own figures (the oracle): samples and "Event count".
+    perf record -q -F 100 "${events[@]}" -o "$work/perf.data" -- "${workload[@]}" 2>"$work/perf.err"
+    perf report -i "$work/perf.data" --stdio 2>/dev/null >"$work/perf-report.txt"
+    samples=$(sed -n 's/^# Samples: \([0-9]*\) *of event .lock:contention_.*/\1/p' "$work/perf-report.txt" | awk '{ n += $1 } END { print n + 0 }')
+    count=$(sed -n 's/^# Event count (approx.): \([0-9]*\)$/\1/p' "$work/perf-report.txt" | awk '{ n += $1 } END { print n + 0 }')
+    [ "${samples:-0}" -gt 0 ] || { echo "FAIL: perf report found no samples"; cat "$work/perf-report.txt"; exit 1; }
+    "$lockanalyze" "$work/perf.data" >/dev/null 2>"$work/report.err"
+    cat "$work/report.err"
+    grep -q "^lockanalyze: warning: a sampled recording (perf record -F, or -c N): $samples lock events are samples that stand for $count by their periods" "$work/report.err" ||
+      { echo "FAIL: the report does not say that its $samples samples stand for $count events (perf report)"; exit 1; }
     ;;
   *) echo "unknown mode $mode"; exit 2 ;;
 esac

@@ -239,7 +239,7 @@ TEST_CASE("perf record command lines", "[commands]") {
   options.perf = "/usr/bin/perf";
   CHECK(record_command(options, {"lockrec:_raw_spin_lock", "lockrec:mutex_lock"}) ==
         std::vector<std::string>{"/usr/bin/perf", "record", "-o", "out.data", "--pid", "42", "--call-graph",
-                                 "dwarf", "-c", "10", "--max-size=200M", "-z", "--delay=-1",
+                                 "dwarf", "-c", "10", "--no-period", "--max-size=200M", "-z", "--delay=-1",
                                  "--control=fd:3,4", "-e", "lockrec:_raw_spin_lock", "-G", "user.slice", "-e",
                                  "lockrec:mutex_lock", "-G", "user.slice"});
 }
