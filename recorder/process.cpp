@@ -12,7 +12,10 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <map>
 #include <limits>
 #include <thread>
 #include <utility>
@@ -224,6 +227,45 @@ Captured run_and_capture(const std::vector<std::string>& argv, const SignalWatch
   captured.started = true;
   captured.wait_status = wait_for_saying(started.pid, what);
   return captured;
+}
+
+namespace {
+
+// Parent pid of every process, from /proc/PID/stat ("PID (comm) STATE PPID ..."; comm may hold
+// spaces and parentheses, so the fields are read after its last ')').
+std::multimap<pid_t, pid_t> children_by_parent() {
+  std::multimap<pid_t, pid_t> children;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;  // it ended meanwhile
+    size_t comm_end = line.rfind(')');
+    if (comm_end == std::string::npos) continue;
+    char state = 0;
+    int parent = 0;
+    if (std::sscanf(line.c_str() + comm_end + 1, " %c %d", &state, &parent) != 2) continue;
+    children.emplace(static_cast<pid_t>(parent), static_cast<pid_t>(std::stoi(name)));
+  }
+  return children;
+}
+
+}  // namespace
+
+void kill_process_tree(pid_t root, pid_t spare) {
+  std::multimap<pid_t, pid_t> children = children_by_parent();
+  std::vector<pid_t> doomed = {root};
+  auto adopted = children.equal_range(getpid());
+  for (auto it = adopted.first; it != adopted.second; ++it) {
+    if (it->second != root && it->second != spare) doomed.push_back(it->second);
+  }
+  for (size_t i = 0; i < doomed.size(); ++i) {
+    auto range = children.equal_range(doomed[i]);
+    for (auto it = range.first; it != range.second; ++it) doomed.push_back(it->second);
+  }
+  for (pid_t pid : doomed) kill(pid, SIGKILL);
 }
 
 }  // namespace lockscope::recorder

@@ -101,4 +101,9 @@ struct Started {
 Started start_process(const std::vector<std::string>& argv, const SignalWatch& signals,
                       const std::function<void()>& prepare);
 
+// SIGKILLs `root` and every process descended from it, and the orphans this process adopted as a
+// child subreaper (PR_SET_CHILD_SUBREAPER) with theirs, except `spare` (perf). Descendants are
+// found by their parent pid in /proc; a COMMAND's workers that ignore SIGINT die with it.
+void kill_process_tree(pid_t root, pid_t spare);
+
 }  // namespace lockscope::recorder

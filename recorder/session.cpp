@@ -346,6 +346,8 @@ class Recording {
           "; stop with Ctrl-C");
       return finish();
     }
+    // COMMAND's orphans become lockrec's children, not init's: a second stop signal finds them.
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     Started command = start_process(options_.command, signals_, nullptr);
     if (command.pid < 0) {
       outcome_.command_exec_errno = command.exec_errno;
@@ -437,7 +439,9 @@ class Recording {
     if (command_pid_ > 0) {
       // A Ctrl-C at the terminal reached COMMAND already; a kill(1) aimed at lockrec did not.
       if (received.sent_by_a_process) kill(command_pid_, received.signal);
-      if (repeated) kill(command_pid_, SIGKILL);
+      // The second stop signal ends COMMAND outright, with the workers it started: they may
+      // ignore SIGINT (stress-ng's do), or have been orphaned and adopted by lockrec.
+      if (repeated) kill_process_tree(command_pid_, perf_pid_);
     }
     stop_perf();
   }

@@ -35,6 +35,27 @@ lockrec_probes() { grep -c '^[pr][0-9]*:lockrec/' "$FAKE_TRACEFS/kprobe_events" 
 expect_status() { [ "$status" = "$1" ] || fail "$2: exit $status, not $1"; }
 expect_no_probes() { [ "$(lockrec_probes)" = 0 ] || fail "$1: lockrec probes left: $(cat "$FAKE_TRACEFS/kprobe_events")"; }
 other_probe='p:probe/do_sys_openat2 do_sys_openat2 dfd=%di:s32'
+# Starts lockrec in the background with stderr on a fifo, and returns once it records; sets pid.
+# Its stderr goes on to last.err through a reader (drain) that ends when lockrec does.
+start_lockrec() {
+  local line
+  rm -f progress && mkfifo progress
+  "$lockrec" --perf "$here/fake-perf" --system-root "$work/root" "$@" 2>progress &
+  pid=$!
+  exec 3<progress
+  while read -r line <&3; do
+    echo "$line" >>last.err
+    case $line in *"recording in kprobe mode"*) break ;; esac
+  done
+  cat <&3 >>last.err &
+  drain=$!
+}
+finish_lockrec() {  # waits for lockrec; sets status
+  status=0
+  wait "$pid" || status=$?
+  wait "$drain" || true
+  exec 3<&-
+}
 
 echo "== a recording: add probes, record them, remove them"
 fresh_root "$other_probe
@@ -212,6 +233,38 @@ exec 3<&-
 expect_status 130 "SIGINT"
 expect_no_probes "SIGINT"
 
+echo "== a second SIGINT ends COMMAND and the workers it started, which ignore SIGINT"
+# COMMAND starts a worker and an orphan (its parent exits at once, so lockrec adopts it as a
+# subreaper); both ignore SIGINT and SIGTERM, as stress-ng's workers do. COMMAND ignores them too.
+fresh_root "" && : >last.err
+rm -f worker.pid orphan.pid
+start_lockrec -o workers.data -- bash -c 'trap "" INT TERM
+  sleep 300 & echo $! >worker.pid
+  bash -c "sleep 300 & echo \$! >orphan.pid" &
+  wait'
+for _ in $(seq 100); do [ -s worker.pid ] && [ -s orphan.pid ] && break; sleep 0.1; done
+[ -s worker.pid ] && [ -s orphan.pid ] || fail "COMMAND did not start its workers"
+kill -INT "$pid"
+sleep 0.5
+kill -0 "$(cat worker.pid)" 2>/dev/null || fail "the first SIGINT already ended the worker (it ignores SIGINT)"
+kill -INT "$pid"
+status=0
+wait "$pid" || status=$?
+# Survivors would hold lockrec's stderr (the fifo) open: end them before waiting for the drain.
+survivors=""
+for name in worker orphan; do
+  for _ in $(seq 50); do kill -0 "$(cat $name.pid)" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$(cat $name.pid)" 2>/dev/null; then
+    kill -KILL "$(cat $name.pid)"
+    survivors+=" $name"
+  fi
+done
+wait "$drain" || true
+exec 3<&-
+[ -z "$survivors" ] || fail "COMMAND's$survivors outlived the second SIGINT"
+expect_status 137 "a second SIGINT"
+expect_no_probes "a second SIGINT"
+
 echo "== what can be refused is refused before perf starts, and perf.data is untouched"
 fresh_root ""
 echo "the user's recording" >keep.data
@@ -255,28 +308,6 @@ echo "perf record's own" >moved.data && rm moved.data.kallsyms moved.data.lockre
 run_lockrec -o moved.data -- true
 [ ! -e moved.data.old.kallsyms ] && [ ! -e moved.data.old.lockrec.json ] ||
   fail "FILE.old kept side files of an older recording"
-
-# Starts lockrec in the background with stderr on a fifo, and returns once it records; sets pid.
-# Its stderr goes on to last.err through a reader (drain) that ends when lockrec does.
-start_lockrec() {
-  local line
-  rm -f progress && mkfifo progress
-  "$lockrec" --perf "$here/fake-perf" --system-root "$work/root" "$@" 2>progress &
-  pid=$!
-  exec 3<progress
-  while read -r line <&3; do
-    echo "$line" >>last.err
-    case $line in *"recording in kprobe mode"*) break ;; esac
-  done
-  cat <&3 >>last.err &
-  drain=$!
-}
-finish_lockrec() {  # waits for lockrec; sets status
-  status=0
-  wait "$pid" || status=$?
-  wait "$drain" || true
-  exec 3<&-
-}
 
 echo "== -a: no COMMAND, system-wide until SIGINT or SIGTERM, exit 0, no command status"
 for signal in INT TERM; do
