@@ -613,11 +613,30 @@ void refuse_unusable_output(const Options& options) {
     throw Error("-o - (a pipe-mode stream to stdout) is not supported: COMMAND's own output would go into it, "
                 "and FILE.kallsyms and FILE.lockrec.json need a file name")
         .hint("record to a file; lockanalyze reads pipe-mode streams that perf record -o - wrote");
+  namespace fs = std::filesystem;
   std::error_code error;
-  if (std::filesystem::is_directory(options.output, error))
-    throw Error("-o " + options.output.string() + " is a directory; perf would rename it to " +
-                options.output.string() + ".old")
+  const std::string output = options.output.string();
+  fs::file_status status = fs::status(options.output, error);
+  if (fs::is_directory(status))
+    throw Error("-o " + output + " is a directory; perf would rename it to " + output + ".old")
         .hint("give -o the path of a file");
+  // perf record writes a file it can seek in (the header last) and renames to FILE.old; on
+  // /dev/full or a fifo it fails with no message of its own.
+  static constexpr std::pair<fs::file_type, const char*> kNotFiles[] = {
+      {fs::file_type::character, "a character device"}, {fs::file_type::block, "a block device"},
+      {fs::file_type::fifo, "a fifo"}, {fs::file_type::socket, "a socket"}};
+  for (const auto& [type, name] : kNotFiles) {
+    if (status.type() == type)
+      throw Error("-o " + output + " is " + name + ", not a file: perf record writes a file it can seek in")
+          .hint("give -o the path of a file");
+  }
+  fs::path directory = options.output.parent_path().empty() ? fs::path(".") : options.output.parent_path();
+  if (!fs::is_directory(directory, error))
+    throw Error("-o " + output + ": the directory " + directory.string() + " does not exist")
+        .hint("create it first, or give -o a path in an existing directory");
+  if (access(directory.c_str(), W_OK) != 0)
+    throw Error("-o " + output + ": cannot write in " + directory.string() + ": " + std::strerror(errno))
+        .hint("give -o a path in a directory you can write");
 }
 
 int run_recording(const KernelView& kernel, const Options& options) {

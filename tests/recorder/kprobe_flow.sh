@@ -287,6 +287,14 @@ grep -q "is a directory" last.err || fail "-o a directory is not refused: $(cat 
 run_lockrec -o - -- true
 expect_status 125 "-o -"
 grep -q "^lockrec: -o - (a pipe-mode stream to stdout) is not supported" last.err || fail "-o - is not refused"
+# perf itself fails on these with no message (on /dev/full) or an unclear one.
+mkfifo a-fifo
+for output in /dev/full a-fifo no-such-directory/x.data; do
+  run_lockrec -o "$output" -- true
+  expect_status 125 "-o $output"
+  grep -Eq "^lockrec: -o $output( is a character device, not a file| is a fifo, not a file|: the directory no-such-directory does not exist)" last.err ||
+    fail "-o $output is not refused with its reason: $(cat last.err)"
+done
 [ ! -e perf.log ] || fail "perf ran although lockrec refused: $(cat perf.log)"
 [ "$(cat keep.data)" = "the user's recording" ] || fail "the user's perf.data was touched"
 [ ! -e a-directory.old ] && [ ! -e ./-.kallsyms ] || fail "a refused run left files"
