@@ -1,12 +1,14 @@
 // `lockanalyze contention FILE`: the wait statistics `perf lock contention -i FILE` prints, from
 // the recording's lock:contention_begin/end events, named with the symbolizer.
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
@@ -78,10 +80,63 @@ nlohmann::json rows_as_json(const std::vector<contention::ContentionRow>& rows, 
   return out;
 }
 
+// A pipe is read once, but the contention table reads the recording twice (its kernel map picks
+// the symbols before the samples are named): standard input is first copied to an unlinked
+// temporary file ($TMPDIR, else /tmp), read through /proc/self/fd and named <stdin> in messages.
+class SpooledStdin {
+ public:
+  SpooledStdin() {
+    const char* tmpdir = std::getenv("TMPDIR");
+    std::string directory = tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp";
+    std::string name = directory + "/lockanalyze-stdin-XXXXXX";
+    fd_ = mkstemp(name.data());
+    if (fd_ < 0) {
+      throw Error(std::string("cannot create a file to hold standard input: ") + std::strerror(errno))
+          .file(directory)
+          .hint("set TMPDIR to a writable directory");
+    }
+    unlink(name.c_str());
+    std::vector<char> buffer(1 << 16);
+    uint64_t total = 0;
+    while (true) {
+      ssize_t got = read(STDIN_FILENO, buffer.data(), buffer.size());
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) throw Error(std::string("cannot read standard input: ") + std::strerror(errno)).file("<stdin>");
+      if (got == 0) break;
+      for (ssize_t done = 0; done < got;) {
+        ssize_t put = write(fd_, buffer.data() + done, static_cast<size_t>(got - done));
+        if (put < 0 && errno == EINTR) continue;
+        if (put < 0) {
+          throw Error(std::string("cannot hold standard input in a temporary file: ") + std::strerror(errno))
+              .file(directory)
+              .hint("set TMPDIR to a directory with room for the recording");
+        }
+        done += put;
+      }
+      total += static_cast<uint64_t>(got);
+    }
+    if (total == 0) throw Error("standard input is empty").file("<stdin>").hint("pipe perf record -o - into it");
+  }
+  ~SpooledStdin() { close(fd_); }
+  SpooledStdin(const SpooledStdin&) = delete;
+  SpooledStdin& operator=(const SpooledStdin&) = delete;
+  std::string path() const { return "/proc/self/fd/" + std::to_string(fd_); }
+
+ private:
+  int fd_ = -1;
+};
+
 void run_contention(const ContentionCommandOptions& options) {
   std::vector<AddressRange> lock_text;
   for (const std::string& text : options.lock_text_ranges) lock_text.push_back(parse_range(text));
-  const perf::KernelImageInfo recording = perf::read_kernel_image_info(options.input);
+  std::optional<SpooledStdin> spooled;
+  std::string input = options.input, display_name;
+  if (options.input == "-") {
+    spooled.emplace();
+    input = spooled->path();
+    display_name = "<stdin>";
+  }
+  const perf::KernelImageInfo recording = perf::read_kernel_image_info(input, display_name);
   KernelSymbols kernel_symbols = open_kernel_symbols(
       SymbolSourceOptions{options.input, options.vmlinux, options.kallsyms, "", options.force_vmlinux},
       KernelFacts::from(recording));
@@ -107,14 +162,14 @@ void run_contention(const ContentionCommandOptions& options) {
   stats_options.sort_key = contention::sort_key_from_name(options.sort_key);
   ContentionStats stats(namer, stats_options);
   ContentionVisitor visitor(stats);
-  auto reader = perf::PerfDataReader::open(options.input);
+  auto reader = perf::PerfDataReader::open(input, display_name);
   // perf processes samples in time order (ordered_events); pairing depends on it.
   reader->read(visitor, perf::RecordOrder::time);
   if (visitor.begins() == 0) {
     // perf prints an empty table then; so do we, with a word on stderr about why.
     std::fprintf(stderr, "warning: %s: no lock:contention_begin events (record with perf record "
                          "-e lock:contention_begin,lock:contention_end -g)\n",
-                 options.input.c_str());
+                 display_name.empty() ? options.input.c_str() : display_name.c_str());
   }
 
   const auto rows = stats.rows();
@@ -136,7 +191,8 @@ void add_contention_command(CLI::App& app) {
   auto options = std::make_shared<ContentionCommandOptions>();
   CLI::App* command = app.add_subcommand(
       "contention", "Lock contention wait statistics, as perf lock contention -i FILE prints them");
-  add_input_option(command, options->input, "perf.data with lock:contention_begin/end and -g");
+  add_input_option(command, options->input,
+                   "perf.data with lock:contention_begin/end and -g, or - for a pipe-mode stream");
   auto* kallsyms =
       command->add_option("--kallsyms", options->kallsyms, "the recorded kernel's kallsyms");
   command->add_flag("--force-vmlinux", options->force_vmlinux,

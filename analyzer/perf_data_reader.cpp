@@ -309,7 +309,8 @@ class TimeOrderQueue {
 
 class Reader final : public PerfDataReader {
  public:
-  explicit Reader(std::string path) : path_(std::move(path)) {}
+  explicit Reader(std::string path, std::string display_name = "")
+      : path_(std::move(path)), display_name_(std::move(display_name)) {}
   ~Reader() override {
     if (data_fd_ >= 0) ::close(data_fd_);
   }
@@ -413,7 +414,10 @@ class Reader final : public PerfDataReader {
   const std::string& path() const override { return path_; }
 
  private:
-  std::string display_path() const { return path_ == "-" ? "<stdin>" : path_; }
+  std::string display_path() const {
+    if (!display_name_.empty()) return display_name_;
+    return path_ == "-" ? "<stdin>" : path_;
+  }
 
   // ---- file header, attrs, features ----
 
@@ -1183,6 +1187,7 @@ class Reader final : public PerfDataReader {
   }
 
   std::string path_;
+  std::string display_name_;
   std::unique_ptr<MappedFile> file_;
   std::unique_ptr<StreamRecordSource> stream_;
   int data_fd_ = -1;
@@ -1225,8 +1230,8 @@ std::string_view record_type_name(uint32_t type) {
   return "UNKNOWN";
 }
 
-std::unique_ptr<PerfDataReader> PerfDataReader::open(const std::string& path) {
-  auto reader = std::make_unique<Reader>(path);
+std::unique_ptr<PerfDataReader> PerfDataReader::open(const std::string& path, const std::string& display_name) {
+  auto reader = std::make_unique<Reader>(path, display_name);
   reader->open();
   return reader;
 }
@@ -1237,7 +1242,7 @@ std::unique_ptr<PerfDataReader> PerfDataReader::open_stream(int fd, const std::s
   return reader;
 }
 
-KernelImageInfo read_kernel_image_info(const std::string& path) {
+KernelImageInfo read_kernel_image_info(const std::string& path, const std::string& display_name) {
   class KernelMapFinder final : public RecordVisitor {
    public:
     void on_mmap(const MmapRecord& map) override {
@@ -1250,7 +1255,7 @@ KernelImageInfo read_kernel_image_info(const std::string& path) {
     bool found = false;
     uint64_t pgoff = 0;
   };
-  auto reader = PerfDataReader::open(path);
+  auto reader = PerfDataReader::open(path, display_name);
   KernelMapFinder finder;
   reader->read(finder);
   KernelImageInfo info;

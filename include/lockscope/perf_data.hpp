@@ -230,7 +230,8 @@ class PerfDataReader {
  public:
   // path "-" reads standard input (pipe mode). Throws Error if the file cannot be opened or its
   // header is bad. File mode reads the header, attrs and feature sections here.
-  static std::unique_ptr<PerfDataReader> open(const std::string& path);
+  // `display_name`, when given, names the file in messages (a spooled pipe: "<stdin>").
+  static std::unique_ptr<PerfDataReader> open(const std::string& path, const std::string& display_name = "");
   // Pipe mode from an open descriptor (a pipe or socket); `name` is used in messages.
   static std::unique_ptr<PerfDataReader> open_stream(int fd, const std::string& name);
   virtual ~PerfDataReader() = default;
@@ -262,6 +263,6 @@ struct KernelImageInfo {
 };
 
 // Reads the recording's metadata and its records up to the kernel map (perf writes it first).
-KernelImageInfo read_kernel_image_info(const std::string& path);
+KernelImageInfo read_kernel_image_info(const std::string& path, const std::string& display_name = "");
 
 }  // namespace lockscope::perf

@@ -68,3 +68,15 @@ rows = json.load(open(sys.argv[1]))
 report = json.load(open(sys.argv[2]))["contention"]
 sys.exit(0 if rows == report and rows else 1)
 PY
+# From a pipe (perf record -o -): the same table as from the stream saved to a file (perf lock
+# contention itself reads only file mode), and an empty standard input is one clear error.
+perf record -q -e lock:contention_begin,lock:contention_end -g -a -o - -- bash -c 'contention_workload 2' \
+  2>"$work/record.err" | tee "$work/pipe.data" | "$lockanalyze" contention - --format json >"$work/from-pipe.json"
+"$lockanalyze" contention "$work/pipe.data" --format json >"$work/from-file.json"
+cmp "$work/from-pipe.json" "$work/from-file.json" || { echo "FAIL: contention - differs from the same stream in a file"; exit 1; }
+grep -q '"caller"' "$work/from-pipe.json" || { echo "FAIL: no rows from the pipe"; exit 1; }
+status=0
+"$lockanalyze" contention - </dev/null >/dev/null 2>"$work/empty.err" || status=$?
+[ "$status" = 1 ] && [ "$(cat "$work/empty.err")" = "lockanalyze: <stdin>: standard input is empty; pipe perf record -o - into it" ] ||
+  { echo "FAIL: an empty standard input gave status $status: $(cat "$work/empty.err")"; exit 1; }
+echo "contention - reads a pipe: $(grep -c '"caller"' "$work/from-pipe.json") rows, as from the file"
