@@ -218,6 +218,14 @@ LockrecSideFile parse_fields(const Json& document, const std::string& path) {
     side.command.push_back(argument.text());
   }
   if (Field status = root.member("command_status"); !status.is_null()) side.command_status = checked_status(status);
+  if (root.has("perf_data_bytes")) {
+    Field bytes = root.member("perf_data_bytes");
+    if (!bytes.is_null()) {
+      int64_t value = bytes.integer();
+      if (value < 0) bytes.fail(std::to_string(value) + " is not a file size");
+      side.perf_data_bytes = static_cast<uint64_t>(value);
+    }
+  }
   return side;
 }
 
@@ -278,6 +286,14 @@ void check_same_kernel(const LockrecSideFile& side, std::string_view os_release,
         .file(side.path)
         .hint("it belongs to another recording: remove it, or put that recording's own side files beside it");
   }
+}
+
+void check_same_recording(const LockrecSideFile& side, uint64_t recording_bytes) {
+  if (!side.perf_data_bytes || *side.perf_data_bytes == recording_bytes) return;
+  throw Error("it was written for a recording of " + std::to_string(*side.perf_data_bytes) + " bytes, and the recording has " +
+              std::to_string(recording_bytes))
+      .file(side.path)
+      .hint("it belongs to another recording: remove it and its .kallsyms, or put that recording's own side files beside it");
 }
 
 std::string describe(const LockrecSideFile& side) {

@@ -36,6 +36,8 @@ struct LockrecSideFile {
   std::vector<LockrecSkippedProbe> skipped;
   std::vector<std::string> command;
   std::optional<LockrecCommandStatus> command_status;  // none: recorded with no COMMAND (lockrec -a, -p)
+  // The size of the finished recording when lockrec wrote the file; absent from older lockrecs.
+  std::optional<uint64_t> perf_data_bytes;
 };
 
 // FILE.lockrec.json for the recording FILE.
@@ -53,6 +55,10 @@ LockrecSideFile parse_lockrec_side_file(std::string_view text, const std::string
 // either side lacks (empty) are not compared.
 void check_same_kernel(const LockrecSideFile& side, std::string_view os_release,
                        std::string_view build_id_hex);
+
+// Throws when the side file was written for a recording of another size: a side file left beside
+// a recording that perf (or a copy) rewrote since. A side file without the size is not checked.
+void check_same_recording(const LockrecSideFile& side, uint64_t recording_bytes);
 
 // The report header's line: "recorded by lockrec in kprobe mode: 14 probes (not in this
 // kernel: _raw_spin_lock_nested, ...)".

@@ -206,6 +206,9 @@ void run_report(const ReportOptions& options) {
     KernelFacts kernel = KernelFacts::from(image);
     lockrec = report::read_lockrec_side_file(options.input);
     if (lockrec) {
+      std::error_code size_error;
+      uintmax_t recording_bytes = std::filesystem::file_size(options.input, size_error);
+      if (!size_error) report::check_same_recording(*lockrec, recording_bytes);
       report::check_same_kernel(*lockrec, image.os_release, image.build_id_hex);
       // perf.data may lack the kernel's build-id (the guest's kprobe recording in fixtures/kprobe
       // has no BUILD_ID section); lockrec read it from /sys/kernel/notes, so the vmlinux is still

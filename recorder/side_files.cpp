@@ -131,9 +131,15 @@ void write_side_files(const KernelView& kernel, const Options& options, const Re
   write_file(kallsyms_copy, kernel.read("/proc/kallsyms"));
 
   auto build_id = kernel.build_id();
+  std::error_code size_error;
+  uintmax_t recording_size = fs::file_size(options.output, size_error);
+  json recording_bytes = size_error ? json(nullptr) : json(recording_size);
   json metadata = {
       {"format_version", metadata_format_version},
       {"perf_data", options.output.filename().string()},
+      // perf has finished the file: its size ties these side files to it (a later recording to
+      // the same name, or a copy cut short, has another).
+      {"perf_data_bytes", recording_bytes},
       {"kallsyms", kallsyms_copy.filename().string()},
       {"mode", name_of(summary.mode)},
       {"kernel",

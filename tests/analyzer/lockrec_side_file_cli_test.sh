@@ -121,6 +121,15 @@ write_side kprobe '{"format_version": 2}'
 refused "a newer format_version" "format_version 2 is newer than this lockanalyze reads (1); .*update lockscope"
 write_side kprobe '{"kernel": {"release": "6.12.0-other"}}'
 refused "a side file of another kernel" "its kernel release 6.12.0-other is not the recording's (6.1.0-test)"
+size=$(stat -c %s "$recording")
+write_side kprobe "{\"perf_data_bytes\": $((size + 1))}"
+refused "a side file written for a recording of another size" \
+  "it was written for a recording of $((size + 1)) bytes, and the recording has $size; it belongs to another recording"
+write_side kprobe '{"perf_data_bytes": "large"}'
+refused "a size of a wrong type" "perf_data_bytes: expected an integer, found a string"
+write_side kprobe "{\"perf_data_bytes\": $size}"
+"$lockanalyze" "$recording" >/dev/null 2>&1
+check "a side file written for this recording's size is used" $?
 rm "$side"
 mkdir "$side"
 refused "a directory in its place" "not a regular file"

@@ -309,6 +309,7 @@ TEST_CASE("side files: kallsyms copy and the JSON the analyzer reads", "[side_fi
   summary.record_command = record_command(options, summary.events);
   summary.probe_command = probe_add_command(options, plan);
   summary.command_wait_status = 3 << 8;  // exited with 3
+  std::ofstream(options.output) << "perf's recording: 26 bytes";
   write_side_files(kernel, options, summary);
 
   auto slurp = [](const fs::path& file) {
@@ -323,6 +324,7 @@ TEST_CASE("side files: kallsyms copy and the JSON the analyzer reads", "[side_fi
   fs::remove_all(directory);
 
   CHECK(metadata["format_version"] == 1);
+  CHECK(metadata["perf_data_bytes"] == 26);  // ties the side files to the finished recording
   CHECK(metadata["mode"] == "kprobe");
   CHECK(metadata["kallsyms"] == "rec.data.kallsyms");
   CHECK(metadata["kernel"]["release"] == "6.1.0-56-amd64");

@@ -58,6 +58,8 @@ echo "perf script reads $samples samples ($(stat -c %s stress.data) bytes)"
 [ "$("$here/json-field" stress.data.lockrec.json kernel.build_id)" = "$(perf buildid-list -k)" ] ||
   fail "build-id differs from perf buildid-list -k"
 [ "$("$here/json-field" stress.data.lockrec.json kernel.release)" = "$(uname -r)" ] || fail "release differs from uname -r"
+[ "$("$here/json-field" stress.data.lockrec.json perf_data_bytes)" = "$(stat -c %s stress.data)" ] ||
+  fail "perf_data_bytes is not the finished recording's size"
 [ "$("$here/json-field" stress.data.lockrec.json command_status.exit_code)" = 0 ] || fail "command status not recorded"
 grep -q ' _raw_spin_lock$' stress.data.kallsyms || fail "kallsyms copy lacks _raw_spin_lock"
 [ "$(grep ' _raw_spin_lock$' stress.data.kallsyms)" = "$(grep ' _raw_spin_lock$' /proc/kallsyms)" ] ||
@@ -246,6 +248,9 @@ exec 3<&-
 lockanalyze_agrees same.data "the first of two lockrecs on one output"
 
 echo "== lockrec killed outright: perf, stopped by its parent-death SIGINT, still finishes the file"
+# A finished recording to the same name first: its side files must not be paired with the
+# recording the killed lockrec leaves (they follow the old recording to killed.data.old).
+"$lockrec" -o killed.data -- true 2>last.err || fail "the recording before the killed one failed"
 start_recording killed.data
 perf_pid=$(pgrep -P "$pid" -x perf) || fail "no perf running under lockrec"
 command_pid=$(pgrep -P "$pid" -x sleep) || fail "no COMMAND running under lockrec"
@@ -267,6 +272,9 @@ perf script -i killed.data -F event >/dev/null 2>killed.err ||
 # none). An unfinished file is what perf script refuses ("data size field is 0"), checked above.
 samples=$(sample_count killed.data) || true
 lockanalyze_agrees killed.data "killed lockrec"
+[ ! -e killed.data.lockrec.json ] && [ ! -e killed.data.kallsyms ] ||
+  fail "side files of the previous recording lie beside the killed lockrec's recording"
+[ -e killed.data.old.lockrec.json ] && [ -e killed.data.old.kallsyms ] || fail "the previous recording lost its side files"
 echo "perf finished the file: perf script reads $samples samples"
 
 echo "== Ctrl-C at a terminal: the terminal signals COMMAND and lockrec, lockrec stops perf"
