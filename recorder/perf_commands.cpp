@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <array>
 
 namespace lockscope::recorder {
@@ -125,6 +126,11 @@ std::vector<std::string> preflight_problems(const KernelView& kernel, const Opti
       problems.push_back("kernel.perf_event_paranoid is " + std::to_string(*paranoid) +
                          ": system-wide tracing without root needs sysctl kernel.perf_event_paranoid=-1");
   }
+  // perf would fail there only after moving nothing, but with a message about its session.
+  std::filesystem::path directory = options.output.parent_path().empty() ? "." : options.output.parent_path();
+  if (std::filesystem::is_directory(directory) && access(directory.c_str(), W_OK) != 0)
+    problems.push_back("cannot write " + options.output.string() + " (" + std::strerror(errno) + " in " +
+                       directory.string() + "); give -o a path in a directory you can write");
   auto kernel_side = kernel_problems(kernel, options);
   problems.insert(problems.end(), kernel_side.begin(), kernel_side.end());
   return problems;

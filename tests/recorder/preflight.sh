@@ -36,13 +36,14 @@ status=0
 expect_lines "perf does not run .*linux-perf" "no kprobe_events .*--mode contention"
 [ ! -e rec.data ] || fail "a recording was written"
 
-echo "== as nobody: also no privileges and a perf_event_paranoid that forbids tracing"
+echo "== as nobody: also no privileges, a perf_event_paranoid that forbids tracing, a directory it cannot write"
 status=0
 setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
   "$lockrec" --perf /nonexistent/perf --system-root "$fixtures/no-kprobes" -o rec.data -- true \
   >last.out 2>last.err || status=$?
 [ "$status" = 125 ] || fail "exit $status, not 125"
-expect_lines "perf does not run" "needs root, or CAP_PERFMON and CAP_SYS_ADMIN" "perf_event_paranoid is 2: .*sysctl"
+expect_lines "perf does not run" "needs root, or CAP_PERFMON and CAP_SYS_ADMIN" "perf_event_paranoid is 2: .*sysctl" \
+  "cannot write rec.data (Permission denied in .); give -o a path in a directory you can write"
 [ ! -e rec.data ] || fail "a recording was written"
 
 echo "== --dry-run checks the kernel alone, one line per problem too"
