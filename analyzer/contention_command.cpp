@@ -162,9 +162,10 @@ void run_contention(const ContentionCommandOptions& options) {
   stats_options.sort_key = contention::sort_key_from_name(options.sort_key);
   ContentionStats stats(namer, stats_options);
   ContentionVisitor visitor(stats);
+  LockEventFeed feed({&visitor});
   auto reader = perf::PerfDataReader::open(input, display_name);
   // perf processes samples in time order (ordered_events); pairing depends on it.
-  reader->read(visitor, perf::RecordOrder::time);
+  reader->read(feed, perf::RecordOrder::time);
   if (visitor.begins() == 0) {
     // perf prints an empty table then; so do we, with a word on stderr about why.
     std::fprintf(stderr, "warning: %s: no lock:contention_begin events (record with perf record "

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "contention_stats.hpp"
+#include "lock_event_feed.hpp"
 #include "lockscope/lock_events.hpp"
 #include "lockscope/perf_data.hpp"
 #include "lockscope/symbolizer.hpp"
@@ -69,22 +70,15 @@ class SymbolizerCallerNamer final : public CallerNamer {
   std::unordered_map<uint64_t, Named> cache_;
 };
 
-class ContentionVisitor final : public perf::RecordVisitor {
+class ContentionVisitor final : public LockEventConsumer {
  public:
   explicit ContentionVisitor(ContentionStats& stats) : stats_(stats) {}
 
-  void on_metadata(const perf::Metadata& metadata) override {
-    decoder_ = std::make_unique<LockEventDecoder>(metadata);
-  }
-  void on_sample(const perf::Sample& sample) override {
-    if (!decoder_) return;
-    const LockEvent* event = decoder_->decode(sample);
-    if (event == nullptr || !event->lock) return;
-    const bool is_begin = event->event_name == "lock:contention_begin";
-    if (!is_begin && event->event_name != "lock:contention_end") return;
+  void on_lock_event(const perf::Sample& sample, const LockEvent& event, const EventRole& role) override {
+    const bool is_begin = role.type == EventRole::Type::contention_begin;
+    if ((!is_begin && role.type != EventRole::Type::contention_end) || !event.lock) return;
     stats_.frames_of(sample.callchain, frames_);
-    ContentionEvent contention{sample.time, sample.tid, *event->lock,
-                               event->contention_flags.value_or(0), frames_};
+    ContentionEvent contention{sample.time, sample.tid, *event.lock, event.contention_flags.value_or(0), frames_};
     if (is_begin) {
       stats_.begin(contention);
       ++begins_;
@@ -98,7 +92,6 @@ class ContentionVisitor final : public perf::RecordVisitor {
 
  private:
   ContentionStats& stats_;
-  std::unique_ptr<LockEventDecoder> decoder_;
   std::vector<Frame> frames_;  // reused for every event
   uint64_t begins_ = 0, ends_ = 0;
 };

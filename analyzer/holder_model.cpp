@@ -154,30 +154,11 @@ std::span<const uint64_t> StackTable::frames(uint32_t id) const {
   return std::span<const uint64_t>(frames_).subspan(start, count);
 }
 
-EventRole role_of_event(std::string_view event_name) {
-  using Type = EventRole::Type;
-  if (event_name == probes::contention_tracepoints[0]) return {Type::contention_begin, nullptr};
-  if (event_name == probes::contention_tracepoints[1]) return {Type::contention_end, nullptr};
-  const probes::ProbeRow* row = probes::find_probe_by_event(event_name);
-  if (row == nullptr) return {};
-  switch (row->role) {
-    case probes::Role::acquire: return {Type::acquire, row};
-    case probes::Role::release: return {Type::release, row};
-    case probes::Role::trylock_entry: return {Type::trylock_entry, row};
-    case probes::Role::trylock_return: return {Type::trylock_return, row};
-  }
-  return {};
-}
-
-void HolderModel::on_metadata(const perf::Metadata& metadata) {
-  decoder_ = std::make_unique<LockEventDecoder>(metadata);
-  roles_.clear();
-  for (size_t i = 0; i < metadata.events.size(); ++i) {
-    const std::string& name = decoder_->event_name(i);
-    roles_.push_back(role_of_event(name));
-    if (roles_.back().type == EventRole::Type::ignored && !name.empty()) {
-      stats_.event_names_ignored.push_back(name);
-    }
+void HolderModel::on_lock_events_known(const LockEventDecoder& decoder, std::span<const EventRole> roles) {
+  events_summary_ = decoder.events_summary();
+  for (size_t i = 0; i < roles.size(); ++i) {
+    const std::string& name = decoder.event_name(i);
+    if (roles[i].type == EventRole::Type::ignored && !name.empty()) stats_.event_names_ignored.push_back(name);
   }
 }
 
@@ -341,12 +322,9 @@ void HolderModel::settle_trylock(uint32_t tid, ThreadState& state, std::optional
   record(acquisition);
 }
 
-void HolderModel::on_sample(const perf::Sample& sample) {
-  ++stats_.samples;
-  if (!decoder_) return;
-  const LockEvent* event = decoder_->decode(sample);
-  if (event == nullptr) return;
-  const EventRole& role = roles_[sample.event->index];
+void HolderModel::on_sample(const perf::Sample&) { ++stats_.samples; }
+
+void HolderModel::on_lock_event(const perf::Sample& sample, const LockEvent& event, const EventRole& role) {
   if (role.type == EventRole::Type::ignored) return;
   ++stats_.lock_events;
   const perf_event_attr& attr = sample.event->attr;
@@ -378,8 +356,8 @@ void HolderModel::on_sample(const perf::Sample& sample) {
   acquisition.tid = sample.tid;
   acquisition.pid = static_cast<int32_t>(sample.pid);
   acquisition.time = sample.time;
-  acquisition.context = event->context;
-  acquisition.irqs_off = event->irqs_off;
+  acquisition.context = event.context;
+  acquisition.irqs_off = event.irqs_off;
   acquisition.user_frames = user_frames;
   acquisition.kernel_frames = frame_buffer_;
 
@@ -387,40 +365,40 @@ void HolderModel::on_sample(const perf::Sample& sample) {
   switch (role.type) {
     case Type::acquire:
     case Type::contention_begin:
-      if (!event->lock) {
+      if (!event.lock) {
         ++stats_.events_without_lock;
         return;
       }
-      acquisition.lock = *event->lock;
+      acquisition.lock = *event.lock;
       if (role.type == Type::acquire) {
         acquisition.access = access_from_kind(role.row->kind);
         acquisition.flavour_mask = flavour_bit(role.row->flavour);
       } else {
         ++stats_.contention_begins;
-        acquisition.access = access_from_contention_flags(event->contention_flags.value_or(0));
+        acquisition.access = access_from_contention_flags(event.contention_flags.value_or(0));
         acquisition.flavour_mask = 1u << static_cast<unsigned>(FlavourBit::contended);
       }
       record(acquisition);
       return;
     case Type::trylock_entry:
-      if (!event->lock) {
+      if (!event.lock) {
         ++stats_.events_without_lock;
         return;
       }
       settle_trylock(sample.tid, state, std::nullopt);
       state.trylock_pending = true;
       state.trylock_row = role.row;
-      state.trylock_lock = *event->lock;
+      state.trylock_lock = *event.lock;
       state.trylock_time = sample.time;
-      state.trylock_flags = event->common_flags;
-      state.trylock_context = event->context;
+      state.trylock_flags = event.common_flags;
+      state.trylock_context = event.context;
       state.trylock_user_frames = user_frames;
       state.trylock_stack = stacks_.intern(frame_buffer_);
       if (state.pid < 0) state.pid = sample.pid;
       return;
     case Type::trylock_return:
       if (state.trylock_pending && state.trylock_row->function == role.row->function) {
-        settle_trylock(sample.tid, state, event->ret.value_or(0) != 0);
+        settle_trylock(sample.tid, state, event.ret.value_or(0) != 0);
       } else {
         ++stats_.trylock_results_without_entry;
       }

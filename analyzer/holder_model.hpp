@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "lock_event_feed.hpp"
 #include "lockscope/lock_events.hpp"
 #include "lockscope/perf_data.hpp"
 #include "lockscope/probe_table.hpp"
@@ -112,15 +113,6 @@ class StackTable {
   std::unordered_multimap<uint64_t, uint32_t> ids_by_hash_;
 };
 
-// What each event of the recording means for the model, resolved once per event.
-struct EventRole {
-  enum class Type : uint8_t { ignored, acquire, release, trylock_entry, trylock_return,
-                              contention_begin, contention_end };
-  Type type = Type::ignored;
-  const probes::ProbeRow* row = nullptr;
-};
-EventRole role_of_event(std::string_view event_name);
-
 struct ModelStats {
   uint64_t samples = 0;  // of any event: a report without lock events says what the file held
   uint64_t lock_events = 0;
@@ -139,16 +131,17 @@ struct ModelStats {
   std::vector<std::string> event_names_ignored;
 };
 
-class HolderModel final : public perf::RecordVisitor {
+class HolderModel final : public LockEventConsumer {
  public:
   explicit HolderModel(Options options) : options_(std::move(options)) {}
 
-  void on_metadata(const perf::Metadata& metadata) override;
+  void on_lock_events_known(const LockEventDecoder& decoder, std::span<const EventRole> roles) override;
   void on_comm(const perf::CommRecord& comm) override;
   void on_fork(const perf::TaskRecord& task) override;
   void on_exit(const perf::TaskRecord& task) override;
   void on_mmap(const perf::MmapRecord& map) override;
   void on_sample(const perf::Sample& sample) override;
+  void on_lock_event(const perf::Sample& sample, const LockEvent& event, const EventRole& role) override;
   // Call once after the read: settles trylock entries whose result never came.
   void finish();
 
@@ -157,7 +150,8 @@ class HolderModel final : public perf::RecordVisitor {
   const std::vector<HolderLock>& pairs() const { return pairs_; }
   const StackTable& stacks() const { return stacks_; }
   const ModelStats& stats() const { return stats_; }
-  const LockEventDecoder* decoder() const { return decoder_.get(); }
+  // The recording's events, once the metadata was read (nullopt: nothing was recorded).
+  const std::optional<LockEventDecoder::EventsSummary>& events_summary() const { return events_summary_; }
   bool is_contention_recording() const { return stats_.contention_begins > 0; }
   // Runtime address of the kernel's _text (the [kernel.kallsyms]_text map's pgoff), for KASLR.
   std::optional<uint64_t> kernel_text_address() const { return kernel_text_; }
@@ -207,8 +201,7 @@ class HolderModel final : public perf::RecordVisitor {
   void settle_trylock(uint32_t tid, ThreadState& state, std::optional<bool> taken);
 
   Options options_;
-  std::unique_ptr<LockEventDecoder> decoder_;
-  std::vector<EventRole> roles_;  // by event index
+  std::optional<LockEventDecoder::EventsSummary> events_summary_;
   std::vector<Holder> holders_;
   std::vector<Lock> locks_;
   std::vector<HolderLock> pairs_;

@@ -66,24 +66,32 @@ LockEventDecoder::LockEventDecoder(const perf::Metadata& metadata) {
   }
 }
 
-std::string LockEventDecoder::explain_no_lock_events(uint64_t samples) const {
+LockEventDecoder::EventsSummary LockEventDecoder::events_summary() const {
+  EventsSummary summary;
+  summary.events = events_.size();
+  summary.formats_missing = has_trace_events_ && !has_tracing_data();
+  for (const auto& event : events_) {
+    if (!event.is_lock_event) summary.other_names.push_back(event.name.empty() ? "unnamed" : event.name);
+  }
+  return summary;
+}
+
+std::string explain_no_lock_events(const LockEventDecoder::EventsSummary& events, uint64_t samples) {
   const std::string record_lock_events =
       ": nothing to report; record lock events with `lockrec -- COMMAND` (kprobes) or "
       "`perf record -e lock:contention_begin,lock:contention_end -g -a -- COMMAND`";
   if (samples == 0) {
-    return "the recording holds no samples (" + std::to_string(events_.size()) +
-           " events, no sample of any)" + record_lock_events;
+    return "the recording holds no samples (" + std::to_string(events.events) + " events, no sample of any)" +
+           record_lock_events;
   }
   std::string counted = std::to_string(samples) + " samples";
-  if (has_trace_events_ && !has_tracing_data()) {
+  if (events.formats_missing) {
     return "the recording's " + counted + " cannot be read as lock events: it has no event formats "
            "(the tracing data perf writes last is missing: perf was killed or the file cut short); "
            "record again and let perf finish (stop it with ^C, not SIGKILL, with room on the disk)";
   }
   std::string names;
-  for (const auto& event : events_) {
-    if (!event.is_lock_event) names += (names.empty() ? "" : ", ") + (event.name.empty() ? "unnamed" : event.name);
-  }
+  for (const auto& name : events.other_names) names += (names.empty() ? "" : ", ") + name;
   return "the recording's " + counted + " are of events that are not lock events (" + names + ")" +
          record_lock_events;
 }

@@ -252,8 +252,6 @@ struct LockdepReplay::State {
     const perf::Callchain* unread_callchain = nullptr;
   };
 
-  std::unique_ptr<LockEventDecoder> decoder;
-  std::vector<model::EventRole> roles;
   bool has_release_events = false;
   ThreadNames names;
   std::vector<LockState> locks;
@@ -318,14 +316,10 @@ LockdepReplay::LockdepReplay(Options options)
     : options_(options), state_(std::make_unique<State>(options_, stats_, findings_)) {}
 LockdepReplay::~LockdepReplay() = default;
 
-void LockdepReplay::on_metadata(const perf::Metadata& metadata) {
-  State& s = *state_;
-  s.decoder = std::make_unique<LockEventDecoder>(metadata);
-  s.roles.clear();
-  for (size_t i = 0; i < metadata.events.size(); ++i) {
-    s.roles.push_back(model::role_of_event(s.decoder->event_name(i)));
-    if (s.roles.back().type == model::EventRole::Type::release) s.has_release_events = true;
-  }
+void LockdepReplay::on_lock_events_known(const LockEventDecoder&, std::span<const EventRole> roles) {
+  state_->has_release_events = std::any_of(roles.begin(), roles.end(), [](const EventRole& role) {
+    return role.type == EventRole::Type::release;
+  });
 }
 
 void LockdepReplay::on_comm(const perf::CommRecord& comm) { state_->names.set(comm.tid, comm.comm); }
@@ -383,25 +377,21 @@ void LockdepReplay::on_lost_samples(uint64_t, const perf::SampleId&) {
   ++stats_.replay_resets;
 }
 
-void LockdepReplay::on_sample(const perf::Sample& sample) {
+void LockdepReplay::on_lock_event(const perf::Sample& sample, const LockEvent& event, const EventRole& role) {
   State& s = *state_;
-  if (!s.decoder) return;
-  const LockEvent* event = s.decoder->decode(sample);
-  if (event == nullptr) return;
-  const model::EventRole& role = s.roles[sample.event->index];
-  using Type = model::EventRole::Type;
+  using Type = EventRole::Type;
   if (role.type == Type::ignored || role.type == Type::contention_end) return;
 
   State::Acquisition acquisition;
   acquisition.sample = &sample;
-  acquisition.context = event->context;
-  acquisition.flags = event->common_flags;
+  acquisition.context = event.context;
+  acquisition.flags = event.common_flags;
   if (s.has_release_events) {
     acquisition.frames = s.read_frames(sample.callchain);  // every held lock keeps its stack
   } else {
     acquisition.unread_callchain = &sample.callchain;
   }
-  State::ContextState& context = s.contexts[context_key(sample, event->context)];
+  State::ContextState& context = s.contexts[context_key(sample, event.context)];
 
   auto acquire = [&](const State::Acquisition& taken) {
     ++stats_.acquisitions;
@@ -414,25 +404,25 @@ void LockdepReplay::on_sample(const perf::Sample& sample) {
   switch (role.type) {
     case Type::acquire:
     case Type::contention_begin:
-      if (!event->lock) return;
-      acquisition.lock = *event->lock;
+      if (!event.lock) return;
+      acquisition.lock = *event.lock;
       if (role.type == Type::acquire) {
         acquisition.access = model::access_from_kind(role.row->kind);
         acquisition.flavour = role.row->flavour;
       } else {
         // Inside the slow path the flags are the lock's own: whatever the entry point disabled
         // is disabled by now.
-        acquisition.access = model::access_from_contention_flags(event->contention_flags.value_or(0));
+        acquisition.access = model::access_from_contention_flags(event.contention_flags.value_or(0));
       }
       acquire(acquisition);
       return;
     case Type::trylock_entry:
-      if (!event->lock) return;
+      if (!event.lock) return;
       if (context.trylock.pending) ++stats_.trylocks_without_result;
       context.trylock.pending = true;
       context.trylock.row = role.row;
-      context.trylock.lock = *event->lock;
-      context.trylock.flags = event->common_flags;
+      context.trylock.lock = *event.lock;
+      context.trylock.flags = event.common_flags;
       context.trylock.time = sample.time;
       acquisition.frames = s.frames_of(acquisition);
       context.trylock.frames.assign(acquisition.frames.begin(), acquisition.frames.end());
@@ -440,7 +430,7 @@ void LockdepReplay::on_sample(const perf::Sample& sample) {
     case Type::trylock_return:
       if (!context.trylock.pending || context.trylock.row->function != role.row->function) return;
       context.trylock.pending = false;
-      if (event->ret.value_or(0) == 0) return;  // not taken: no hold, no usage
+      if (event.ret.value_or(0) == 0) return;  // not taken: no hold, no usage
       acquisition.lock = context.trylock.lock;
       acquisition.access = model::access_from_kind(role.row->kind);
       acquisition.flavour = role.row->flavour;
@@ -451,7 +441,7 @@ void LockdepReplay::on_sample(const perf::Sample& sample) {
       acquire(acquisition);
       return;
     case Type::release:
-      if (event->lock) s.replay_release(context, *event->lock);
+      if (event.lock) s.replay_release(context, *event.lock);
       return;
     case Type::contention_end:
     case Type::ignored:

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "holder_model.hpp"
+#include "lock_event_feed.hpp"
 #include "lockscope/lock_events.hpp"
 #include "lockscope/perf_data.hpp"
 #include "thread_names.hpp"
@@ -109,17 +110,17 @@ struct Stats {
   bool cycle_search_truncated = false;
 };
 
-class LockdepReplay final : public perf::RecordVisitor {
+class LockdepReplay final : public LockEventConsumer {
  public:
   explicit LockdepReplay(Options options = {});
   ~LockdepReplay() override;
   LockdepReplay(const LockdepReplay&) = delete;
   LockdepReplay& operator=(const LockdepReplay&) = delete;
 
-  void on_metadata(const perf::Metadata& metadata) override;
+  void on_lock_events_known(const LockEventDecoder& decoder, std::span<const EventRole> roles) override;
   void on_comm(const perf::CommRecord& comm) override;
   void on_fork(const perf::TaskRecord& task) override;
-  void on_sample(const perf::Sample& sample) override;
+  void on_lock_event(const perf::Sample& sample, const LockEvent& event, const EventRole& role) override;
   void on_lost(const perf::LostRecord& lost) override;
   void on_lost_samples(uint64_t lost, const perf::SampleId& id) override;
 

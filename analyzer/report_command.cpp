@@ -19,7 +19,7 @@
 
 #include "commands.hpp"
 #include "contention_feed.hpp"
-#include "fan_out_visitor.hpp"
+#include "lock_event_feed.hpp"
 #include "kernel_symbols.hpp"
 #include "holder_model.hpp"
 #include "lockdep.hpp"
@@ -233,7 +233,7 @@ void run_report(const ReportOptions& options) {
   lockdep::LockdepReplay lockdep;
   {
     const perf::Metadata& metadata = reader->metadata();
-    FanOutVisitor all({&model, &lockdep, contention_feed.get()});
+    LockEventFeed all({&model, &lockdep, contention_feed.get()});
     ProgressVisitor progress(all, metadata.pipe_mode ? 0 : metadata.data_offset + metadata.data_size);
     reader->read(progress, perf::RecordOrder::time);
   }

@@ -463,9 +463,8 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     }
   }
   if (stats.lock_events == 0) {
-    // No decoder: no metadata was ever read, so nothing was recorded either.
-    warn(header, model.decoder() != nullptr
-                     ? model.decoder()->explain_no_lock_events(stats.samples)
+    // No summary: no metadata was ever read, so nothing was recorded either.
+    warn(header, model.events_summary() ? explain_no_lock_events(*model.events_summary(), stats.samples)
                      : "the recording holds nothing: nothing to report");
   } else if (!has_call_chains(reader.metadata())) {
     warn(header, "recorded without call chains: no stacks, callers or lock classes (record with -g)");

@@ -63,9 +63,13 @@ class LockEventDecoder {
   size_t lock_event_types() const;
   // Lock events whose payload was too short for a field the format promises (hostile or cut).
   uint64_t short_payloads() const { return short_payloads_; }
-  // Why a recording with this many samples gave no lock event, and what to record instead: one
-  // line for the user (a damaged file, events that are not lock events, or nothing recorded).
-  std::string explain_no_lock_events(uint64_t samples) const;
+  // What the recording's events are, kept by value for explain_no_lock_events after the read.
+  struct EventsSummary {
+    size_t events = 0;
+    bool formats_missing = false;          // tracepoints or kprobes, but no tracing data
+    std::vector<std::string> other_names;  // events that are not lock events ("unnamed" if so)
+  };
+  EventsSummary events_summary() const;
 
  private:
   struct ResolvedEvent {
@@ -80,5 +84,9 @@ class LockEventDecoder {
   LockEvent current_;
   uint64_t short_payloads_ = 0;
 };
+
+// Why a recording with these events and this many samples gave no lock event, and what to record
+// instead: one line for the user (a damaged file, events that are not lock events, or nothing).
+std::string explain_no_lock_events(const LockEventDecoder::EventsSummary& events, uint64_t samples);
 
 }  // namespace lockscope

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "fan_out_visitor.hpp"
+#include "lock_event_feed.hpp"
 #include "lockdep.hpp"
 #include "recording.hpp"
 #include "report_output.hpp"
@@ -29,7 +29,7 @@ struct Replayed {
 
 std::unique_ptr<Replayed> replay(Recording& rec) {
   auto out = std::make_unique<Replayed>();
-  FanOutVisitor both({&out->model, &out->replay});
+  LockEventFeed both({&out->model, &out->replay});
   rec.read_into(both);
   out->model.finish();
   out->replay.finish(&out->model);

@@ -99,7 +99,8 @@ class Recording {
 
   model::HolderModel read(model::Options options = {}) {
     model::HolderModel model(options);
-    read_into(model);
+    LockEventFeed feed({&model});
+    read_into(feed);
     model.finish();
     return model;
   }
