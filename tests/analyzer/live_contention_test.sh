@@ -70,7 +70,7 @@ sys.exit(0 if rows == report and rows else 1)
 PY
 # From a pipe (perf record -o -): the same table as from the stream saved to a file (perf lock
 # contention itself reads only file mode), and an empty standard input is one clear error.
-perf record -q -e lock:contention_begin,lock:contention_end -g -a -o - -- bash -c 'contention_workload 2' \
+perf record -q -e lock:contention_begin,lock:contention_end -g -a -o - -- bash -c 'contention_workload 3' \
   2>"$work/record.err" | tee "$work/pipe.data" | "$lockanalyze" contention - --format json >"$work/from-pipe.json"
 "$lockanalyze" contention "$work/pipe.data" --format json >"$work/from-file.json"
 cmp "$work/from-pipe.json" "$work/from-file.json" || { echo "FAIL: contention - differs from the same stream in a file"; exit 1; }

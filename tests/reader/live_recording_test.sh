@@ -96,11 +96,13 @@ case $mode in
     # perf (not -q: its ENOSPC message is the proof) fills a 1 MiB tmpfs in a private mount
     # namespace and leaves a header with data size 0 and no feature sections, so no event
     # formats. The report says what happened and what to do, with status 0; --strict exits 4.
+    # perf ends its workload when the disk is full: the 60 s are an upper bound (a loaded machine
+    # once wrote only 0.9 MB in 3 s), 3 s are typical here.
     command -v unshare >/dev/null || skip "unshare (util-linux) is not installed"
     mkdir "$work/small"
     perf_status=0
     unshare -m bash -c 'mount -t tmpfs -o size=1m lockscope-full "$1" && cd "$1" &&
-        perf record "${@:2}" -o perf.data -- bash -c "contention_workload 3" 2>"$0/perf.err";
+        perf record "${@:2}" -o perf.data -- bash -c "contention_workload 60" 2>"$0/perf.err";
         status=$?; cp perf.data "$0"/; exit $status' "$work" "$work/small" "${events[@]}" || perf_status=$?
     grep -q "No space left on device" "$work/perf.err" ||
       { echo "FAIL: perf did not run out of space (status $perf_status)"; cat "$work/perf.err"; exit 1; }
@@ -124,7 +126,7 @@ case $mode in
     cat "$work/report.err"
     grep -q "^lockanalyze: warning: the recording's [0-9]* samples are of events that are not lock events (sched:sched_switch.*): nothing to report; record lock events with \`lockrec -- COMMAND\`" "$work/report.err" ||
       { echo "FAIL: no word that sched:sched_switch is not a lock event"; exit 1; }
-    perf record -q -e lock:contention_begin,lock:contention_end -a -o "$work/flat.data" -- bash -c 'contention_workload 1' 2>"$work/perf.err"
+    perf record -q -e lock:contention_begin,lock:contention_end -a -o "$work/flat.data" -- bash -c 'contention_workload 3' 2>"$work/perf.err"
     "$lockanalyze" "$work/flat.data" >/dev/null 2>"$work/report.err"
     cat "$work/report.err"
     grep -q "^lockanalyze: warning: recorded without call chains: no stacks, callers or lock classes (record with -g)$" "$work/report.err" ||
