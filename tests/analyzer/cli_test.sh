@@ -7,16 +7,10 @@ set -euo pipefail
 lockanalyze=$1
 fixture=$2
 
+source "$(dirname "$0")/../support/checks.sh"
 work=$(mktemp -d /tmp/lockscope-cli.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-failures=0
-check() {  # WHAT COMMAND...: the command must succeed
-  local what=$1
-  shift
-  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; failures=$((failures + 1)); fi
-}
-status_of() { local status=0; "$@" >out.txt 2>err.txt || status=$?; echo "$status"; }
 
 # The report names its input in its header, so each pair below names the same file.
 cp "$fixture" perf.data
@@ -86,8 +80,4 @@ else
   echo "note: graphviz (dot) is not installed, --svg not checked (setup.sh installs it)"
 fi
 
-if [ "$failures" != 0 ]; then
-  echo "$failures checks failed"
-  exit 1
-fi
-echo PASS
+end_checks

@@ -8,16 +8,10 @@ lockanalyze=$(realpath "$1")
 fixture=$(realpath "$2")
 compare=$(realpath "$3")
 
+source "$(dirname "$0")/../support/checks.sh"
 work=$(mktemp -d /tmp/lockscope-damaged.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-failures=0
-check() {  # WHAT COMMAND...: the command must succeed
-  local what=$1
-  shift
-  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; failures=$((failures + 1)); fi
-}
-status_of() { local status=0; "$@" >out.txt 2>err.txt || status=$?; echo "$status"; }
 header_u64() { od -An -t u8 -j "$1" -N 8 "$fixture" | tr -d ' '; }
 
 size=$(stat -c %s "$fixture")
@@ -65,8 +59,4 @@ check "events --strict: status 4" test "$(status_of "$lockanalyze" events --stri
 check "report --strict: status 4, two problems" \
   test "$(status_of "$lockanalyze" --strict half.data)" = 4 -a -n "$(grep '(2 problems, above)' err.txt)"
 
-if [ "$failures" != 0 ]; then
-  echo "$failures checks failed"
-  exit 1
-fi
-echo PASS
+end_checks

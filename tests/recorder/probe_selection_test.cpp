@@ -294,13 +294,25 @@ TEST_CASE("preflight: tracefs not mounted", "[preflight]") {
   CHECK_THAT(problems[0], Catch::Contains("mount -t tracefs"));
 }
 
-TEST_CASE("side files: kallsyms copy and the JSON the analyzer reads", "[side_files]") {
-  fs::path directory = fs::temp_directory_path() / ("lockrec-side-" + std::to_string(getpid()));
-  fs::create_directories(directory);
-  KernelView kernel(fixtures / "x86_64");
+// A recording rec.data of `true` on the x86_64 fixture kernel, in a scratch directory of its own.
+struct SideFileScratch {
+  explicit SideFileScratch(const std::string& name)
+      : directory(fs::temp_directory_path() / (name + "-" + std::to_string(getpid()))), kernel(fixtures / "x86_64") {
+    fs::create_directories(directory);
+    options.output = directory / "rec.data";
+    options.command = {"true"};
+  }
+  ~SideFileScratch() { fs::remove_all(directory); }
+  fs::path directory;
+  KernelView kernel;
   Options options;
-  options.output = directory / "rec.data";
-  options.command = {"true"};
+};
+
+TEST_CASE("side files: kallsyms copy and the JSON the analyzer reads", "[side_files]") {
+  SideFileScratch scratch("lockrec-side");
+  const fs::path& directory = scratch.directory;
+  const KernelView& kernel = scratch.kernel;
+  Options& options = scratch.options;
   ProbePlan plan = plan_probes(kernel, options);
   RecordingSummary summary;
   summary.mode = Mode::kprobe;
@@ -321,7 +333,6 @@ TEST_CASE("side files: kallsyms copy and the JSON the analyzer reads", "[side_fi
   for (auto name : {"rec.data.kallsyms", "rec.data.lockrec.json"})
     CHECK(fs::status(directory / name).permissions() == (fs::perms::owner_read | fs::perms::owner_write));
   auto metadata = nlohmann::json::parse(slurp(directory / "rec.data.lockrec.json"));
-  fs::remove_all(directory);
 
   CHECK(metadata["format_version"] == 1);
   CHECK(metadata["perf_data_bytes"] == 26);  // ties the side files to the finished recording
@@ -346,12 +357,8 @@ TEST_CASE("side files: kallsyms copy and the JSON the analyzer reads", "[side_fi
 TEST_CASE("side files: a write that fails midway leaves the previous file whole", "[side_files]") {
   // A full disk, simulated by RLIMIT_FSIZE (writes past it fail with EFBIG): the kallsyms copy
   // (1,970 bytes) cannot be written past 1,000.
-  fs::path directory = fs::temp_directory_path() / ("lockrec-side-full-" + std::to_string(getpid()));
-  fs::create_directories(directory);
-  KernelView kernel(fixtures / "x86_64");
-  Options options;
-  options.output = directory / "rec.data";
-  options.command = {"true"};
+  SideFileScratch scratch("lockrec-side-full");
+  const fs::path& directory = scratch.directory;
   RecordingSummary summary;
   summary.mode = Mode::contention;
   std::ofstream(directory / "rec.data.kallsyms") << "the previous recording's kallsyms\n";
@@ -364,7 +371,7 @@ TEST_CASE("side files: a write that fails midway leaves the previous file whole"
   REQUIRE(setrlimit(RLIMIT_FSIZE, &small) == 0);
   std::string error;
   try {
-    write_side_files(kernel, options, summary);
+    write_side_files(scratch.kernel, scratch.options, summary);
   } catch (const lockscope::Error& caught) {
     error = caught.what();
   }
@@ -377,7 +384,6 @@ TEST_CASE("side files: a write that fails midway leaves the previous file whole"
   std::vector<std::string> left;
   for (const auto& entry : fs::directory_iterator(directory)) left.push_back(entry.path().filename());
   CHECK(left == std::vector<std::string>{"rec.data.kallsyms"});  // no temporary, no JSON
-  fs::remove_all(directory);
 }
 
 TEST_CASE("mode names round-trip", "[commands]") {
