@@ -28,11 +28,6 @@ constexpr std::array<int, 3> stop_signals = {SIGINT, SIGTERM, SIGHUP};
 
 std::string errno_text(int error) { return std::strerror(error); }
 
-// How long a wait on another program lasts before lockrec says what it is waiting for, and how often
-// it says so again. Short enough that nobody takes a silent lockrec for a hung one.
-constexpr std::chrono::seconds first_wait_notice{5};
-constexpr std::chrono::seconds repeated_wait_notice{30};
-
 // How often a wait for a child that may run a while looks whether it has ended. Signals are blocked
 // here (the signalfd gets them), so the nap cannot be cut short, and no wake-up can be lost: the
 // next look comes at most this much later.

@@ -47,6 +47,11 @@ bool is_stop_signal(int signal);
 // Writes one line "lockrec: LINE" on stderr.
 void say(const std::string& line);
 
+// How long a wait on another program lasts before lockrec says what it is waiting for, and how often
+// it says so again. Short enough that nobody takes a silent lockrec for a hung one.
+inline constexpr std::chrono::seconds first_wait_notice{5};
+inline constexpr std::chrono::seconds repeated_wait_notice{30};
+
 // A wait that is never silent: once it has lasted `first_after`, it says on stderr what lockrec is
 // waiting for, and again every `again_every` with the time waited so far. The owner calls
 // due_in_ms() for its poll timeout and tick() after each wake-up.

@@ -317,9 +317,6 @@ void place_control_fds(int control_read, int control_write, int ack_write) {
 // every SIGINT like the first, so a repeat costs nothing, and one that was lost (a wrapper that
 // missed it, a stand-in shell script that caught it just before blocking) cannot hang the recording.
 constexpr std::chrono::seconds perf_stop_repeat_interval{2};
-// When lockrec says what it waits for: after 5 s (two repeats), then every half minute.
-constexpr std::chrono::seconds perf_wait_first_notice{5};
-constexpr std::chrono::seconds perf_wait_repeated_notice{30};
 
 struct Outcome {
   std::optional<int> command_status;  // wait status; none if COMMAND never ran
@@ -397,7 +394,7 @@ class Recording {
     }
     WaitNotice notice("perf record (pid " + std::to_string(perf_pid_) + ") to start recording: it has not " +
                           "answered 'enable' on its control pipe",
-                      perf_wait_first_notice, perf_wait_repeated_notice);
+                      first_wait_notice, repeated_wait_notice);
     while (true) {
       pollfd watched[2] = {{ack_.read_end, POLLIN, 0}, {signals_.fd(), POLLIN, 0}};
       int ready = poll(watched, 2, notice.due_in_ms());
@@ -454,7 +451,7 @@ class Recording {
       stopping_notice_.emplace("perf record (pid " + std::to_string(perf_pid_) + ") to finish writing " +
                                    options_.output.string() + "; SIGINT is sent again every " +
                                    std::to_string(perf_stop_repeat_interval.count()) + " s",
-                               perf_wait_first_notice, perf_wait_repeated_notice);
+                               first_wait_notice, repeated_wait_notice);
     }
   }
 
