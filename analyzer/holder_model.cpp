@@ -184,8 +184,6 @@ void HolderModel::on_fork(const perf::TaskRecord& task) {
   child.trylock_pending = false;
 }
 
-void HolderModel::on_exit(const perf::TaskRecord&) {}
-
 void HolderModel::on_mmap(const perf::MmapRecord& map) {
   if (!kernel_text_ && map.kernel && map.filename.starts_with("[kernel.kallsyms]") && map.pgoff != 0) {
     kernel_text_ = map.pgoff;

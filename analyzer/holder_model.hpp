@@ -105,7 +105,6 @@ class StackTable {
   uint32_t intern(std::span<const uint64_t> frames);
   std::span<const uint64_t> frames(uint32_t id) const;
   size_t size() const { return offsets_.size(); }
-  size_t stored_frames() const { return frames_.size(); }
 
  private:
   std::vector<uint64_t> frames_;
@@ -138,7 +137,6 @@ class HolderModel final : public LockEventConsumer {
   void on_lock_events_known(const LockEventDecoder& decoder, std::span<const EventRole> roles) override;
   void on_comm(const perf::CommRecord& comm) override;
   void on_fork(const perf::TaskRecord& task) override;
-  void on_exit(const perf::TaskRecord& task) override;
   void on_mmap(const perf::MmapRecord& map) override;
   void on_sample(const perf::Sample& sample) override;
   void on_lock_event(const perf::Sample& sample, const LockEvent& event, const EventRole& role) override;

@@ -96,12 +96,6 @@ std::string explain_no_lock_events(const LockEventDecoder::EventsSummary& events
          record_lock_events;
 }
 
-size_t LockEventDecoder::lock_event_types() const {
-  size_t count = 0;
-  for (const auto& event : events_) count += event.is_lock_event ? 1 : 0;
-  return count;
-}
-
 const LockEvent* LockEventDecoder::decode(const perf::Sample& sample) {
   if (sample.event == nullptr || sample.event->index >= events_.size()) return nullptr;
   const ResolvedEvent& event = events_[sample.event->index];
@@ -122,7 +116,6 @@ const LockEvent* LockEventDecoder::decode(const perf::Sample& sample) {
       static_cast<uint8_t>(event.preempt_count.read_unsigned(sample.raw).value_or(0));
   out.context = context_from_flags(flags);
   out.irqs_off = (flags & trace_flags::kIrqsOff) != 0;
-  out.bh_off = (flags & trace_flags::kBhOff) != 0;
   return &out;
 }
 

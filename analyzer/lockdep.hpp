@@ -139,7 +139,6 @@ class LockdepReplay final : public LockEventConsumer {
   // What a reader should know about the replay: skipped order analysis, unmatched releases.
   std::vector<std::string> notes() const;
   const Stats& stats() const { return stats_; }
-  bool saw_releases() const { return stats_.releases > 0; }
 
  private:
   struct State;

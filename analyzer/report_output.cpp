@@ -468,12 +468,8 @@ void write_dot(const Report& report, std::ostream& out) {
     shapes.push_back("ellipse");
   }
   Graph graph(labels.size());
-  std::vector<std::string> edge_labels;
   for (size_t i = 0; i < report.locks.size(); ++i) {
-    for (const auto& holder : report.locks[i].holders) {
-      boost::add_edge(holder_vertex[holder.holder], lock_vertex[i], graph);
-      edge_labels.push_back(std::to_string(holder.pair->acquisitions));
-    }
+    for (const auto& holder : report.locks[i].holders) boost::add_edge(holder_vertex[holder.holder], lock_vertex[i], graph);
   }
   auto vertex_writer = [&](std::ostream& stream, size_t vertex) {
     stream << "[label=" << boost::escape_dot_string(labels[vertex]) << ", shape=" << shapes[vertex] << "]";

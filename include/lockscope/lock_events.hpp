@@ -37,7 +37,6 @@ struct LockEvent {
   std::optional<uint32_t> contention_flags;  // `flags` of lock:contention_begin
   ExecContext context = ExecContext::task;
   bool irqs_off = false;
-  bool bh_off = false;
   uint8_t common_flags = 0;
   uint8_t preempt_count = 0;
 };
@@ -60,7 +59,6 @@ class LockEventDecoder {
   }
   bool has_tracing_data() const { return formats_ != nullptr; }
   const perf::TraceFormats* formats() const { return formats_.get(); }
-  size_t lock_event_types() const;
   // Lock events whose payload was too short for a field the format promises (hostile or cut).
   uint64_t short_payloads() const { return short_payloads_; }
   // What the recording's events are, kept by value for explain_no_lock_events after the read.
