@@ -75,7 +75,8 @@ class ByteCursor {
 
   // Runs for every field of every record: the check inlines, the message is built out of line.
   void require(uint64_t count, std::string_view what) const {
-    if (count > remaining()) [[unlikely]] fail_short(count, what);
+    if (count > remaining()) [[unlikely]]
+      fail_short(count, what);
   }
 
   [[noreturn]] void fail(std::string problem) const {
@@ -83,17 +84,14 @@ class ByteCursor {
   }
 
  private:
-  [[noreturn, gnu::cold, gnu::noinline]] void fail_short(uint64_t count,
-                                                         std::string_view what) const {
+  [[noreturn, gnu::cold, gnu::noinline]] void fail_short(uint64_t count, std::string_view what) const {
     fail("expected " + std::to_string(count) + " bytes for " + std::string(what) + ", only " +
          std::to_string(remaining()) + " remain");
   }
-  [[noreturn, gnu::cold, gnu::noinline]] void fail_short_array(uint64_t count,
-                                                               uint64_t element_size,
+  [[noreturn, gnu::cold, gnu::noinline]] void fail_short_array(uint64_t count, uint64_t element_size,
                                                                std::string_view what) const {
-    fail(std::string(what) + ": " + std::to_string(count) + " entries of " +
-         std::to_string(element_size) + " bytes, but only " + std::to_string(remaining()) +
-         " bytes remain");
+    fail(std::string(what) + ": " + std::to_string(count) + " entries of " + std::to_string(element_size) +
+         " bytes, but only " + std::to_string(remaining()) + " bytes remain");
   }
 
   Bytes bytes_;

@@ -4,21 +4,21 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-#include "hex_number.hpp"
 #include "commands.hpp"
 #include "contention_feed.hpp"
-#include "kernel_symbols.hpp"
 #include "contention_stats.hpp"
+#include "hex_number.hpp"
+#include "kernel_symbols.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/lock_events.hpp"
 #include "lockscope/perf_data.hpp"
@@ -59,8 +59,7 @@ AddressRange parse_range(const std::string& text) {
     throw Error("bad range \"" + text + "\" in --lock-text")
         .hint("give START-END in hex, e.g. the __lock_text_start and __lock_text_end addresses");
   }
-  AddressRange range{range_end(text.substr(0, dash), "--lock-text"),
-                     range_end(text.substr(dash + 1), "--lock-text")};
+  AddressRange range{range_end(text.substr(0, dash), "--lock-text"), range_end(text.substr(dash + 1), "--lock-text")};
   if (range.end <= range.start) throw Error("empty range \"" + text + "\" in --lock-text");
   return range;
 }
@@ -168,8 +167,9 @@ void run_contention(const ContentionCommandOptions& options) {
   reader->read(feed, perf::RecordOrder::time);
   if (visitor.begins() == 0) {
     // perf prints an empty table then; so do we, with a word on stderr about why.
-    std::fprintf(stderr, "warning: %s: no lock:contention_begin events (record with perf record "
-                         "-e lock:contention_begin,lock:contention_end -g)\n",
+    std::fprintf(stderr,
+                 "warning: %s: no lock:contention_begin events (record with perf record "
+                 "-e lock:contention_begin,lock:contention_end -g)\n",
                  display_name.empty() ? options.input.c_str() : display_name.c_str());
   }
 
@@ -190,21 +190,18 @@ void run_contention(const ContentionCommandOptions& options) {
 
 void add_contention_command(CLI::App& app) {
   auto options = std::make_shared<ContentionCommandOptions>();
-  CLI::App* command = app.add_subcommand(
-      "contention", "Lock contention wait statistics, as perf lock contention -i FILE prints them");
+  CLI::App* command =
+      app.add_subcommand("contention", "Lock contention wait statistics, as perf lock contention -i FILE prints them");
   add_input_option(command, options->input,
                    "perf.data with lock:contention_begin/end and -g, or - for a pipe-mode stream");
-  auto* kallsyms =
-      command->add_option("--kallsyms", options->kallsyms, "the recorded kernel's kallsyms");
+  auto* kallsyms = command->add_option("--kallsyms", options->kallsyms, "the recorded kernel's kallsyms");
   command->add_flag("--force-vmlinux", options->force_vmlinux,
                     "use --vmlinux even when its build-id is not the recording's kernel's");
-  command->add_option("--vmlinux", options->vmlinux, "the recorded kernel's vmlinux")
-      ->excludes(kallsyms);
+  command->add_option("--vmlinux", options->vmlinux, "the recorded kernel's vmlinux")->excludes(kallsyms);
   command->add_option("--format", options->format, "text (perf's table) or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  command->add_option("-k,--key", options->sort_key,
-                      "sort key: contended, wait_total, wait_max, wait_min, avg_wait")
+  command->add_option("-k,--key", options->sort_key, "sort key: contended, wait_total, wait_max, wait_min, avg_wait")
       ->capture_default_str();
   command->add_option("-E,--entries", options->entries, "print at most this many rows");
   command->add_option("--max-stack", options->max_stack, "frames per stack, as perf's --max-stack")

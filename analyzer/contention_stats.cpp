@@ -19,8 +19,7 @@ namespace {
 // that differ only above bit 31 (garbage user frames such as 0x7fe000000000 and 0) hash alike.
 constexpr uint64_t kGoldenRatio64 = 0x61C8864680B583EBull;
 uint32_t hash_long(uint64_t value, unsigned bits) {
-  return static_cast<uint32_t>(bits >= 64 ? value * kGoldenRatio64
-                                          : (value * kGoldenRatio64) >> (64 - bits));
+  return static_cast<uint32_t>(bits >= 64 ? value * kGoldenRatio64 : (value * kGoldenRatio64) >> (64 - bits));
 }
 // perf keeps lock_stats in a table of 1 << LOCKHASH_BITS buckets; its bucket order decides ties.
 constexpr unsigned kLockHashBits = 12;
@@ -29,8 +28,8 @@ constexpr unsigned kLockHashBits = 12;
 constexpr size_t kCallerNameMax = 127;
 
 // LCB_F_* of include/trace/events/lock.h.
-constexpr uint32_t kSpin = 1u << 0, kRead = 1u << 1, kWrite = 1u << 2, kRt = 1u << 3,
-                   kPercpu = 1u << 4, kMutex = 1u << 5;
+constexpr uint32_t kSpin = 1u << 0, kRead = 1u << 1, kWrite = 1u << 2, kRt = 1u << 3, kPercpu = 1u << 4,
+                   kMutex = 1u << 5;
 
 struct LockType {
   uint32_t flags;
@@ -56,11 +55,16 @@ constexpr std::array kLockTypes = {
 // perf reports wait_min of a row without waits as 0 (its ULLONG_MAX sentinel), also for sorting.
 uint64_t sort_value(const ContentionRow& row, SortKey key) {
   switch (key) {
-    case SortKey::contended: return row.contended;
-    case SortKey::wait_total: return row.total_wait_ns;
-    case SortKey::wait_max: return row.max_wait_ns;
-    case SortKey::wait_min: return row.min_wait_ns;
-    case SortKey::avg_wait: return row.avg_wait_ns;
+    case SortKey::contended:
+      return row.contended;
+    case SortKey::wait_total:
+      return row.total_wait_ns;
+    case SortKey::wait_max:
+      return row.max_wait_ns;
+    case SortKey::wait_min:
+      return row.min_wait_ns;
+    case SortKey::avg_wait:
+      return row.avg_wait_ns;
   }
   return 0;
 }
@@ -108,8 +112,7 @@ SortKey sort_key_from_name(std::string_view name) {
       .hint("use contended, wait_total, wait_max, wait_min or avg_wait");
 }
 
-ContentionStats::ContentionStats(CallerNamer& namer, ContentionOptions options)
-    : namer_(namer), options_(options) {}
+ContentionStats::ContentionStats(CallerNamer& namer, ContentionOptions options) : namer_(namer), options_(options) {}
 
 void ContentionStats::frames_of(const perf::Callchain& chain, std::vector<Frame>& out) const {
   out.clear();
@@ -188,7 +191,7 @@ void ContentionStats::end(const ContentionEvent& event) {
   auto found = entries_.find(key_of(event.frames));
   if (found == entries_.end()) return;
   auto waiting = waiting_since_.find(PairKey{event.tid, event.lock});
-  if (waiting == waiting_since_.end()) return;  // no begin pending: an orphan end
+  if (waiting == waiting_since_.end()) return;           // no begin pending: an orphan end
   const uint64_t waited = event.time - waiting->second;  // unsigned, like perf's u64
   spare_nodes_.push_back(waiting_since_.extract(waiting));
 
@@ -221,8 +224,7 @@ std::vector<ContentionRow> ContentionStats::rows() const {
   rows.reserve(order.size());
   for (const Ordered& item : order) {
     ContentionRow row = item.entry->row;
-    row.min_wait_ns =
-        item.entry->wait_min == std::numeric_limits<uint64_t>::max() ? 0 : item.entry->wait_min;
+    row.min_wait_ns = item.entry->wait_min == std::numeric_limits<uint64_t>::max() ? 0 : item.entry->wait_min;
     rows.push_back(std::move(row));
   }
   const SortKey key = options_.sort_key;
@@ -237,8 +239,7 @@ std::string format_wait_time(uint64_t ns) {
   for (const TimeUnit& unit : kTimeUnits) {
     if (static_cast<float>(ns) < unit.base) continue;
     const float value = static_cast<float>(ns) / unit.base;
-    snprintf(buffer, sizeof buffer, "%*.2f %s", kTimeWidth - 3, static_cast<double>(value),
-             unit.unit);
+    snprintf(buffer, sizeof buffer, "%*.2f %s", kTimeWidth - 3, static_cast<double>(value), unit.unit);
     return buffer;
   }
   snprintf(buffer, sizeof buffer, "%*" PRIu64 " %s", kTimeWidth - 3, ns, "ns");
@@ -253,9 +254,8 @@ size_t rows_to_print(size_t entries) {
 std::string format_table(const std::vector<ContentionRow>& rows, size_t entries) {
   std::string out;
   char buffer[256];
-  snprintf(buffer, sizeof buffer, "%*s %*s %*s %*s   %10s   %s\n\n", kCountWidth, "contended",
-           kTimeWidth, "total wait", kTimeWidth, "max wait", kTimeWidth, "avg wait", "type",
-           "caller");
+  snprintf(buffer, sizeof buffer, "%*s %*s %*s %*s   %10s   %s\n\n", kCountWidth, "contended", kTimeWidth, "total wait",
+           kTimeWidth, "max wait", kTimeWidth, "avg wait", "type", "caller");
   out += buffer;
   size_t printed = 0;
   for (const ContentionRow& row : rows) {
@@ -266,8 +266,7 @@ std::string format_table(const std::vector<ContentionRow>& rows, size_t entries)
       out += format_wait_time(ns);
       out += ' ';
     }
-    snprintf(buffer, sizeof buffer, "  %10.*s   ", static_cast<int>(row.type.size()),
-             row.type.data());
+    snprintf(buffer, sizeof buffer, "  %10.*s   ", static_cast<int>(row.type.size()), row.type.data());
     out += buffer;
     out += row.caller;
     out += '\n';

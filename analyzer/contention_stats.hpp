@@ -66,7 +66,7 @@ struct ContentionRow {
   uint64_t max_wait_ns = 0;
   uint64_t min_wait_ns = 0;  // 0 when no wait was measured (perf prints 0 for its ULLONG_MAX)
   uint64_t avg_wait_ns = 0;
-  uint64_t key = 0;          // the call-stack hash
+  uint64_t key = 0;  // the call-stack hash
 };
 
 // perf's names of the lock types by contention_begin flags ("spinlock", "rwsem:R", ...).
@@ -114,9 +114,7 @@ class ContentionStats {
     bool operator==(const PairKey&) const = default;
   };
   struct PairHash {
-    size_t operator()(const PairKey& pair) const {
-      return std::hash<uint64_t>()(pair.lock * 31 + pair.tid);
-    }
+    size_t operator()(const PairKey& pair) const { return std::hash<uint64_t>()(pair.lock * 31 + pair.tid); }
   };
 
   std::string caller_name(std::span<const Frame> frames);

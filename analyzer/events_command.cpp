@@ -13,10 +13,10 @@
 #include <unordered_map>
 
 #include "commands.hpp"
-#include "thread_names.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/lock_events.hpp"
 #include "lockscope/perf_data.hpp"
+#include "thread_names.hpp"
 
 namespace lockscope::cli {
 namespace {
@@ -125,8 +125,8 @@ uint64_t hex_digits_of(uint32_t value) {
 // without a loop: a per-digit loop mispredicted its exit on nearly every value and was most of
 // the hex time (addresses have 16 digits, flags 1 or 2).
 char* put_hex(char* at, uint64_t value) {
-  unsigned __int128 text = static_cast<unsigned __int128>(hex_digits_of(value)) << 64 |
-                           hex_digits_of(static_cast<uint32_t>(value >> 32));
+  unsigned __int128 text =
+      static_cast<unsigned __int128>(hex_digits_of(value)) << 64 | hex_digits_of(static_cast<uint32_t>(value >> 32));
   size_t digits = value == 0 ? 1 : static_cast<size_t>(67 - std::countl_zero(value)) / 4;
   text >>= 8 * (16 - digits);  // drop the leading zeros (the lowest bytes)
   at[0] = '0';
@@ -481,7 +481,7 @@ class EventsVisitor final : public perf::RecordVisitor {
   std::string_view last_comm_;
   bool last_comm_is_plain_ = false;
   static constexpr uint8_t kNotYetKnown = 2;
-  std::vector<uint8_t> event_name_plain_;  // by event index: 1 plain, 0 not, or kNotYetKnown
+  std::vector<uint8_t> event_name_plain_;   // by event index: 1 plain, 0 not, or kNotYetKnown
   std::vector<uint64_t> samples_by_event_;  // by event index
   uint64_t lock_events_ = 0;
   uint64_t other_samples_ = 0;
@@ -496,14 +496,12 @@ std::string join_counts(const std::map<std::string, uint64_t>& counts) {
   return out.empty() ? "none" : out;
 }
 
-void print_summary(const perf::PerfDataReader& reader, const EventsVisitor& visitor,
-                   double seconds) {
+void print_summary(const perf::PerfDataReader& reader, const EventsVisitor& visitor, double seconds) {
   const perf::ReadStats& stats = reader.stats();
   const perf::Metadata& metadata = reader.metadata();
   std::fprintf(stderr, "%s: %s mode, %zu events, kernel %s, host %s, read in %.3f s\n",
-               reader.path() == "-" ? "<stdin>" : reader.path().c_str(),
-               metadata.pipe_mode ? "pipe" : "file", metadata.events.size(),
-               metadata.os_release.empty() ? "?" : metadata.os_release.c_str(),
+               reader.path() == "-" ? "<stdin>" : reader.path().c_str(), metadata.pipe_mode ? "pipe" : "file",
+               metadata.events.size(), metadata.os_release.empty() ? "?" : metadata.os_release.c_str(),
                metadata.hostname.empty() ? "?" : metadata.hostname.c_str(), seconds);
   std::fprintf(stderr, "records by type: %s\n", join_counts(stats.records_by_type).c_str());
   std::fprintf(stderr, "samples by event: %s\n", join_counts(visitor.samples_by_event()).c_str());
@@ -513,8 +511,7 @@ void print_summary(const perf::PerfDataReader& reader, const EventsVisitor& visi
   std::fprintf(stderr,
                "lost events: %llu; lost samples: %llu; unknown records skipped: %llu; samples "
                "matching no event: %llu; out-of-order records: %llu\n",
-               static_cast<unsigned long long>(stats.lost_events),
-               static_cast<unsigned long long>(stats.lost_samples),
+               static_cast<unsigned long long>(stats.lost_events), static_cast<unsigned long long>(stats.lost_samples),
                static_cast<unsigned long long>(stats.unknown_records_skipped),
                static_cast<unsigned long long>(stats.samples_without_event),
                static_cast<unsigned long long>(stats.out_of_order_records));
@@ -525,8 +522,9 @@ void print_summary(const perf::PerfDataReader& reader, const EventsVisitor& visi
   }
   if (const LockEventDecoder* decoder = visitor.decoder()) {
     if (visitor.lock_events() == 0) {
-      std::fprintf(stderr, "warning: %s\n",
-                   explain_no_lock_events(decoder->events_summary(), visitor.lock_events() + visitor.other_samples()).c_str());
+      std::fprintf(
+          stderr, "warning: %s\n",
+          explain_no_lock_events(decoder->events_summary(), visitor.lock_events() + visitor.other_samples()).c_str());
     }
     if (decoder->short_payloads() > 0) {
       std::fprintf(stderr, "warning: %llu lock events had payloads too short for their fields\n",
@@ -557,7 +555,8 @@ void run_events(const EventsOptions& options) {
   if (options.output != "-") {
     file.reset(fopen(options.output.c_str(), "w"));
     if (!file) {
-      throw Error("cannot open the output for writing").file(options.output)
+      throw Error("cannot open the output for writing")
+          .file(options.output)
           .hint("check the directory exists and is writable");
     }
     out = file.get();
@@ -575,14 +574,12 @@ void run_events(const EventsOptions& options) {
 
 void add_events_command(CLI::App& app) {
   auto options = std::make_shared<EventsOptions>();
-  CLI::App* command = app.add_subcommand(
-      "events", "One row per lock event (CSV or JSON lines); a summary of the recording on stderr");
+  CLI::App* command =
+      app.add_subcommand("events", "One row per lock event (CSV or JSON lines); a summary of the recording on stderr");
   add_input_option(command, options->input, "perf.data recording, or - for a pipe-mode stream");
   std::vector<std::string> names;
   for (const auto& format : kOutputFormats) names.emplace_back(format.name);
-  command->add_option("--format", options->format, "Output format")
-      ->check(CLI::IsMember(names))
-      ->capture_default_str();
+  command->add_option("--format", options->format, "Output format")->check(CLI::IsMember(names))->capture_default_str();
   command->add_option("-o,--output", options->output, "Write rows here instead of stdout");
   command
       ->add_option("--order", options->order,

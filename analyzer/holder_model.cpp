@@ -57,7 +57,9 @@ constexpr size_t kProbeFlavours = 15;  // probes::Flavour values
 constexpr uint8_t context_bit(ExecContext context) {
   return static_cast<uint8_t>(1u << static_cast<unsigned>(context));
 }
-constexpr uint32_t access_bit(Access access) { return 1u << static_cast<unsigned>(access); }
+constexpr uint32_t access_bit(Access access) {
+  return 1u << static_cast<unsigned>(access);
+}
 
 uint64_t hash_frames(std::span<const uint64_t> frames) {
   uint64_t hash = 1469598103934665603ull;
@@ -96,12 +98,18 @@ std::string access_names(uint32_t mask) {
 
 Access access_from_kind(probes::LockKind kind) {
   switch (kind) {
-    case probes::LockKind::spinlock: return Access::spinlock;
-    case probes::LockKind::rwlock_read: return Access::rwlock_read;
-    case probes::LockKind::rwlock_write: return Access::rwlock_write;
-    case probes::LockKind::mutex: return Access::mutex;
-    case probes::LockKind::rwsem_read: return Access::rwsem_read;
-    case probes::LockKind::rwsem_write: return Access::rwsem_write;
+    case probes::LockKind::spinlock:
+      return Access::spinlock;
+    case probes::LockKind::rwlock_read:
+      return Access::rwlock_read;
+    case probes::LockKind::rwlock_write:
+      return Access::rwlock_write;
+    case probes::LockKind::mutex:
+      return Access::mutex;
+    case probes::LockKind::rwsem_read:
+      return Access::rwsem_read;
+    case probes::LockKind::rwsem_write:
+      return Access::rwsem_write;
   }
   return Access::unknown;
 }
@@ -113,7 +121,9 @@ Access access_from_contention_flags(uint32_t flags) {
   return Access::unknown;
 }
 
-uint32_t flavour_bit(probes::Flavour flavour) { return 1u << static_cast<unsigned>(flavour); }
+uint32_t flavour_bit(probes::Flavour flavour) {
+  return 1u << static_cast<unsigned>(flavour);
+}
 
 std::vector<std::string> flavour_names(uint32_t mask) {
   std::vector<std::string> names;
@@ -162,7 +172,9 @@ void HolderModel::on_lock_events_known(const LockEventDecoder& decoder, std::spa
   }
 }
 
-HolderModel::ThreadState& HolderModel::thread(uint32_t tid) { return threads_[tid]; }
+HolderModel::ThreadState& HolderModel::thread(uint32_t tid) {
+  return threads_[tid];
+}
 
 void HolderModel::on_comm(const perf::CommRecord& comm) {
   ++holder_epoch_;
@@ -203,8 +215,7 @@ uint32_t HolderModel::task_holder_for(const Acquisition& acquisition, ThreadStat
     holders_[state.cached_holder].saw_user_frames |= acquisition.user_frames;
     return state.cached_holder;
   }
-  int64_t id = options_.group_by == GroupBy::process ? acquisition.pid
-                                                     : static_cast<int64_t>(acquisition.tid);
+  int64_t id = options_.group_by == GroupBy::process ? acquisition.pid : static_cast<int64_t>(acquisition.tid);
   const ProcessState& process = processes_[acquisition.pid];
   std::string comm(comm_for_holder(acquisition.tid, acquisition.pid));
   std::string key = std::to_string(id) + "/" + std::to_string(process.generation) + "/" + comm;
@@ -277,8 +288,7 @@ void HolderModel::record(const Acquisition& acquisition) {
   if (acquisition.irqs_off) ++pair.irqs_off_at_entry;
 
   if (pair.stacks.size() < options_.stacks_per_pair) {
-    uint32_t id = acquisition.stack_id ? *acquisition.stack_id
-                                       : stacks_.intern(acquisition.kernel_frames);
+    uint32_t id = acquisition.stack_id ? *acquisition.stack_id : stacks_.intern(acquisition.kernel_frames);
     if (std::find(pair.stacks.begin(), pair.stacks.end(), id) == pair.stacks.end()) {
       pair.stacks.push_back(id);
     }
@@ -320,7 +330,9 @@ void HolderModel::settle_trylock(uint32_t tid, ThreadState& state, std::optional
   record(acquisition);
 }
 
-void HolderModel::on_sample(const perf::Sample&) { ++stats_.samples; }
+void HolderModel::on_sample(const perf::Sample&) {
+  ++stats_.samples;
+}
 
 void HolderModel::on_lock_event(const perf::Sample& sample, const LockEvent& event, const EventRole& role) {
   if (role.type == EventRole::Type::ignored) return;

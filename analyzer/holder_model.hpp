@@ -66,7 +66,7 @@ struct Holder {
   uint32_t generation = 0;  // a pid reused later in the recording is a new holder
   std::string comm;
   ExecContext pseudo_context = ExecContext::task;  // not task: [hardirq], [softirq], [nmi]
-  bool kernel_thread_by_fork = false;  // forked by kthreadd (pid 2)
+  bool kernel_thread_by_fork = false;              // forked by kthreadd (pid 2)
   bool saw_user_frames = false;
   bool is_pseudo() const { return pseudo_context != ExecContext::task; }
   bool is_idle() const { return pid == 0 && !is_pseudo(); }
@@ -90,11 +90,11 @@ struct HolderLock {
   uint64_t acquisitions = 0;
   uint32_t access_mask = 0;
   uint32_t flavour_mask = 0;
-  uint8_t context_mask = 0;       // bits of ExecContext
-  uint64_t irqs_off_at_entry = 0; // acquisitions whose probe saw irqs already off
+  uint8_t context_mask = 0;        // bits of ExecContext
+  uint64_t irqs_off_at_entry = 0;  // acquisitions whose probe saw irqs already off
   uint64_t trylock_failed = 0;
   uint64_t first_time = 0;
-  std::vector<uint32_t> stacks;   // interned stack ids, first one first, at most stacks_per_pair
+  std::vector<uint32_t> stacks;               // interned stack ids, first one first, at most stacks_per_pair
   std::vector<uint32_t> interrupted_holders;  // for pseudo-holders: tasks they interrupted
   uint64_t interrupted_more = 0;              // beyond kMaxInterruptedTasks
 };
@@ -117,8 +117,8 @@ struct ModelStats {
   uint64_t lock_events = 0;
   uint64_t acquisitions = 0;
   uint64_t releases = 0;
-  uint64_t trylock_results_without_entry = 0;  // return probe without its entry probe
-  uint64_t trylock_entries_without_result = 0; // counted as acquisitions, result unknown
+  uint64_t trylock_results_without_entry = 0;   // return probe without its entry probe
+  uint64_t trylock_entries_without_result = 0;  // counted as acquisitions, result unknown
   uint64_t outside_window = 0;
   uint64_t events_without_lock = 0;
   uint64_t first_time = 0, last_time = 0;

@@ -1,16 +1,18 @@
-#include "hex_number.hpp"
 #include "kernel_symbols.hpp"
+#include "hex_number.hpp"
 
-#include <cstdio>
 #include <sys/utsname.h>
 #include <unistd.h>
+#include <cstdio>
 
 #include "lockscope/error.hpp"
 
 namespace lockscope::cli {
 namespace {
 
-bool readable(const std::string& path) { return access(path.c_str(), R_OK) == 0; }
+bool readable(const std::string& path) {
+  return access(path.c_str(), R_OK) == 0;
+}
 
 int64_t parse_offset(const std::string& text) {
   if (auto offset = parse_signed_hex(text)) return *offset;
@@ -88,8 +90,9 @@ KernelSymbols open_kernel_symbols(const SymbolSourceOptions& options, const Kern
     } else if (kernel.runtime_text && out.symbols->text_address() != 0) {
       out.symbols->set_relocation(static_cast<int64_t>(*kernel.runtime_text - out.symbols->text_address()));
     } else {
-      out.notes.push_back("the recording has no kernel map with _text: assuming no KASLR "
-                          "(pass --kaslr-offset if the kernel was relocated)");
+      out.notes.push_back(
+          "the recording has no kernel map with _text: assuming no KASLR "
+          "(pass --kaslr-offset if the kernel was relocated)");
     }
     if (!out.symbols->check_build_id(kernel.build_id_hex)) {
       // Another kernel's vmlinux names every address wrongly and plausibly: refuse it.
@@ -122,7 +125,8 @@ KernelSymbols open_kernel_symbols(const SymbolSourceOptions& options, const Kern
         kallsyms = "/proc/kallsyms";
         out.symbols = std::move(running);
       } else {
-        out.notes.push_back("/proc/kallsyms is not used: " + mismatch + "; pass the recorded boot's --kallsyms or --vmlinux");
+        out.notes.push_back("/proc/kallsyms is not used: " + mismatch +
+                            "; pass the recorded boot's --kallsyms or --vmlinux");
       }
     }
     if (!out.symbols) {

@@ -19,7 +19,7 @@ struct SymbolSourceOptions {
   std::string recording;  // the perf.data path ("-" for a pipe: no side file)
   std::string vmlinux;
   std::string kallsyms;
-  std::string kaslr_offset;  // runtime _text minus the vmlinux's _text, hex
+  std::string kaslr_offset;    // runtime _text minus the vmlinux's _text, hex
   bool force_vmlinux = false;  // use a vmlinux whose build-id is not the recording's kernel's
 };
 
@@ -36,8 +36,8 @@ struct KernelSymbols {
   // With --vmlinux: the recording's kallsyms (--kallsyms or lockrec's FILE.kallsyms), for what
   // the vmlinux cannot name: modules loaded at run time, whose symbols only kallsyms lists.
   std::unique_ptr<symbolizer::Symbolizer> modules;
-  std::string source;                               // "vmlinux PATH", "kallsyms PATH", "none"
-  std::vector<std::string> notes;                   // warnings, one line each
+  std::string source;              // "vmlinux PATH", "kallsyms PATH", "none"
+  std::vector<std::string> notes;  // warnings, one line each
 };
 
 KernelSymbols open_kernel_symbols(const SymbolSourceOptions& options, const KernelFacts& kernel);

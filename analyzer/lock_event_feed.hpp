@@ -19,8 +19,15 @@ namespace lockscope {
 
 // What an event of the recording means to the analyses, resolved once per event.
 struct EventRole {
-  enum class Type : uint8_t { ignored, acquire, release, trylock_entry, trylock_return,
-                              contention_begin, contention_end };
+  enum class Type : uint8_t {
+    ignored,
+    acquire,
+    release,
+    trylock_entry,
+    trylock_return,
+    contention_begin,
+    contention_end
+  };
   Type type = Type::ignored;
   const probes::ProbeRow* row = nullptr;
 };
@@ -46,17 +53,30 @@ class LockEventFeed final : public perf::RecordVisitor {
 
   void on_metadata(const perf::Metadata& metadata) override;
   void on_sample(const perf::Sample& sample) override;
-  void on_comm(const perf::CommRecord& r) override { each([&](auto& c) { c.on_comm(r); }); }
-  void on_fork(const perf::TaskRecord& r) override { each([&](auto& c) { c.on_fork(r); }); }
-  void on_exit(const perf::TaskRecord& r) override { each([&](auto& c) { c.on_exit(r); }); }
-  void on_mmap(const perf::MmapRecord& r) override { each([&](auto& c) { c.on_mmap(r); }); }
-  void on_lost(const perf::LostRecord& r) override { each([&](auto& c) { c.on_lost(r); }); }
+  void on_comm(const perf::CommRecord& r) override {
+    each([&](auto& c) { c.on_comm(r); });
+  }
+  void on_fork(const perf::TaskRecord& r) override {
+    each([&](auto& c) { c.on_fork(r); });
+  }
+  void on_exit(const perf::TaskRecord& r) override {
+    each([&](auto& c) { c.on_exit(r); });
+  }
+  void on_mmap(const perf::MmapRecord& r) override {
+    each([&](auto& c) { c.on_mmap(r); });
+  }
+  void on_lost(const perf::LostRecord& r) override {
+    each([&](auto& c) { c.on_lost(r); });
+  }
   void on_lost_samples(uint64_t lost, const perf::SampleId& id) override {
     each([&](auto& c) { c.on_lost_samples(lost, id); });
   }
-  void on_throttle(const perf::ThrottleRecord& r) override { each([&](auto& c) { c.on_throttle(r); }); }
+  void on_throttle(const perf::ThrottleRecord& r) override {
+    each([&](auto& c) { c.on_throttle(r); });
+  }
   bool wants_more() const override {
-    return std::any_of(consumers_.begin(), consumers_.end(), [](const LockEventConsumer* c) { return c->wants_more(); });
+    return std::any_of(consumers_.begin(), consumers_.end(),
+                       [](const LockEventConsumer* c) { return c->wants_more(); });
   }
 
   const LockEventDecoder* decoder() const { return decoder_.get(); }

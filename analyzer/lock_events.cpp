@@ -86,14 +86,14 @@ std::string explain_no_lock_events(const LockEventDecoder::EventsSummary& events
   }
   std::string counted = std::to_string(samples) + " samples";
   if (events.formats_missing) {
-    return "the recording's " + counted + " cannot be read as lock events: it has no event formats "
+    return "the recording's " + counted +
+           " cannot be read as lock events: it has no event formats "
            "(the tracing data perf writes last is missing: perf was killed or the file cut short); "
            "record again and let perf finish (stop it with ^C, not SIGKILL, with room on the disk)";
   }
   std::string names;
   for (const auto& name : events.other_names) names += (names.empty() ? "" : ", ") + name;
-  return "the recording's " + counted + " are of events that are not lock events (" + names + ")" +
-         record_lock_events;
+  return "the recording's " + counted + " are of events that are not lock events (" + names + ")" + record_lock_events;
 }
 
 const LockEvent* LockEventDecoder::decode(const perf::Sample& sample) {
@@ -112,8 +112,7 @@ const LockEvent* LockEventDecoder::decode(const perf::Sample& sample) {
   }
   uint8_t flags = static_cast<uint8_t>(event.common_flags.read_unsigned(sample.raw).value_or(0));
   out.common_flags = flags;
-  out.preempt_count =
-      static_cast<uint8_t>(event.preempt_count.read_unsigned(sample.raw).value_or(0));
+  out.preempt_count = static_cast<uint8_t>(event.preempt_count.read_unsigned(sample.raw).value_or(0));
   out.context = context_from_flags(flags);
   out.irqs_off = (flags & trace_flags::kIrqsOff) != 0;
   return &out;

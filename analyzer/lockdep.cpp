@@ -64,12 +64,10 @@ struct IrqClass {
   FindingKind inconsistent, safe_to_unsafe;
 };
 constexpr std::array kIrqClasses = {
-    IrqClass{"HARDIRQ", ExecContext::hardirq, Usage::in_hardirq_w, Usage::in_hardirq_r,
-             Usage::hardirq_on_w, Usage::hardirq_on_r, FindingKind::irq_inconsistent,
-             FindingKind::irq_safe_to_unsafe},
-    IrqClass{"SOFTIRQ", ExecContext::softirq, Usage::in_softirq_w, Usage::in_softirq_r,
-             Usage::softirq_on_w, Usage::softirq_on_r, FindingKind::softirq_inconsistent,
-             FindingKind::softirq_safe_to_unsafe},
+    IrqClass{"HARDIRQ", ExecContext::hardirq, Usage::in_hardirq_w, Usage::in_hardirq_r, Usage::hardirq_on_w,
+             Usage::hardirq_on_r, FindingKind::irq_inconsistent, FindingKind::irq_safe_to_unsafe},
+    IrqClass{"SOFTIRQ", ExecContext::softirq, Usage::in_softirq_w, Usage::in_softirq_r, Usage::softirq_on_w,
+             Usage::softirq_on_r, FindingKind::softirq_inconsistent, FindingKind::softirq_safe_to_unsafe},
 };
 
 // Which (used in the interrupt, enabled) pairs deadlock, as lockdep's mark_lock_irq() checks them:
@@ -149,8 +147,7 @@ bool spins(Access access) {
 }
 
 bool is_read(Access access) {
-  return access == Access::rwlock_read || access == Access::rwsem_read ||
-         access == Access::percpu_rwsem_read;
+  return access == Access::rwlock_read || access == Access::rwsem_read || access == Access::percpu_rwsem_read;
 }
 
 // Where an acquisition's held locks live: a task's own stack, or per CPU the interrupt context
@@ -163,7 +160,9 @@ uint64_t context_key(const perf::Sample& sample, ExecContext context) {
 
 }  // namespace
 
-std::string_view usage_name(Usage usage) { return kUsageNames[static_cast<size_t>(usage)]; }
+std::string_view usage_name(Usage usage) {
+  return kUsageNames[static_cast<size_t>(usage)];
+}
 
 std::string_view kind_name(FindingKind kind) {
   for (const auto& entry : kKindNames) {
@@ -270,8 +269,7 @@ struct LockdepReplay::State {
   void mark_usage(uint32_t lock, const Acquisition& taken);
   void replay_acquire(ContextState& context, uint32_t lock, const Acquisition& taken);
   void push_held(ContextState& context, uint32_t lock, bool shared, bool recursive, const Acquisition& taken);
-  void add_edge(ContextState& context, const HeldLock& held, uint32_t to, bool recursive,
-                const Acquisition& taken);
+  void add_edge(ContextState& context, const HeldLock& held, uint32_t to, bool recursive, const Acquisition& taken);
   void end_hold(ContextState& context, size_t index, bool released);
   void end_holds_elsewhere(const ContextState& taker, uint32_t lock);
   void replay_release(ContextState& context, uint64_t address);
@@ -317,14 +315,17 @@ LockdepReplay::LockdepReplay(Options options)
 LockdepReplay::~LockdepReplay() = default;
 
 void LockdepReplay::on_lock_events_known(const LockEventDecoder&, std::span<const EventRole> roles) {
-  state_->has_release_events = std::any_of(roles.begin(), roles.end(), [](const EventRole& role) {
-    return role.type == EventRole::Type::release;
-  });
+  state_->has_release_events = std::any_of(roles.begin(), roles.end(),
+                                           [](const EventRole& role) { return role.type == EventRole::Type::release; });
 }
 
-void LockdepReplay::on_comm(const perf::CommRecord& comm) { state_->names.set(comm.tid, comm.comm); }
+void LockdepReplay::on_comm(const perf::CommRecord& comm) {
+  state_->names.set(comm.tid, comm.comm);
+}
 
-void LockdepReplay::on_fork(const perf::TaskRecord& task) { state_->names.fork(task.tid, task.ptid); }
+void LockdepReplay::on_fork(const perf::TaskRecord& task) {
+  state_->names.fork(task.tid, task.ptid);
+}
 
 namespace {
 
@@ -365,7 +366,9 @@ void LockdepReplay::State::end_hold(ContextState& context, size_t index, bool re
   remove_held(context, index, locks);
 }
 
-void LockdepReplay::on_lost(const perf::LostRecord&) { on_lost_samples(1, {}); }
+void LockdepReplay::on_lost(const perf::LostRecord&) {
+  on_lost_samples(1, {});
+}
 
 void LockdepReplay::on_lost_samples(uint64_t, const perf::SampleId&) {
   // Some acquisition or release is missing: what any context holds is no longer known.
@@ -458,10 +461,10 @@ void LockdepReplay::State::mark_usage(uint32_t lock, const Acquisition& taken) {
   // Hardirqs are enabled at the acquisition when the probe saw them on and the entry point does
   // not turn them off; softirqs are enabled when, as well, no softirq runs and bottom halves are
   // not disabled (by the caller, or by a _bh entry point).
-  bool hardirqs_on = taken.context != ExecContext::hardirq && !(taken.flags & trace_flags::kIrqsOff) &&
-                     !masking.disables_irqs;
-  bool softirqs_on = hardirqs_on && taken.context == ExecContext::task &&
-                     !(taken.flags & trace_flags::kBhOff) && !masking.disables_bh;
+  bool hardirqs_on =
+      taken.context != ExecContext::hardirq && !(taken.flags & trace_flags::kIrqsOff) && !masking.disables_irqs;
+  bool softirqs_on =
+      hardirqs_on && taken.context == ExecContext::task && !(taken.flags & trace_flags::kBhOff) && !masking.disables_bh;
   uint8_t marks = 0;
   for (const IrqClass& irq : kIrqClasses) {
     // A trylock in an interrupt never waits, so it makes no lock "used in" it (lockdep's rule).
@@ -477,13 +480,12 @@ void LockdepReplay::State::mark_usage(uint32_t lock, const Acquisition& taken) {
     if (state.usage_mask & (1u << bit)) continue;
     state.usage_mask |= static_cast<uint8_t>(1u << bit);
     state.first_usage[bit] = static_cast<uint32_t>(s.usages.size());
-    s.usages.push_back({s.stacks.intern(s.frames_of(taken)), taken.sample->time,
-                        s.holder_label(*taken.sample, taken.context)});
+    s.usages.push_back(
+        {s.stacks.intern(s.frames_of(taken)), taken.sample->time, s.holder_label(*taken.sample, taken.context)});
   }
 }
 
-void LockdepReplay::State::replay_acquire(ContextState& context, uint32_t lock,
-                                   const Acquisition& taken) {
+void LockdepReplay::State::replay_acquire(ContextState& context, uint32_t lock, const Acquisition& taken) {
   State& s = *this;
   bool shared = is_read(taken.access);
   if (!shared) s.end_holds_elsewhere(context, lock);
@@ -523,7 +525,7 @@ void LockdepReplay::State::replay_acquire(ContextState& context, uint32_t lock,
 }
 
 void LockdepReplay::State::push_held(ContextState& context, uint32_t lock, bool shared, bool recursive,
-                              const Acquisition& taken) {
+                                     const Acquisition& taken) {
   State& s = *this;
   if (context.held.size() >= options_.max_depth) {
     ++stats_.depth_overflows;
@@ -544,8 +546,8 @@ void LockdepReplay::State::push_held(ContextState& context, uint32_t lock, bool 
   ++s.locks[lock].held_entries;
 }
 
-void LockdepReplay::State::add_edge(ContextState& context, const HeldLock& held, uint32_t to,
-                             bool recursive, const Acquisition& taken) {
+void LockdepReplay::State::add_edge(ContextState& context, const HeldLock& held, uint32_t to, bool recursive,
+                                    const Acquisition& taken) {
   State& s = *this;
   uint8_t type = edge_type(held.shared, recursive);
   uint64_t key = uint64_t{held.lock} << 32 | to;
@@ -575,10 +577,9 @@ void LockdepReplay::State::add_edge(ContextState& context, const HeldLock& held,
     ++stats_.edges;
   }
   std::span<const uint64_t> held_frames(context.frames);
-  context.pending_edges.push_back({held.serial, index,
-                                   s.stacks.intern(held_frames.subspan(held.frames_start, held.frames_count)),
-                                   s.stacks.intern(taken.frames), taken.sample->time,
-                                   s.holder_label(*taken.sample, taken.context)});
+  context.pending_edges.push_back(
+      {held.serial, index, s.stacks.intern(held_frames.subspan(held.frames_start, held.frames_count)),
+       s.stacks.intern(taken.frames), taken.sample->time, s.holder_label(*taken.sample, taken.context)});
 }
 
 void LockdepReplay::State::replay_release(ContextState& context, uint64_t address) {
@@ -703,8 +704,8 @@ void LockdepReplay::State::find_inconsistencies(const model::HolderModel* holder
         }
         Finding finding;
         finding.kind = irq.inconsistent;
-        finding.title = "inconsistent {" + std::string(usage_name(first)) + "} -> {" +
-                        std::string(usage_name(second)) + "} usage";
+        finding.title =
+            "inconsistent {" + std::string(usage_name(first)) + "} -> {" + std::string(usage_name(second)) + "} usage";
         finding.locks.push_back(finding_lock(lock));
         finding.evidence.push_back(usage_evidence(lock, first));
         finding.evidence.push_back(usage_evidence(lock, second));
@@ -855,15 +856,21 @@ void LockdepReplay::State::find_safe_to_unsafe() {
         // Same pairs as the inconsistency: a writer in the interrupt against any enabled holder,
         // a reader in the interrupt against an enabled writer.
         std::optional<Usage> in, on;
-        if (safe_writer && (usage & usage_bit(irq.on_w))) { in = irq.in_w; on = irq.on_w; }
-        else if (safe_writer && (usage & usage_bit(irq.on_r))) { in = irq.in_w; on = irq.on_r; }
-        else if (safe_reader && (usage & usage_bit(irq.on_w))) { in = irq.in_r; on = irq.on_w; }
+        if (safe_writer && (usage & usage_bit(irq.on_w))) {
+          in = irq.in_w;
+          on = irq.on_w;
+        } else if (safe_writer && (usage & usage_bit(irq.on_r))) {
+          in = irq.in_w;
+          on = irq.on_r;
+        } else if (safe_reader && (usage & usage_bit(irq.on_w))) {
+          in = irq.in_r;
+          on = irq.on_w;
+        }
         if (!in) continue;
         if (!room_for(irq.safe_to_unsafe)) return;
         Finding finding;
         finding.kind = irq.safe_to_unsafe;
-        finding.title = std::string(irq.name) + "-safe -> " + std::string(irq.name) +
-                        "-unsafe lock order detected";
+        finding.title = std::string(irq.name) + "-safe -> " + std::string(irq.name) + "-unsafe lock order detected";
         finding.locks = {finding_lock(safe), finding_lock(unsafe)};
         finding.evidence.push_back(usage_evidence(safe, *in));
         finding.evidence.push_back(usage_evidence(unsafe, *on));
@@ -965,8 +972,9 @@ std::vector<std::string> LockdepReplay::notes() const {
   const State& s = *state_;
   std::vector<std::string> notes;
   if (!s.has_release_events) {
-    notes.push_back("no release probes in the recording: lock order was not checked (record with "
-                    "lockrec --release)");
+    notes.push_back(
+        "no release probes in the recording: lock order was not checked (record with "
+        "lockrec --release)");
     return notes;
   }
   auto note = [&](uint64_t count, const std::string& what) {
@@ -979,18 +987,21 @@ std::vector<std::string> LockdepReplay::notes() const {
        "trylocks had no result probe, so whether they took the lock is unknown: not replayed "
        "(record with lockrec --trylock-result)");
   note(stats_.reacquired_while_held, "acquisitions of a lock its context already held: a release was missed");
-  note(stats_.stale_spin_holds, "spinlocks seemed held for over a second: their release was missed, they were forgotten");
-  note(stats_.depth_overflows, "times a context held more than " + std::to_string(options_.max_depth) +
-                                   " locks: the oldest were forgotten");
+  note(stats_.stale_spin_holds,
+       "spinlocks seemed held for over a second: their release was missed, they were forgotten");
+  note(stats_.depth_overflows,
+       "times a context held more than " + std::to_string(options_.max_depth) + " locks: the oldest were forgotten");
   note(stats_.replay_resets, "times events were lost: the replay forgot what was held");
-  note(stats_.held_elsewhere_when_taken, "exclusive locks were taken while another context seemed to hold them: "
-                                        "those holds were stale and forgotten");
-  note(stats_.unconfirmed_edges, "lock orders were seen only from holds whose release was missed: left out of "
-                                 "the order checks");
-  note(stats_.edges_dropped, "lock-order edges beyond the first " + std::to_string(options_.max_edges) +
-                                 " were not kept");
-  note(stats_.findings_dropped, "findings beyond " + std::to_string(options_.max_findings_per_kind) +
-                                    " of a kind were left out");
+  note(stats_.held_elsewhere_when_taken,
+       "exclusive locks were taken while another context seemed to hold them: "
+       "those holds were stale and forgotten");
+  note(stats_.unconfirmed_edges,
+       "lock orders were seen only from holds whose release was missed: left out of "
+       "the order checks");
+  note(stats_.edges_dropped,
+       "lock-order edges beyond the first " + std::to_string(options_.max_edges) + " were not kept");
+  note(stats_.findings_dropped,
+       "findings beyond " + std::to_string(options_.max_findings_per_kind) + " of a kind were left out");
   if (stats_.cycle_search_truncated) notes.push_back("the search for lock-order cycles was cut short");
   return notes;
 }

@@ -37,7 +37,9 @@ enum class Usage : uint8_t {
 };
 constexpr size_t kUsageCount = 8;
 std::string_view usage_name(Usage usage);  // "IN-HARDIRQ-W", as lockdep prints it
-constexpr uint8_t usage_bit(Usage usage) { return static_cast<uint8_t>(1u << static_cast<unsigned>(usage)); }
+constexpr uint8_t usage_bit(Usage usage) {
+  return static_cast<uint8_t>(1u << static_cast<unsigned>(usage));
+}
 
 enum class FindingKind : uint8_t {
   irq_inconsistent,
@@ -53,14 +55,14 @@ std::string_view kind_name(FindingKind kind);  // "irq-inconsistent", as the JSO
 struct Evidence {
   enum class Type : uint8_t { usage, edge };
   Type type = Type::usage;
-  std::string usage;               // usage evidence: "IN-HARDIRQ-W"
-  uint64_t lock = 0;               // usage evidence: the lock; edge: the lock acquired
-  uint64_t held_lock = 0;          // edge: the lock that was held
-  std::string holder;              // the thread or interrupt context: "insmod[312]", "[hardirq] cpu 1 ..."
+  std::string usage;       // usage evidence: "IN-HARDIRQ-W"
+  uint64_t lock = 0;       // usage evidence: the lock; edge: the lock acquired
+  uint64_t held_lock = 0;  // edge: the lock that was held
+  std::string holder;      // the thread or interrupt context: "insmod[312]", "[hardirq] cpu 1 ..."
   uint64_t time_ns = 0;
-  uint64_t last_time_ns = 0;       // edge: when it was last seen
-  uint64_t count = 0;              // acquisitions with this usage, or times the edge was seen
-  std::vector<uint64_t> stack;     // first stack of the usage, or of the acquisition of `lock`
+  uint64_t last_time_ns = 0;         // edge: when it was last seen
+  uint64_t count = 0;                // acquisitions with this usage, or times the edge was seen
+  std::vector<uint64_t> stack;       // first stack of the usage, or of the acquisition of `lock`
   std::vector<uint64_t> held_stack;  // edge: the acquisition of `held_lock` that was held
 };
 
@@ -72,8 +74,8 @@ struct FindingLock {
 
 struct Finding {
   FindingKind kind = FindingKind::irq_inconsistent;
-  std::string title;                 // lockdep's words: "inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage"
-  std::vector<FindingLock> locks;    // inconsistency: the lock; cycle: in cycle order; safe, unsafe
+  std::string title;               // lockdep's words: "inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage"
+  std::vector<FindingLock> locks;  // inconsistency: the lock; cycle: in cycle order; safe, unsafe
   std::vector<Evidence> evidence;
   std::vector<std::string> holders;  // inconsistency: every holder of the lock (the sharing model's labels)
   // Why the finding may not be real, or "". A cycle whose edges were all first made at one pair of
@@ -84,9 +86,9 @@ struct Finding {
 };
 
 struct Options {
-  size_t max_depth = 48;              // held locks per context, lockdep's MAX_LOCK_DEPTH
-  size_t max_edges = size_t{1} << 20; // order edges kept; more are counted, not stored
-  size_t max_cycle_length = 8;        // locks in one reported cycle
+  size_t max_depth = 48;               // held locks per context, lockdep's MAX_LOCK_DEPTH
+  size_t max_edges = size_t{1} << 20;  // order edges kept; more are counted, not stored
+  size_t max_cycle_length = 8;         // locks in one reported cycle
   size_t max_findings_per_kind = 32;
   size_t cycle_search_steps = 1'000'000;  // DFS steps over all strong components
 };
@@ -94,17 +96,17 @@ struct Options {
 struct Stats {
   uint64_t acquisitions = 0;
   uint64_t releases = 0;
-  uint64_t unmatched_releases = 0;          // no acquisition of the lock seen in any context
-  uint64_t released_by_other_context = 0;   // held by another thread or context (hand-off, up_read by another task)
-  uint64_t recursive_reads = 0;             // a recursive read of a lock the context already read-holds
-  uint64_t reacquired_while_held = 0;       // taken again while held: the release was missed
-  uint64_t held_elsewhere_when_taken = 0;   // an exclusive lock taken while another context "held" it
-  uint64_t stale_spin_holds = 0;            // a spinlock "held" over a second: the release was missed
+  uint64_t unmatched_releases = 0;         // no acquisition of the lock seen in any context
+  uint64_t released_by_other_context = 0;  // held by another thread or context (hand-off, up_read by another task)
+  uint64_t recursive_reads = 0;            // a recursive read of a lock the context already read-holds
+  uint64_t reacquired_while_held = 0;      // taken again while held: the release was missed
+  uint64_t held_elsewhere_when_taken = 0;  // an exclusive lock taken while another context "held" it
+  uint64_t stale_spin_holds = 0;           // a spinlock "held" over a second: the release was missed
   uint64_t depth_overflows = 0;
-  uint64_t trylocks_without_result = 0;     // not replayed: taken or not is unknown
-  uint64_t replay_resets = 0;               // lost events: what was held is no longer known
+  uint64_t trylocks_without_result = 0;  // not replayed: taken or not is unknown
+  uint64_t replay_resets = 0;            // lost events: what was held is no longer known
   uint64_t edges = 0;
-  uint64_t unconfirmed_edges = 0;           // made only by stale holds: left out of the order graph
+  uint64_t unconfirmed_edges = 0;  // made only by stale holds: left out of the order graph
   uint64_t edges_dropped = 0;
   uint64_t findings_dropped = 0;
   bool cycle_search_truncated = false;

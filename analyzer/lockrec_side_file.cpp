@@ -76,8 +76,7 @@ class Field {
   std::vector<Field> elements(size_t max) const {
     require(Json::value_t::array, "array");
     if (value_.size() > max) {
-      fail(std::to_string(value_.size()) + " entries, more than the " + std::to_string(max) +
-           " lockrec could write");
+      fail(std::to_string(value_.size()) + " entries, more than the " + std::to_string(max) + " lockrec could write");
     }
     std::vector<Field> out;
     for (size_t i = 0; i < value_.size(); ++i) out.emplace_back(value_[i], where_ + "[" + std::to_string(i) + "]");
@@ -136,13 +135,11 @@ Json parse_bounded(std::string_view text) {
   size_t values = 0;
   auto guard = [&values](int depth, Json::parse_event_t event, Json&) {
     if (depth > kMaxDepth) {
-      throw Error("nested deeper than " + std::to_string(kMaxDepth) + " levels")
-          .hint(std::string(kMalformedHint));
+      throw Error("nested deeper than " + std::to_string(kMaxDepth) + " levels").hint(std::string(kMalformedHint));
     }
     bool closes = event == Json::parse_event_t::object_end || event == Json::parse_event_t::array_end;
     if (!closes && ++values > kMaxJsonValues) {
-      throw Error("more than " + std::to_string(kMaxJsonValues) + " JSON values")
-          .hint(std::string(kMalformedHint));
+      throw Error("more than " + std::to_string(kMaxJsonValues) + " JSON values").hint(std::string(kMalformedHint));
     }
     return true;
   };
@@ -161,8 +158,9 @@ std::string checked_build_id(const Field& field) {
   if (field.is_null()) return "";  // lockrec could not read /sys/kernel/notes
   const std::string& hex = field.name();
   // perf's BUILD_ID_SIZE is 20 bytes; lockrec writes lowercase hex, as perf buildid-list does.
-  bool valid = !hex.empty() && hex.size() <= 40 && hex.size() % 2 == 0 &&
-               std::all_of(hex.begin(), hex.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  bool valid =
+      !hex.empty() && hex.size() <= 40 && hex.size() % 2 == 0 &&
+      std::all_of(hex.begin(), hex.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
   if (!valid) field.fail("'" + hex + "' is not a build-id (up to 40 lowercase hex digits)");
   return hex;
 }
@@ -231,7 +229,9 @@ LockrecSideFile parse_fields(const Json& document, const std::string& path) {
 
 }  // namespace
 
-std::string lockrec_side_file_for(const std::string& recording) { return recording + ".lockrec.json"; }
+std::string lockrec_side_file_for(const std::string& recording) {
+  return recording + ".lockrec.json";
+}
 
 std::optional<LockrecSideFile> read_lockrec_side_file(const std::string& recording) {
   std::string path = lockrec_side_file_for(recording);
@@ -290,10 +290,12 @@ void check_same_kernel(const LockrecSideFile& side, std::string_view os_release,
 
 void check_same_recording(const LockrecSideFile& side, uint64_t recording_bytes) {
   if (!side.perf_data_bytes || *side.perf_data_bytes == recording_bytes) return;
-  throw Error("it was written for a recording of " + std::to_string(*side.perf_data_bytes) + " bytes, and the recording has " +
-              std::to_string(recording_bytes))
+  throw Error("it was written for a recording of " + std::to_string(*side.perf_data_bytes) +
+              " bytes, and the recording has " + std::to_string(recording_bytes))
       .file(side.path)
-      .hint("it belongs to another recording: remove it and its .kallsyms, or put that recording's own side files beside it");
+      .hint(
+          "it belongs to another recording: remove it and its .kallsyms, or put that recording's own side files beside "
+          "it");
 }
 
 std::string describe(const LockrecSideFile& side) {

@@ -53,8 +53,7 @@ LockrecSideFile parse_lockrec_side_file(std::string_view text, const std::string
 // Throws when the side file describes another kernel than the recording does: a side file left
 // over from another recording would lend the report a wrong build-id and probe list. Facts that
 // either side lacks (empty) are not compared.
-void check_same_kernel(const LockrecSideFile& side, std::string_view os_release,
-                       std::string_view build_id_hex);
+void check_same_kernel(const LockrecSideFile& side, std::string_view os_release, std::string_view build_id_hex);
 
 // Throws when the side file was written for a recording of another size: a side file left beside
 // a recording that perf (or a copy) rewrote since. A side file without the size is not checked.

@@ -1,14 +1,14 @@
 // perf.data reader: header, attrs, feature sections, records (file and pipe mode), zstd streams
 // and time ordering. Facts of the format: the kernel's tools/perf/Documentation/
 // perf.data-file-format.txt and include/uapi/linux/perf_event.h.
+#include <fcntl.h>
+#include <unistd.h>
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cerrno>
 #include <cstring>
 #include <deque>
-#include <cerrno>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include "byte_cursor.hpp"
 #include "lockscope/error.hpp"
@@ -18,8 +18,8 @@
 namespace lockscope::perf {
 namespace {
 
-constexpr uint64_t kMagic = 0x32454c4946524550ull;         // "PERFILE2"
-constexpr uint64_t kMagicSwapped = 0x50455246494c4532ull;  // written on the other endianness
+constexpr uint64_t kMagic = 0x32454c4946524550ull;          // "PERFILE2"
+constexpr uint64_t kMagicSwapped = 0x50455246494c4532ull;   // written on the other endianness
 constexpr uint64_t kMagicVersion1 = 0x454c494646524550ull;  // "PERFFILE"
 constexpr size_t kFileHeaderSize = 104;
 constexpr size_t kPipeHeaderSize = 16;
@@ -162,8 +162,8 @@ SampleLayout layout_for(const perf_event_attr& attr) {
   if (layout.sample_id_all) {
     // Trailer order: TID, TIME, ID, STREAM_ID, CPU, IDENTIFIER.
     uint32_t size = 0;
-    for (uint64_t bit : {PERF_SAMPLE_TID, PERF_SAMPLE_TIME, PERF_SAMPLE_ID, PERF_SAMPLE_STREAM_ID,
-                         PERF_SAMPLE_CPU, PERF_SAMPLE_IDENTIFIER}) {
+    for (uint64_t bit : {PERF_SAMPLE_TID, PERF_SAMPLE_TIME, PERF_SAMPLE_ID, PERF_SAMPLE_STREAM_ID, PERF_SAMPLE_CPU,
+                         PERF_SAMPLE_IDENTIFIER}) {
       if (type & bit) size += 8;
     }
     layout.trailer_size = size;
@@ -346,9 +346,8 @@ class Reader final : public PerfDataReader {
         warn_if_partial(*stream_);
       }
       if (decompressed_ && decompressed_->pending_bytes() > 0) {
-        stats_.damage.push_back("the compressed stream ends with " +
-                                  std::to_string(decompressed_->pending_bytes()) +
-                                  " bytes of a partial record; they were ignored");
+        stats_.damage.push_back("the compressed stream ends with " + std::to_string(decompressed_->pending_bytes()) +
+                                " bytes of a partial record; they were ignored");
       }
       flush_queue(UINT64_MAX);
       stats_.out_of_order_records = queue_.out_of_order();
@@ -380,22 +379,19 @@ class Reader final : public PerfDataReader {
     if (data_fd_ >= 0) ::close(data_fd_);
     data_fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (data_fd_ < 0) {
-      throw Error(std::string("cannot open the data section: ") + strerror(errno))
-          .at(metadata_.data_offset);
+      throw Error(std::string("cannot open the data section: ") + strerror(errno)).at(metadata_.data_offset);
     }
     if (lseek(data_fd_, static_cast<off_t>(metadata_.data_offset), SEEK_SET) < 0) {
-      throw Error(std::string("cannot seek to the data section: ") + strerror(errno))
-          .at(metadata_.data_offset);
+      throw Error(std::string("cannot seek to the data section: ") + strerror(errno)).at(metadata_.data_offset);
     }
-    data_section_ = std::make_unique<StreamRecordSource>(data_fd_, metadata_.data_offset,
-                                                         metadata_.data_size);
+    data_section_ = std::make_unique<StreamRecordSource>(data_fd_, metadata_.data_offset, metadata_.data_size);
     StreamRecordSource& source = *data_section_;
     queue_.use_window(&source);
     read_all(source);
     // A pipe-mode stream saved to a file, or a header that says 0 (perf was killed), has no
     // trustworthy end: a cut-off last record is expected there. Elsewhere it is corruption.
-    if (source.stopped_at_partial_record() && !metadata_.data_size_was_zero &&
-        !metadata_.data_cut_short && !pipe_file_) {
+    if (source.stopped_at_partial_record() && !metadata_.data_size_was_zero && !metadata_.data_cut_short &&
+        !pipe_file_) {
       throw Error("a record runs past the end of the data section")
           .at(source.partial_record_offset())
           .hint("the file is corrupt or truncated");
@@ -407,8 +403,8 @@ class Reader final : public PerfDataReader {
   void warn_if_partial(const Source& source) {
     if (source.stopped_at_partial_record()) {
       stats_.damage.push_back("the data ends with a partial record at offset " +
-                                std::to_string(source.partial_record_offset()) +
-                                " (perf was stopped mid-write); it was ignored");
+                              std::to_string(source.partial_record_offset()) +
+                              " (perf was stopped mid-write); it was ignored");
     }
   }
   const std::string& path() const override { return path_; }
@@ -424,7 +420,8 @@ class Reader final : public PerfDataReader {
   void check_magic(uint64_t magic, uint64_t offset) {
     if (magic == kMagic) return;
     if (magic == kMagicSwapped) {
-      throw Error("this perf.data was written on a machine of the other byte order").at(offset)
+      throw Error("this perf.data was written on a machine of the other byte order")
+          .at(offset)
           .hint("run `perf script` on a machine of that byte order, or re-record here");
     }
     if (magic == kMagicVersion1) {
@@ -432,8 +429,7 @@ class Reader final : public PerfDataReader {
           .at(offset)
           .hint("re-record with a current perf");
     }
-    throw Error("not a perf.data file (no PERFILE2 magic)").at(offset)
-        .hint("give the output of `perf record`");
+    throw Error("not a perf.data file (no PERFILE2 magic)").at(offset).hint("give the output of `perf record`");
   }
 
   void open_file() {
@@ -450,8 +446,10 @@ class Reader final : public PerfDataReader {
       return;
     }
     if (header_size != kFileHeaderSize) {
-      throw Error("header size " + std::to_string(header_size) + ", expected 104 (file mode) or " +
-                  "16 (pipe mode)").at(8).in("file header").hint("the file is corrupt");
+      throw Error("header size " + std::to_string(header_size) + ", expected 104 (file mode) or " + "16 (pipe mode)")
+          .at(8)
+          .in("file header")
+          .hint("the file is corrupt");
     }
     header.require(kFileHeaderSize - 16, "the file header");
     uint64_t attr_size = header.u64();
@@ -463,9 +461,11 @@ class Reader final : public PerfDataReader {
 
     check_section(all, attrs_offset, attrs_size, "attrs section", 24);
     if (data_offset > all.size()) {
-      throw Error("data section starts at " + std::to_string(data_offset) +
-                  ", past the end of the file (" + std::to_string(all.size()) + " bytes)")
-          .at(40).in("file header").hint("the file is truncated");
+      throw Error("data section starts at " + std::to_string(data_offset) + ", past the end of the file (" +
+                  std::to_string(all.size()) + " bytes)")
+          .at(40)
+          .in("file header")
+          .hint("the file is truncated");
     }
     metadata_.data_offset = data_offset;
     if (data_size == 0) {
@@ -480,12 +480,12 @@ class Reader final : public PerfDataReader {
       // and perf script reads them too. The feature sections that followed them are gone.
       metadata_.data_cut_short = true;
       metadata_.data_size = all.size() - data_offset;
-      stats_.damage.push_back(
-          "the file ends at byte " + std::to_string(all.size()) + ", " +
-          std::to_string(data_size - metadata_.data_size) + " bytes before the end of its data section [" +
-          std::to_string(data_offset) + ", +" + std::to_string(data_size) +
-          "): the records up to the cut were read; the rest and the feature sections (event names, "
-          "tracing data, build-ids) are lost");
+      stats_.damage.push_back("the file ends at byte " + std::to_string(all.size()) + ", " +
+                              std::to_string(data_size - metadata_.data_size) +
+                              " bytes before the end of its data section [" + std::to_string(data_offset) + ", +" +
+                              std::to_string(data_size) +
+                              "): the records up to the cut were read; the rest and the feature sections (event names, "
+                              "tracing data, build-ids) are lost");
     } else {
       metadata_.data_size = data_size;
     }
@@ -509,13 +509,13 @@ class Reader final : public PerfDataReader {
     pipe_file_ = true;
   }
 
-  void check_section(Bytes all, uint64_t offset, uint64_t size, std::string_view what,
-                     uint64_t where) {
+  void check_section(Bytes all, uint64_t offset, uint64_t size, std::string_view what, uint64_t where) {
     if (offset > all.size() || size > all.size() - offset) {
-      throw Error(std::string(what) + " [" + std::to_string(offset) + ", +" +
-                  std::to_string(size) + ") lies outside the file (" +
-                  std::to_string(all.size()) + " bytes)")
-          .at(where).in("file header").hint("the file is truncated or corrupt");
+      throw Error(std::string(what) + " [" + std::to_string(offset) + ", +" + std::to_string(size) +
+                  ") lies outside the file (" + std::to_string(all.size()) + " bytes)")
+          .at(where)
+          .in("file header")
+          .hint("the file is truncated or corrupt");
     }
   }
 
@@ -524,12 +524,16 @@ class Reader final : public PerfDataReader {
     if (attr_size < kAttrSizeVer0 + 16 || attr_size > 4096) {
       throw Error("attr entry size " + std::to_string(attr_size) + " is implausible (expected " +
                   "64 to 4096 bytes plus 16 for the ids section)")
-          .at(16).in("file header").hint("the file is corrupt");
+          .at(16)
+          .in("file header")
+          .hint("the file is corrupt");
     }
     if (size % attr_size != 0) {
-      throw Error("attrs section size " + std::to_string(size) +
-                  " is not a multiple of the attr entry size " + std::to_string(attr_size))
-          .at(32).in("file header").hint("the file is corrupt");
+      throw Error("attrs section size " + std::to_string(size) + " is not a multiple of the attr entry size " +
+                  std::to_string(attr_size))
+          .at(32)
+          .in("file header")
+          .hint("the file is corrupt");
     }
     for (uint64_t entry = offset; entry < offset + size; entry += attr_size) {
       Bytes bytes = all.subspan(entry, attr_size);
@@ -538,7 +542,9 @@ class Reader final : public PerfDataReader {
       if (declared < kAttrSizeVer0 || declared > attr_bytes) {
         throw Error("attr.size " + std::to_string(declared) + " does not fit the attr entry of " +
                     std::to_string(attr_bytes) + " bytes")
-            .at(entry + 4).in("attrs section").hint("the file is corrupt");
+            .at(entry + 4)
+            .in("attrs section")
+            .hint("the file is corrupt");
       }
       EventDesc event;
       event.attr = attr_from_bytes(bytes.first(declared));
@@ -548,7 +554,9 @@ class Reader final : public PerfDataReader {
       check_section(all, ids_offset, ids_size, "attr ids", entry + attr_bytes);
       if (ids_size % 8 != 0) {
         throw Error("attr ids size " + std::to_string(ids_size) + " is not a multiple of 8")
-            .at(entry + attr_bytes + 8).in("attrs section").hint("the file is corrupt");
+            .at(entry + attr_bytes + 8)
+            .in("attrs section")
+            .hint("the file is corrupt");
       }
       for (uint64_t i = 0; i < ids_size / 8; ++i) {
         event.ids.push_back(load<uint64_t>(all.data() + ids_offset + i * 8));
@@ -563,9 +571,8 @@ class Reader final : public PerfDataReader {
     for (uint64_t word : bits) count += static_cast<uint64_t>(std::popcount(word));
     Bytes after_data = all.subspan(std::min<uint64_t>(table_offset, all.size()));
     if (count > after_data.size() / 16) {
-      stats_.damage.push_back("the file ends at byte " + std::to_string(all.size()) +
-                              ", inside the table of its " + std::to_string(count) +
-                              " feature sections at " + std::to_string(table_offset) +
+      stats_.damage.push_back("the file ends at byte " + std::to_string(all.size()) + ", inside the table of its " +
+                              std::to_string(count) + " feature sections at " + std::to_string(table_offset) +
                               ": no feature section was read (event names, tracing data, "
                               "build-ids are lost); the data section is whole");
       return;
@@ -576,10 +583,9 @@ class Reader final : public PerfDataReader {
       uint64_t offset = table.u64(), size = table.u64();
       // Sections lie after the table, in feature order: a file cut short loses the last ones.
       if (offset > all.size() || size > all.size() - offset) {
-        stats_.damage.push_back("feature section " + feature_name(feature) + " [" +
-                                std::to_string(offset) + ", +" + std::to_string(size) +
-                                ") runs past the end of the file (" + std::to_string(all.size()) +
-                                " bytes): skipped");
+        stats_.damage.push_back("feature section " + feature_name(feature) + " [" + std::to_string(offset) + ", +" +
+                                std::to_string(size) + ") runs past the end of the file (" +
+                                std::to_string(all.size()) + " bytes): skipped");
         continue;
       }
       parse_feature(feature, all.subspan(offset, size), offset);
@@ -589,13 +595,11 @@ class Reader final : public PerfDataReader {
   static std::string feature_name(uint64_t feature) {
     // perf's HEADER_* numbering (tools/perf/util/header.h), for messages only.
     static constexpr std::array<std::string_view, 33> kNames = {
-        "RESERVED",     "TRACING_DATA", "BUILD_ID",       "HOSTNAME",      "OSRELEASE",
-        "VERSION",      "ARCH",         "NRCPUS",         "CPUDESC",       "CPUID",
-        "TOTAL_MEM",    "CMDLINE",      "EVENT_DESC",     "CPU_TOPOLOGY",  "NUMA_TOPOLOGY",
-        "BRANCH_STACK", "PMU_MAPPINGS", "GROUP_DESC",     "AUXTRACE",      "STAT",
-        "CACHE",        "SAMPLE_TIME",  "MEM_TOPOLOGY",   "CLOCKID",       "DIR_FORMAT",
-        "BPF_PROG_INFO", "BPF_BTF",     "COMPRESSED",     "CPU_PMU_CAPS",  "CLOCK_DATA",
-        "HYBRID_TOPOLOGY", "PMU_CAPS",  "LAST_FEATURE"};
+        "RESERVED",      "TRACING_DATA", "BUILD_ID",        "HOSTNAME",   "OSRELEASE",     "VERSION",    "ARCH",
+        "NRCPUS",        "CPUDESC",      "CPUID",           "TOTAL_MEM",  "CMDLINE",       "EVENT_DESC", "CPU_TOPOLOGY",
+        "NUMA_TOPOLOGY", "BRANCH_STACK", "PMU_MAPPINGS",    "GROUP_DESC", "AUXTRACE",      "STAT",       "CACHE",
+        "SAMPLE_TIME",   "MEM_TOPOLOGY", "CLOCKID",         "DIR_FORMAT", "BPF_PROG_INFO", "BPF_BTF",    "COMPRESSED",
+        "CPU_PMU_CAPS",  "CLOCK_DATA",   "HYBRID_TOPOLOGY", "PMU_CAPS",   "LAST_FEATURE"};
     if (feature < kNames.size() - 1) return std::string(kNames[feature]);
     return std::to_string(feature);
   }
@@ -653,7 +657,10 @@ class Reader final : public PerfDataReader {
       constexpr uint32_t kFixed = 8 + 4 + 24;
       if (header.size < kFixed) {
         throw Error("build-id entry of " + std::to_string(header.size) + " bytes, smaller than " +
-                    "its fixed part (36)").at(entry_offset).in("BUILD_ID").hint("the file is corrupt");
+                    "its fixed part (36)")
+            .at(entry_offset)
+            .in("BUILD_ID")
+            .hint("the file is corrupt");
       }
       cursor.require(header.size - 8, "a build-id entry");
       BuildIdEntry entry;
@@ -720,15 +727,18 @@ class Reader final : public PerfDataReader {
     if (first.id_offset_in_sample < 0 || event.layout.id_offset_in_sample != first.id_offset_in_sample) {
       throw Error("the events' sample_type values do not let a sample be matched to its event " +
                   std::string("(expected ID or IDENTIFIER at one position in every event's samples)"))
-          .at(attrs_offset_).in("attrs").hint("record with `perf record` (it adds PERF_SAMPLE_IDENTIFIER)");
+          .at(attrs_offset_)
+          .in("attrs")
+          .hint("record with `perf record` (it adds PERF_SAMPLE_IDENTIFIER)");
     }
     sample_id_offset_ = first.id_offset_in_sample;
     // perf itself refuses recordings whose events disagree on the sample_id_all trailer.
-    if (event.layout.sample_id_all != first.sample_id_all ||
-        event.layout.trailer_size != first.trailer_size ||
+    if (event.layout.sample_id_all != first.sample_id_all || event.layout.trailer_size != first.trailer_size ||
         event.layout.id_offset_from_end != first.id_offset_from_end) {
       throw Error("the events disagree on the sample_id_all trailer layout (expected one layout for all)")
-          .at(attrs_offset_).in("attrs").hint("the recording mixes incompatible events");
+          .at(attrs_offset_)
+          .in("attrs")
+          .hint("the recording mixes incompatible events");
     }
   }
 
@@ -747,8 +757,7 @@ class Reader final : public PerfDataReader {
     id_to_event_.erase(id_to_event_.begin(), last_of_each.base());
     // perf numbers ids from a small counter: when they span little, index a table by id.
     events_by_dense_id_.clear();
-    if (!id_to_event_.empty() &&
-        id_to_event_.back().id - id_to_event_.front().id < kMaxDenseIdSpan) {
+    if (!id_to_event_.empty() && id_to_event_.back().id - id_to_event_.front().id < kMaxDenseIdSpan) {
       dense_first_id_ = id_to_event_.front().id;
       events_by_dense_id_.assign(id_to_event_.back().id - dense_first_id_ + 1, kNoEvent);
       for (const IdEvent& entry : id_to_event_) {
@@ -766,8 +775,9 @@ class Reader final : public PerfDataReader {
     check_magic(load<uint64_t>(header.data()), 0);
     uint64_t size = load<uint64_t>(header.data() + 8);
     if (size != kPipeHeaderSize) {
-      throw Error("header size " + std::to_string(size) + " on standard input, expected 16 " +
-                  "(pipe mode)").at(8).hint("pipe the output of `perf record -o -`, or pass the file name");
+      throw Error("header size " + std::to_string(size) + " on standard input, expected 16 " + "(pipe mode)")
+          .at(8)
+          .hint("pipe the output of `perf record -o -`, or pass the file name");
     }
     metadata_.data_offset = kPipeHeaderSize;
   }
@@ -784,9 +794,7 @@ class Reader final : public PerfDataReader {
   void read_all(Source& source) {
     RawRecord record;
     while (visitor_->wants_more() && source.next(record)) {
-      handle_record(record, [&](uint64_t size, uint64_t offset) {
-        return source.take_trailing_payload(size, offset);
-      });
+      handle_record(record, [&](uint64_t size, uint64_t offset) { return source.take_trailing_payload(size, offset); });
     }
   }
 
@@ -864,8 +872,7 @@ class Reader final : public PerfDataReader {
   }
 
   void handle_compressed(const RawRecord& record) {
-    ByteCursor cursor(record.bytes.subspan(8), record.file_offset + 8,
-                      record_context(record.header.type));
+    ByteCursor cursor(record.bytes.subspan(8), record.file_offset + 8, record_context(record.header.type));
     Bytes payload;
     if (record.header.type == kCompressed2) {
       uint64_t data_size = cursor.u64();
@@ -881,11 +888,15 @@ class Reader final : public PerfDataReader {
       // Its payload would point into the buffer that feeding it rewrites. perf never nests them.
       if (inner.header.type == kCompressed || inner.header.type == kCompressed2) {
         throw Error("a compressed record inside the compressed stream")
-            .at(inner.file_offset).in("PERF_RECORD_COMPRESSED").hint("the file is corrupt");
+            .at(inner.file_offset)
+            .in("PERF_RECORD_COMPRESSED")
+            .hint("the file is corrupt");
       }
       handle_record(inner, [&](uint64_t, uint64_t offset) -> Bytes {
         throw Error("a record inside a compressed stream claims a trailing payload")
-            .at(offset).in("PERF_RECORD_COMPRESSED").hint("the file is corrupt");
+            .at(offset)
+            .in("PERF_RECORD_COMPRESSED")
+            .hint("the file is corrupt");
       });
     }
   }
@@ -946,8 +957,9 @@ class Reader final : public PerfDataReader {
     if (sample_id_offset_ < 0) return nullptr;
     uint64_t offset = 8 + static_cast<uint64_t>(sample_id_offset_);
     if (offset + 8 > record.bytes.size()) {
-      throw Error("the sample is too short (" + std::to_string(record.bytes.size()) +
-                  " bytes) to hold its event id").at(record.file_offset).in("PERF_RECORD_SAMPLE")
+      throw Error("the sample is too short (" + std::to_string(record.bytes.size()) + " bytes) to hold its event id")
+          .at(record.file_offset)
+          .in("PERF_RECORD_SAMPLE")
           .hint("the file is corrupt");
     }
     return event_for_id(load<uint64_t>(record.bytes.data() + offset));
@@ -962,8 +974,7 @@ class Reader final : public PerfDataReader {
     }
     auto found = std::lower_bound(id_to_event_.begin(), id_to_event_.end(), id,
                                   [](const IdEvent& entry, uint64_t key) { return entry.id < key; });
-    return found == id_to_event_.end() || found->id != id ? nullptr
-                                                          : &metadata_.events[found->event];
+    return found == id_to_event_.end() || found->id != id ? nullptr : &metadata_.events[found->event];
   }
 
   // Parses the sample_id_all trailer from the end; returns the body without it.
@@ -974,7 +985,8 @@ class Reader final : public PerfDataReader {
     if (size > body.size()) {
       throw Error("the record (" + std::to_string(record.header.size) + " bytes) is too short " +
                   "for its sample_id_all trailer of " + std::to_string(size) + " bytes")
-          .at(record.file_offset).in(std::string(record_context(record.header.type)))
+          .at(record.file_offset)
+          .in(std::string(record_context(record.header.type)))
           .hint("the file is corrupt");
     }
     const std::byte* p = body.data() + body.size() - size;
@@ -984,11 +996,23 @@ class Reader final : public PerfDataReader {
       id.tid = load<uint32_t>(p + 4);
       p += 8;
     }
-    if (type & PERF_SAMPLE_TIME) { id.time = load<uint64_t>(p); p += 8; }
-    if (type & PERF_SAMPLE_ID) { id.id = load<uint64_t>(p); p += 8; }
+    if (type & PERF_SAMPLE_TIME) {
+      id.time = load<uint64_t>(p);
+      p += 8;
+    }
+    if (type & PERF_SAMPLE_ID) {
+      id.id = load<uint64_t>(p);
+      p += 8;
+    }
     if (type & PERF_SAMPLE_STREAM_ID) p += 8;
-    if (type & PERF_SAMPLE_CPU) { id.cpu = load<uint32_t>(p); p += 8; }
-    if (type & PERF_SAMPLE_IDENTIFIER) { id.id = load<uint64_t>(p); p += 8; }
+    if (type & PERF_SAMPLE_CPU) {
+      id.cpu = load<uint32_t>(p);
+      p += 8;
+    }
+    if (type & PERF_SAMPLE_IDENTIFIER) {
+      id.id = load<uint64_t>(p);
+      p += 8;
+    }
     id.present = true;
     return body.first(body.size() - size);
   }
@@ -1167,8 +1191,7 @@ class Reader final : public PerfDataReader {
       if (size != 0) cursor.u64();  // dyn_size
     }
     for (uint64_t bit : {static_cast<uint64_t>(PERF_SAMPLE_WEIGHT) | PERF_SAMPLE_WEIGHT_STRUCT,
-                         static_cast<uint64_t>(PERF_SAMPLE_DATA_SRC),
-                         static_cast<uint64_t>(PERF_SAMPLE_TRANSACTION)}) {
+                         static_cast<uint64_t>(PERF_SAMPLE_DATA_SRC), static_cast<uint64_t>(PERF_SAMPLE_TRANSACTION)}) {
       if (type & bit) cursor.u64();
     }
     if (type & PERF_SAMPLE_REGS_INTR) {
@@ -1176,8 +1199,8 @@ class Reader final : public PerfDataReader {
         cursor.skip(8ull * static_cast<uint64_t>(std::popcount(layout.regs_intr_mask)), "intr regs");
       }
     }
-    for (uint64_t bit : {PERF_SAMPLE_PHYS_ADDR, PERF_SAMPLE_CGROUP, PERF_SAMPLE_DATA_PAGE_SIZE,
-                         PERF_SAMPLE_CODE_PAGE_SIZE}) {
+    for (uint64_t bit :
+         {PERF_SAMPLE_PHYS_ADDR, PERF_SAMPLE_CGROUP, PERF_SAMPLE_DATA_PAGE_SIZE, PERF_SAMPLE_CODE_PAGE_SIZE}) {
       if (type & bit) cursor.u64();
     }
     if (type & PERF_SAMPLE_AUX) {

@@ -1,13 +1,13 @@
 #include "record_sources.hpp"
 
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "lockscope/error.hpp"
 
@@ -97,8 +97,7 @@ bool StreamRecordSource::fill(size_t size) {
       // Grow with the bytes that actually arrive, never to a claimed size up front: a pipe that
       // promises a 4 GiB payload and ends early costs no more memory than it sent. (The buffer is
       // full and short of the record, so read_pos_ + size exceeds its capacity.)
-      buffer_.grow(std::min(read_pos_ + size, std::max(buffer_.capacity() * 2, kLargestRecord)),
-                   end_pos_);
+      buffer_.grow(std::min(read_pos_ + size, std::max(buffer_.capacity() * 2, kLargestRecord)), end_pos_);
     }
     size_t want = static_cast<size_t>(std::min<uint64_t>(buffer_.capacity() - end_pos_, unread_limit_));
     if (want == 0) {
@@ -108,8 +107,7 @@ bool StreamRecordSource::fill(size_t size) {
     ssize_t got = ::read(fd_, buffer_.data() + end_pos_, want);
     if (got < 0) {
       if (errno == EINTR) continue;
-      throw Error(std::string("read failed: ") + strerror(errno))
-          .at(buffer_start_offset() + end_pos_);
+      throw Error(std::string("read failed: ") + strerror(errno)).at(buffer_start_offset() + end_pos_);
     }
     if (got == 0) eof_ = true;
     end_pos_ += static_cast<size_t>(got);
@@ -120,8 +118,8 @@ bool StreamRecordSource::fill(size_t size) {
 
 Bytes StreamRecordSource::read_exact(size_t size, std::string_view what) {
   if (!fill(size)) {
-    throw Error("the stream ends after " + std::to_string(end_pos_ - read_pos_) +
-                " bytes, expected " + std::to_string(size) + " for " + std::string(what))
+    throw Error("the stream ends after " + std::to_string(end_pos_ - read_pos_) + " bytes, expected " +
+                std::to_string(size) + " for " + std::string(what))
         .at(stream_offset_)
         .hint("is this the output of `perf record -o -`?");
   }
@@ -139,8 +137,8 @@ bool StreamRecordSource::next(RawRecord& out) {
   }
   std::memcpy(&out.header, buffer_.data() + read_pos_, sizeof out.header);
   if (out.header.size < sizeof(perf_event_header)) {
-    throw Error("record size " + std::to_string(out.header.size) +
-                " is smaller than its header (type " + std::to_string(out.header.type) + ")")
+    throw Error("record size " + std::to_string(out.header.size) + " is smaller than its header (type " +
+                std::to_string(out.header.type) + ")")
         .at(stream_offset_)
         .hint("the stream is corrupt");
   }
@@ -194,8 +192,7 @@ ZSTD_DCtx* take_context() {
 // The buffer starts with room for one largest record and a half and doubles when a payload decodes
 // to more (once or twice per recording). Starting under 128 KiB matters to the fuzzer: ASan maps
 // and unmaps every larger block, and the TLB shootdown of that unmap made a third of each run.
-DecompressedRecordSource::DecompressedRecordSource()
-    : context_(take_context()), buffer_(96 << 10) {
+DecompressedRecordSource::DecompressedRecordSource() : context_(take_context()), buffer_(96 << 10) {
   if (context_ == nullptr) throw Error("cannot allocate a zstd decompression context");
 }
 
@@ -227,8 +224,7 @@ uint64_t DecompressedRecordSource::feed(Bytes compressed, uint64_t record_offset
     ZSTD_outBuffer output{buffer_.data() + end_pos_, buffer_.capacity() - end_pos_, 0};
     size_t result = ZSTD_decompressStream(context_, &output, &input);
     if (ZSTD_isError(result)) {
-      throw Error(std::string("zstd cannot decompress this payload: ") +
-                  ZSTD_getErrorName(result))
+      throw Error(std::string("zstd cannot decompress this payload: ") + ZSTD_getErrorName(result))
           .at(record_offset)
           .in("PERF_RECORD_COMPRESSED")
           .hint("the compressed data is corrupt");
@@ -244,8 +240,7 @@ bool DecompressedRecordSource::next(RawRecord& out) {
   if (available < sizeof(perf_event_header)) return false;
   std::memcpy(&out.header, buffer_.data() + read_pos_, sizeof out.header);
   if (out.header.size < sizeof(perf_event_header)) {
-    throw Error("a decompressed record has size " + std::to_string(out.header.size) +
-                ", smaller than its header")
+    throw Error("a decompressed record has size " + std::to_string(out.header.size) + ", smaller than its header")
         .at(current_offset_)
         .in("PERF_RECORD_COMPRESSED")
         .hint("the compressed data is corrupt");

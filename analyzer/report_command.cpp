@@ -1,27 +1,27 @@
 // `lockanalyze report FILE --vmlinux V` (also plain `lockanalyze FILE --vmlinux V`): which
 // processes hold common locks, with the first stack of each, groups and pairs of holders.
+#include <spawn.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cerrno>
 #include <cinttypes>
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <sstream>
-#include <spawn.h>
-#include <sys/utsname.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <vector>
 
 #include "commands.hpp"
 #include "contention_feed.hpp"
-#include "lock_event_feed.hpp"
-#include "kernel_symbols.hpp"
 #include "holder_model.hpp"
+#include "kernel_symbols.hpp"
+#include "lock_event_feed.hpp"
 #include "lockdep.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/perf_data.hpp"
@@ -94,7 +94,6 @@ struct ReportOptions {
   report::TextOptions text;
 };
 
-
 // perf's --time syntax: START,END in seconds as perf script prints them; either may be empty.
 // Usage checks of the report's filters: a value that cannot match anything is a usage error naming
 // it, never an empty report with status 0. Each returns "" when the value is good.
@@ -119,7 +118,8 @@ std::string bad_time_window(const std::string& text) {
 std::string bad_lock(const std::string& text) {
   if (!text.starts_with("0x")) return "";  // a name: anything may be one
   std::string_view digits = std::string_view(text).substr(2);
-  if (digits.empty() || digits.size() > 16 || digits.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos)
+  if (digits.empty() || digits.size() > 16 ||
+      digits.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos)
     return "'" + text + "' is not an address: 0x and 1 to 16 hex digits, or a lock's name";
   return "";
 }
@@ -145,7 +145,6 @@ std::pair<std::optional<uint64_t>, std::optional<uint64_t>> parse_window(const s
   };
   return {seconds(text.substr(0, comma)), seconds(text.substr(comma + 1))};
 }
-
 
 // Forwards every record to the model and, when stderr is a terminal, shows how far the read is.
 class ProgressVisitor final : public perf::RecordVisitor {
@@ -183,15 +182,13 @@ class ProgressVisitor final : public perf::RecordVisitor {
   uint64_t samples_ = 0;
 };
 
-
 void run_report(const ReportOptions& options) {
   model::Options model_options;
   model_options.group_by = options.by == "thread" ? model::GroupBy::thread : model::GroupBy::process;
   model_options.irq_as_task = options.irq_as_task;
   model_options.stacks_per_pair = std::max<size_t>(options.stacks, 1);
   if (!options.time_window.empty()) {
-    std::tie(model_options.window_start_ns, model_options.window_end_ns) =
-        parse_window(options.time_window);
+    std::tie(model_options.window_start_ns, model_options.window_end_ns) = parse_window(options.time_window);
   }
 
   // Symbols come first (a file's kernel facts are read ahead), so the contention feed can name
@@ -222,8 +219,8 @@ void run_report(const ReportOptions& options) {
   std::unique_ptr<contention::ContentionStats> contention_stats;
   std::unique_ptr<contention::ContentionVisitor> contention_feed;
   if (symbols) {
-    caller_namer = std::make_unique<contention::SymbolizerCallerNamer>(
-        *symbols, contention::lock_function_ranges(*symbols));
+    caller_namer =
+        std::make_unique<contention::SymbolizerCallerNamer>(*symbols, contention::lock_function_ranges(*symbols));
     contention_stats = std::make_unique<contention::ContentionStats>(*caller_namer, contention::ContentionOptions{});
     contention_feed = std::make_unique<contention::ContentionVisitor>(*contention_stats);
   }
@@ -262,8 +259,7 @@ void run_report(const ReportOptions& options) {
   report.header.symbol_source = kernel_symbols.source;
   report.header.vmlinux = options.vmlinux;
   report.header.lockrec = std::move(lockrec);
-  report.header.notes.insert(report.header.notes.begin(), kernel_symbols.notes.begin(),
-                             kernel_symbols.notes.end());
+  report.header.notes.insert(report.header.notes.begin(), kernel_symbols.notes.begin(), kernel_symbols.notes.end());
   for (const auto& warning : reader->stats().warnings) report.header.notes.push_back(warning);
   if (filters.identity == report::LockIdentity::lock_class) {
     lockdep.add_class_findings([&namer](uint64_t address, std::span<const uint64_t> stack) {
@@ -303,8 +299,8 @@ void run_report(const ReportOptions& options) {
 
 void add_report_command(CLI::App& app) {
   auto options = std::make_shared<ReportOptions>();
-  CLI::App* command = app.add_subcommand(
-      "report", "Which processes hold common locks (the default: `lockanalyze FILE --vmlinux V`)");
+  CLI::App* command =
+      app.add_subcommand("report", "Which processes hold common locks (the default: `lockanalyze FILE --vmlinux V`)");
   add_input_option(command, options->input, "perf.data recording, or - for a pipe-mode stream");
   command->add_option("--vmlinux", options->vmlinux, "vmlinux with DWARF of the recorded kernel");
   command->add_flag("--force-vmlinux", options->force_vmlinux,
@@ -319,8 +315,9 @@ void add_report_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("-o,--output", options->output, "Write the report here");
   command->add_option("--svg", options->svg, "Also render the holder-lock graph as SVG (graphviz)");
-  command->add_option("--locks-by", options->locks_by,
-                      "address: each lock apart; class: unnamed (dynamic) locks of one class as one")
+  command
+      ->add_option("--locks-by", options->locks_by,
+                   "address: each lock apart; class: unnamed (dynamic) locks of one class as one")
       ->check(CLI::IsMember({"address", "class"}))
       ->capture_default_str();
   command->add_option("--by", options->by, "process: threads roll up; thread: keep them apart")
@@ -328,29 +325,27 @@ void add_report_command(CLI::App& app) {
       ->capture_default_str();
   command->add_flag("--irq-as-task", options->irq_as_task,
                     "Count interrupt-context acquisitions under the interrupted task");
-  command->add_option("--stacks", options->stacks, "Distinct stacks kept per (holder, lock)")
-      ->capture_default_str();
+  command->add_option("--stacks", options->stacks, "Distinct stacks kept per (holder, lock)")->capture_default_str();
   command->add_option("--pid", options->filters.pids, "Only these holders (pid; repeatable)")
       ->check(CLI::Validator([](std::string& value) { return bad_pid(value); }, "PID"));
   command->add_option("--comm", options->filters.comms, "Only holders with this comm (repeatable)");
   command->add_option("--lock", options->filters.locks, "Only this lock (name or 0x address)")
       ->check(CLI::Validator([](std::string& value) { return bad_lock(value); }, "LOCK"));
-  command->add_option("--min-holders", options->filters.min_holders,
-                      "Show locks held by at least N holders")
+  command->add_option("--min-holders", options->filters.min_holders, "Show locks held by at least N holders")
       ->capture_default_str();
   command->add_flag("--exclude-idle", options->filters.exclude_idle, "Leave out the idle task (pid 0)");
   CLI::Option* only_kernel_threads =
       command->add_flag("--kernel-threads", options->kernel_threads, "Only kernel threads");
   command->add_flag("--no-kernel-threads", options->no_kernel_threads, "Leave out kernel threads")
       ->excludes(only_kernel_threads);
-  command->add_option("--time", options->time_window,
-                      "Only acquisitions in START,END (seconds, as perf script prints them)")
+  command
+      ->add_option("--time", options->time_window,
+                   "Only acquisitions in START,END (seconds, as perf script prints them)")
       ->check(CLI::Validator([](std::string& value) { return bad_time_window(value); }, "START,END"));
   command->add_flag("--fail-on-findings", options->fail_on_findings,
                     "Exit with status 3 when lockdep's rules find something (for CI)");
   add_strict_option(command, options->strict);
-  command->add_option("--top", options->text.top_locks, "Locks shown in the text report")
-      ->capture_default_str();
+  command->add_option("--top", options->text.top_locks, "Locks shown in the text report")->capture_default_str();
   command->callback([options] { run_report(*options); });
 }
 

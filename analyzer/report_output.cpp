@@ -125,8 +125,11 @@ Json frame_json(const Frame& frame) {
   for (const auto& inl : frame.inlines) {
     inlines.push_back({{"function", inl.function}, {"file", inl.file}, {"line", inl.line}});
   }
-  return {{"address", hex(frame.address)}, {"symbol", frame.symbol}, {"inlines", inlines},
-          {"file", frame.file}, {"line", frame.line}};
+  return {{"address", hex(frame.address)},
+          {"symbol", frame.symbol},
+          {"inlines", inlines},
+          {"file", frame.file},
+          {"line", frame.line}};
 }
 
 Json stack_json(const std::vector<const Frame*>& frames) {
@@ -167,7 +170,9 @@ Json holder_json(const Report& report, const HolderEntry& entry) {
 }
 
 Json finding_json(const Report& report, const lockdep::Finding& finding) {
-  auto lock_json = [&](uint64_t address) { return Json{{"name", lock_name(report, address)}, {"address", hex(address)}}; };
+  auto lock_json = [&](uint64_t address) {
+    return Json{{"name", lock_name(report, address)}, {"address", hex(address)}};
+  };
   Json locks = Json::array();
   for (const auto& lock : finding.locks) {
     Json entry = lock_json(lock.address);
@@ -193,8 +198,12 @@ Json finding_json(const Report& report, const lockdep::Finding& finding) {
     entry["first_stack"] = stack_json(report.namer->stack(item.stack));
     evidence.push_back(std::move(entry));
   }
-  return {{"kind", lockdep::kind_name(finding.kind)}, {"title", finding.title},    {"locks", locks},
-          {"evidence", evidence},                     {"holders", finding.holders}, {"scenario", scenario(report, finding)},
+  return {{"kind", lockdep::kind_name(finding.kind)},
+          {"title", finding.title},
+          {"locks", locks},
+          {"evidence", evidence},
+          {"holders", finding.holders},
+          {"scenario", scenario(report, finding)},
           {"caveat", finding.caveat.empty() ? Json() : Json(finding.caveat)}};
 }
 
@@ -220,14 +229,22 @@ Json lockrec_json(const LockrecSideFile& side) {
 void write_json(const Report& report, std::ostream& out) {
   const Header& h = report.header;
   Json head = {{"schema", "lockscope-report"}, {"version", kReportSchemaVersion}};
-  head["recording"] = {{"file", h.recording},     {"kernel", h.kernel},
-                       {"hostname", h.hostname},  {"perf_version", h.perf_version},
-                       {"nr_cpus", h.nr_cpus},    {"duration_s", h.duration_s},
-                       {"lock_events", h.lock_events}, {"acquisitions", h.acquisitions},
-                       {"lost_events", h.lost_events}, {"lost_samples", h.lost_samples}, {"lost", h.lost()},
-                       {"holders", h.holders},    {"locks", h.locks},
+  head["recording"] = {{"file", h.recording},
+                       {"kernel", h.kernel},
+                       {"hostname", h.hostname},
+                       {"perf_version", h.perf_version},
+                       {"nr_cpus", h.nr_cpus},
+                       {"duration_s", h.duration_s},
+                       {"lock_events", h.lock_events},
+                       {"acquisitions", h.acquisitions},
+                       {"lost_events", h.lost_events},
+                       {"lost_samples", h.lost_samples},
+                       {"lost", h.lost()},
+                       {"holders", h.holders},
+                       {"locks", h.locks},
                        {"contention_recording", h.contention_recording},
-                       {"symbols", h.symbol_source}, {"notes", h.notes}};
+                       {"symbols", h.symbol_source},
+                       {"notes", h.notes}};
   // Only with a side file, so reports of other recordings stay as they were.
   if (h.lockrec) head["recording"]["lockrec"] = lockrec_json(*h.lockrec);
   head["filters"] = {{"min_holders", report.filters.min_holders},
@@ -280,12 +297,9 @@ void write_json(const Report& report, std::ostream& out) {
   out << "\n],\n\"contention\":[";
   for (size_t i = 0; i < report.contention.size(); ++i) {
     const auto& row = report.contention[i];
-    Json entry = {{"caller", row.caller},
-                  {"type", row.type},
-                  {"contended", row.contended},
-                  {"total_wait_ns", row.total_wait_ns},
-                  {"max_wait_ns", row.max_wait_ns},
-                  {"min_wait_ns", row.min_wait_ns},
+    Json entry = {{"caller", row.caller},           {"type", row.type},
+                  {"contended", row.contended},     {"total_wait_ns", row.total_wait_ns},
+                  {"max_wait_ns", row.max_wait_ns}, {"min_wait_ns", row.min_wait_ns},
                   {"avg_wait_ns", row.avg_wait_ns}};
     out << (i ? ",\n" : "\n") << entry.dump();
   }
@@ -359,11 +373,10 @@ void write_text(const Report& report, const TextOptions& options, std::ostream& 
   char line[512];
   out << "lockscope report: " << h.recording << "\n";
   snprintf(line, sizeof line,
-           "kernel %s, host %s, %u CPUs, %.3f s, %" PRIu64 " lock events, %" PRIu64
-           " acquisitions, %" PRIu64 " holders, %" PRIu64 " locks, lost %" PRIu64 "\n",
-           h.kernel.empty() ? "?" : h.kernel.c_str(), h.hostname.empty() ? "?" : h.hostname.c_str(),
-           h.nr_cpus, h.duration_s, h.lock_events, h.acquisitions, h.holders, h.locks,
-           h.lost());
+           "kernel %s, host %s, %u CPUs, %.3f s, %" PRIu64 " lock events, %" PRIu64 " acquisitions, %" PRIu64
+           " holders, %" PRIu64 " locks, lost %" PRIu64 "\n",
+           h.kernel.empty() ? "?" : h.kernel.c_str(), h.hostname.empty() ? "?" : h.hostname.c_str(), h.nr_cpus,
+           h.duration_s, h.lock_events, h.acquisitions, h.holders, h.locks, h.lost());
   out << line;
   if (h.lockrec) out << describe(*h.lockrec) << "\n";
   out << "symbols: " << h.symbol_source << "\n";
@@ -371,8 +384,8 @@ void write_text(const Report& report, const TextOptions& options, std::ostream& 
 
   write_findings_text(report, options, out);
 
-  out << "\nLocks shared by the most holders (at least " << report.filters.min_holders << "): "
-      << report.locks.size() << "\n";
+  out << "\nLocks shared by the most holders (at least " << report.filters.min_holders << "): " << report.locks.size()
+      << "\n";
   size_t shown = 0;
   for (const auto& lock : report.locks) {
     if (shown++ == options.top_locks) {
@@ -391,12 +404,10 @@ void write_text(const Report& report, const TextOptions& options, std::ostream& 
         break;
       }
       const model::HolderLock& pair = *entry.pair;
-      snprintf(line, sizeof line, "  %-24s %8" PRIu64 " acq  %s  %s%s\n",
-               entry.holder->label().c_str(), pair.acquisitions,
-               join(model::flavour_names(pair.flavour_mask), ",").c_str(),
+      snprintf(line, sizeof line, "  %-24s %8" PRIu64 " acq  %s  %s%s\n", entry.holder->label().c_str(),
+               pair.acquisitions, join(model::flavour_names(pair.flavour_mask), ",").c_str(),
                join(context_names(pair.context_mask), ",").c_str(),
-               pair.irqs_off_at_entry ? (" irqs-off:" + std::to_string(pair.irqs_off_at_entry)).c_str()
-                                      : "");
+               pair.irqs_off_at_entry ? (" irqs-off:" + std::to_string(pair.irqs_off_at_entry)).c_str() : "");
       out << line;
       if (!entry.interrupted.empty()) {
         out << "      interrupted: " << join(entry.interrupted, " ");
@@ -421,8 +432,8 @@ void write_text(const Report& report, const TextOptions& options, std::ostream& 
     const Group& group = report.groups[i];
     std::vector<std::string> holders;
     for (const auto* holder : group.holders) holders.push_back(holder->label());
-    out << "  group " << i + 1 << ": " << group.holders.size() << " holders through "
-        << group.locks.size() << " locks: " << join(holders, " ") << "\n";
+    out << "  group " << i + 1 << ": " << group.holders.size() << " holders through " << group.locks.size()
+        << " locks: " << join(holders, " ") << "\n";
   }
 
   if (h.contention_recording) {
@@ -442,8 +453,8 @@ void write_text(const Report& report, const TextOptions& options, std::ostream& 
       }
       names.push_back(report.locks[index].display_name());
     }
-    out << "  " << pair.first->label() << " & " << pair.second->label() << ": "
-        << pair.shared_locks.size() << " locks (" << join(names, ", ") << ")\n";
+    out << "  " << pair.first->label() << " & " << pair.second->label() << ": " << pair.shared_locks.size()
+        << " locks (" << join(names, ", ") << ")\n";
   }
 }
 
@@ -469,7 +480,8 @@ void write_dot(const Report& report, std::ostream& out) {
   }
   Graph graph(labels.size());
   for (size_t i = 0; i < report.locks.size(); ++i) {
-    for (const auto& holder : report.locks[i].holders) boost::add_edge(holder_vertex[holder.holder], lock_vertex[i], graph);
+    for (const auto& holder : report.locks[i].holders)
+      boost::add_edge(holder_vertex[holder.holder], lock_vertex[i], graph);
   }
   auto vertex_writer = [&](std::ostream& stream, size_t vertex) {
     stream << "[label=" << boost::escape_dot_string(labels[vertex]) << ", shape=" << shapes[vertex] << "]";
@@ -495,8 +507,7 @@ std::vector<std::string> output_formats() {
   return names;
 }
 
-void write_report(const Report& report, std::string_view format, const TextOptions& options,
-                  std::ostream& out) {
+void write_report(const Report& report, std::string_view format, const TextOptions& options, std::ostream& out) {
   for (const auto& candidate : kFormats) {
     if (candidate.name == format) {
       candidate.write(report, options, out);

@@ -20,7 +20,6 @@ struct TextOptions {
 };
 
 std::vector<std::string> output_formats();
-void write_report(const Report& report, std::string_view format, const TextOptions& options,
-                  std::ostream& out);
+void write_report(const Report& report, std::string_view format, const TextOptions& options, std::ostream& out);
 
 }  // namespace lockscope::report

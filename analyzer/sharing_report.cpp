@@ -1,5 +1,5 @@
-#include "hex_number.hpp"
 #include "sharing_report.hpp"
+#include "hex_number.hpp"
 
 #include <algorithm>
 #include <array>
@@ -16,8 +16,8 @@ namespace {
 // The lock implementation beyond the probed entry points: the slow paths a contended acquisition
 // runs through before contention_begin fires, named as in kernel/locking/.
 constexpr std::array<std::string_view, 10> kLockImplementationPrefixes = {
-    "queued_", "native_queued_", "__pv_queued_", "do_raw_", "_raw_", "__mutex_lock",
-    "mutex_lock", "rwsem_down_", "__down_", "percpu_down_"};
+    "queued_",      "native_queued_", "__pv_queued_", "do_raw_", "_raw_",
+    "__mutex_lock", "mutex_lock",     "rwsem_down_",  "__down_", "percpu_down_"};
 
 bool is_lock_function(std::string_view function) {
   if (std::any_of(probes::probe_table.begin(), probes::probe_table.end(),
@@ -35,12 +35,10 @@ bool is_lock_frame(const Frame& frame) {
 
 bool holder_passes(const model::Holder& holder, const Filters& filters) {
   if (filters.exclude_idle && holder.is_idle()) return false;
-  if (filters.kernel_threads && holder.is_kernel_thread() != *filters.kernel_threads &&
-      !holder.is_pseudo()) {
+  if (filters.kernel_threads && holder.is_kernel_thread() != *filters.kernel_threads && !holder.is_pseudo()) {
     return false;
   }
-  if (!filters.pids.empty() &&
-      std::find(filters.pids.begin(), filters.pids.end(), holder.pid) == filters.pids.end()) {
+  if (!filters.pids.empty() && std::find(filters.pids.begin(), filters.pids.end(), holder.pid) == filters.pids.end()) {
     return false;
   }
   if (!filters.comms.empty() &&
@@ -143,8 +141,9 @@ namespace {
 // Documentation/arch/x86/x86_64/mm.rst: the direct map, vmalloc and vmemmap lie between the start
 // of the direct map (0xffff888000000000 with 4-level page tables, 0xff11000000000000 with 5-level;
 // below the first, 4-level addresses are not canonical) and the cpu entry area, wherever KASLR
-// moves their bases; the kernel image mapping is 1 GiB with KASLR, the modules above it. (Without KASLR the image mapping is 512 MiB and modules start at
-// 0xffffffffa0000000: a module's lock is then found by the module symbols before this table.)
+// moves their bases; the kernel image mapping is 1 GiB with KASLR, the modules above it. (Without KASLR the image
+// mapping is 512 MiB and modules start at 0xffffffffa0000000: a module's lock is then found by the module symbols
+// before this table.)
 struct AddressRegion {
   std::string_view arch;
   uint64_t start;
@@ -152,7 +151,7 @@ struct AddressRegion {
   Storage storage;
 };
 constexpr std::array<AddressRegion, 3> kAddressRegions = {{
-    {"x86_64", 0xff11000000000000, 0xfffffe0000000000, Storage::dynamic},  // direct map, vmalloc, vmemmap
+    {"x86_64", 0xff11000000000000, 0xfffffe0000000000, Storage::dynamic},       // direct map, vmalloc, vmemmap
     {"x86_64", 0xffffffff80000000, 0xffffffffc0000000, Storage::static_image},  // kernel image mapping
     {"x86_64", 0xffffffffc0000000, 0xffffffffff000000, Storage::module},        // module mapping
 }};
@@ -168,11 +167,16 @@ const AddressRegion* region_of(std::string_view arch, uint64_t address) {
 
 std::string_view name_of(Storage storage) {
   switch (storage) {
-    case Storage::static_image: return "static";
-    case Storage::percpu: return "per-cpu";
-    case Storage::module: return "module";
-    case Storage::dynamic: return "dynamic";
-    case Storage::unknown: return "unknown";
+    case Storage::static_image:
+      return "static";
+    case Storage::percpu:
+      return "per-cpu";
+    case Storage::module:
+      return "module";
+    case Storage::dynamic:
+      return "dynamic";
+    case Storage::unknown:
+      return "unknown";
   }
   return "unknown";
 }
@@ -277,8 +281,8 @@ bool has_call_chains(const perf::Metadata& metadata) {
 
 }  // namespace
 
-Report build_report(const model::HolderModel& model, const perf::PerfDataReader& reader,
-                    const Filters& filters, Namer& namer) {
+Report build_report(const model::HolderModel& model, const perf::PerfDataReader& reader, const Filters& filters,
+                    Namer& namer) {
   Report report;
   report.namer = &namer;
   report.stacks = &model.stacks();
@@ -291,9 +295,8 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
   header.hostname = metadata.hostname;
   header.perf_version = metadata.perf_version;
   header.nr_cpus = metadata.nr_cpus_online;
-  header.duration_s = stats.last_time > stats.first_time
-                          ? static_cast<double>(stats.last_time - stats.first_time) / 1e9
-                          : 0.0;
+  header.duration_s =
+      stats.last_time > stats.first_time ? static_cast<double>(stats.last_time - stats.first_time) / 1e9 : 0.0;
   header.lock_events = stats.lock_events;
   header.acquisitions = stats.acquisitions;
   header.lost_events = reader.stats().lost_events;
@@ -319,8 +322,7 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     for (size_t i = 0; i < pairs_by_lock.size(); ++i) {
       std::string key;
       uint64_t address = model.locks()[i].address;
-      if (!pairs_by_lock[i].empty() && !namer.data(address).found &&
-          namer.storage_of(address) == Storage::dynamic) {
+      if (!pairs_by_lock[i].empty() && !namer.data(address).found && namer.storage_of(address) == Storage::dynamic) {
         key = lock_class(report.stack(earliest_pair(pairs_by_lock[i])->stacks.front()));
       }
       if (key.empty()) {
@@ -411,12 +413,10 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
   for (auto& [key, locks] : shared) report.pairs.push_back({key.first, key.second, std::move(locks)});
   if (locks_left_out_of_pairs > 0) {
     header.notes.push_back(std::to_string(locks_left_out_of_pairs) + " locks held by more than " +
-                                  std::to_string(kMaxHoldersForPairs) +
-                                  " holders each were left out of the pairs of holders");
+                           std::to_string(kMaxHoldersForPairs) + " holders each were left out of the pairs of holders");
   }
-  std::stable_sort(report.pairs.begin(), report.pairs.end(), [](const auto& a, const auto& b) {
-    return a.shared_locks.size() > b.shared_locks.size();
-  });
+  std::stable_sort(report.pairs.begin(), report.pairs.end(),
+                   [](const auto& a, const auto& b) { return a.shared_locks.size() > b.shared_locks.size(); });
 
   // Groups: connected components of the bipartite holder–lock graph of the reported locks.
   using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::undirectedS>;
@@ -440,14 +440,12 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
   }
   for (auto& group : groups) {
     if (group.holders.size() < 2) continue;
-    std::sort(group.holders.begin(), group.holders.end(), [](const auto* a, const auto* b) {
-      return a->pid != b->pid ? a->pid < b->pid : a->comm < b->comm;
-    });
+    std::sort(group.holders.begin(), group.holders.end(),
+              [](const auto* a, const auto* b) { return a->pid != b->pid ? a->pid < b->pid : a->comm < b->comm; });
     report.groups.push_back(std::move(group));
   }
-  std::stable_sort(report.groups.begin(), report.groups.end(), [](const Group& a, const Group& b) {
-    return a.holders.size() > b.holders.size();
-  });
+  std::stable_sort(report.groups.begin(), report.groups.end(),
+                   [](const Group& a, const Group& b) { return a.holders.size() > b.holders.size(); });
 
   // Loss above this share of the recorded events makes every count and first stack incomplete
   // enough that a reader must be told, on stderr and in the notes of every output format.
@@ -465,7 +463,7 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
   if (stats.lock_events == 0) {
     // No summary: no metadata was ever read, so nothing was recorded either.
     warn(header, model.events_summary() ? explain_no_lock_events(*model.events_summary(), stats.samples)
-                     : "the recording holds nothing: nothing to report");
+                                        : "the recording holds nothing: nothing to report");
   } else if (!has_call_chains(reader.metadata())) {
     warn(header, "recorded without call chains: no stacks, callers or lock classes (record with -g)");
   }
@@ -480,8 +478,7 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
     snprintf(span, sizeof span, "%.6f to %.6f", static_cast<double>(stats.first_time) / 1e9,
              static_cast<double>(stats.last_time) / 1e9);
     warn(header, "--time selects none of the " + std::to_string(stats.lock_events) +
-                     " lock events: the recording's lock events span " + span +
-                     " s (perf script's times)");
+                     " lock events: the recording's lock events span " + span + " s (perf script's times)");
   }
   if (stats.trylock_results_without_entry > 0) {
     header.notes.push_back(std::to_string(stats.trylock_results_without_entry) +
@@ -493,8 +490,9 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
                            " trylocks have no result probe: counted as acquisitions");
   }
   if (header.contention_recording) {
-    header.notes.push_back("a contention recording: holders are the processes that had to wait "
-                           "for a lock; uncontended acquisitions are not seen");
+    header.notes.push_back(
+        "a contention recording: holders are the processes that had to wait "
+        "for a lock; uncontended acquisitions are not seen");
   }
   return report;
 }

@@ -60,17 +60,17 @@ std::string_view name_of(Storage storage);  // "static", "per-cpu", "module", "d
 struct LockEntry {
   const model::Lock* lock = nullptr;
   Storage storage = Storage::unknown;
-  std::string name;        // gdb expression for static locks; empty for dynamic ones
-  std::string lock_class;  // dynamic locks: the first caller outside the lock functions
-  std::string why_unnamed; // a lock in the kernel image or a module that the symbols cannot name
+  std::string name;         // gdb expression for static locks; empty for dynamic ones
+  std::string lock_class;   // dynamic locks: the first caller outside the lock functions
+  std::string why_unnamed;  // a lock in the kernel image or a module that the symbols cannot name
   std::string symbol;
   uint64_t offset = 0;
   std::string section;
-  std::string type;        // C type from DWARF
+  std::string type;  // C type from DWARF
   bool percpu = false;
-  std::string kind;        // access names joined: "spinlock", "rwlock-read,rwlock-write"
+  std::string kind;  // access names joined: "spinlock", "rwlock-read,rwlock-write"
   uint64_t acquisitions = 0;
-  size_t instances = 1;    // lock addresses merged into this entry (LockIdentity::lock_class)
+  size_t instances = 1;              // lock addresses merged into this entry (LockIdentity::lock_class)
   std::vector<HolderEntry> holders;  // by acquisitions, most first
   std::string display_name() const;  // name, or "<class> (dynamic)", or the address
 };
@@ -110,8 +110,8 @@ struct Header {
   uint64_t locks = 0;
   bool contention_recording = false;
   std::optional<LockrecSideFile> lockrec;  // lockrec's FILE.lockrec.json, when one lay beside FILE
-  std::vector<std::string> notes;  // one line each: what the reader should know
-  std::vector<std::string> warnings;  // also among the notes; said on stderr too
+  std::vector<std::string> notes;          // one line each: what the reader should know
+  std::vector<std::string> warnings;       // also among the notes; said on stderr too
 };
 
 // Names a lock address and code addresses; caches by address. Without a symbolizer it names
@@ -121,8 +121,7 @@ class Namer {
   // `modules` (optional) names what `symbolizer` cannot outside the kernel image: module code and
   // data from a kallsyms taken while they were loaded. `arch` (the recording's, "x86_64") gives the
   // address layout for what the symbols alone cannot place (a kallsyms without `_end`).
-  explicit Namer(symbolizer::Symbolizer* symbolizer, symbolizer::Symbolizer* modules = nullptr,
-                 std::string arch = "");
+  explicit Namer(symbolizer::Symbolizer* symbolizer, symbolizer::Symbolizer* modules = nullptr, std::string arch = "");
   // Whether the address lies in the kernel image (_text to _end, or the architecture's kernel
   // image mapping): a static object even when no symbol names it, so it gets no dynamic-lock class.
   bool in_kernel_image(uint64_t address) const;
@@ -151,7 +150,7 @@ struct Report {
   std::vector<const Frame*> stack(uint32_t id) const { return namer->stack(stacks->frames(id)); }
   Header header;
   Filters filters;
-  std::vector<LockEntry> locks;  // shared by >= min_holders, most holders first
+  std::vector<LockEntry> locks;   // shared by >= min_holders, most holders first
   std::vector<HolderPair> pairs;  // most shared locks first
   std::vector<Group> groups;      // largest first
   // lockdep's rules applied to the recording: irq-safety and lock-order findings, shown first.
@@ -166,7 +165,7 @@ std::string hex(uint64_t value);
 // The class of a dynamic lock from one of its stacks, or "" for a static lock or no class.
 std::string dynamic_lock_class(Namer& namer, uint64_t address, std::span<const uint64_t> stack);
 
-Report build_report(const model::HolderModel& model, const perf::PerfDataReader& reader,
-                    const Filters& filters, Namer& namer);
+Report build_report(const model::HolderModel& model, const perf::PerfDataReader& reader, const Filters& filters,
+                    Namer& namer);
 
 }  // namespace lockscope::report

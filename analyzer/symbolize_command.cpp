@@ -3,17 +3,17 @@
 #include <sys/utsname.h>
 
 #include <cerrno>
-#include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "hex_number.hpp"
 #include "commands.hpp"
+#include "hex_number.hpp"
 #include "kernel_symbols.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/perf_data.hpp"
@@ -52,7 +52,6 @@ int64_t parse_offset(const std::string& text) {
   if (auto offset = parse_signed_hex(text)) return *offset;
   throw Error("bad offset \"" + text + "\"").hint("give the KASLR offset in hex, like 0x2d200000 or -0x1000");
 }
-
 
 // The primary source, and kallsyms as a second one for what the vmlinux cannot name (modules).
 struct Sources {
@@ -153,7 +152,8 @@ std::string describe_text(const nlohmann::json& j) {
   if (!j["found"].get<bool>()) return line + "?? (" + j["why"].get<std::string>() + ")";
   line += j["name"].get<std::string>();
   if (j["kind"] == "code") {
-    if (j["line"].get<int>() > 0) line += " " + j["file"].get<std::string>() + ":" + std::to_string(j["line"].get<int>());
+    if (j["line"].get<int>() > 0)
+      line += " " + j["file"].get<std::string>() + ":" + std::to_string(j["line"].get<int>());
     for (const auto& frame : j["inlines"]) {
       line += " [inlined " + frame["function"].get<std::string>();
       if (frame["line"].get<int>() > 0)
@@ -203,13 +203,14 @@ void run_symbolize(const SymbolizeOptions& options) {
 
 void add_symbolize_command(CLI::App& app) {
   auto options = std::make_shared<SymbolizeOptions>();
-  CLI::App* cmd = app.add_subcommand("symbolize", "Name kernel addresses: locks as gdb-evaluable member paths, "
-                                                  "code as function+offset with inlines and source lines");
+  CLI::App* cmd = app.add_subcommand("symbolize",
+                                     "Name kernel addresses: locks as gdb-evaluable member paths, "
+                                     "code as function+offset with inlines and source lines");
   cmd->add_option("--vmlinux", options->vmlinux, "vmlinux with DWARF (linux-image-*-dbg) of the recorded kernel");
   auto* offset = cmd->add_option("--kaslr-offset", options->kaslr_offset,
                                  "KASLR offset (runtime _text minus the vmlinux's _text), hex");
-  auto* perf_data = cmd->add_option("--perf-data", options->perf_data,
-                                    "take the relocation and build-id from this recording");
+  auto* perf_data =
+      cmd->add_option("--perf-data", options->perf_data, "take the relocation and build-id from this recording");
   offset->excludes(perf_data);
   cmd->add_option("--kallsyms", options->kallsyms, "a copy of /proc/kallsyms (alone, or for what the vmlinux lacks)");
   cmd->add_option("--percpu-offsets", options->percpu_offsets,

@@ -1,8 +1,8 @@
 #include "lockscope/trace_formats.hpp"
 
+#include <event-parse.h>
 #include <algorithm>
 #include <cstring>
-#include <event-parse.h>
 
 #include "byte_cursor.hpp"
 #include "lockscope/error.hpp"
@@ -41,8 +41,7 @@ void without_print_format(std::string& format) {
 
 // Tabs, newlines and the printable ASCII characters: what the kernel writes in a format file.
 bool is_printable_text(std::string_view text) {
-  return std::all_of(text.begin(), text.end(),
-                     [](char c) { return c == '\t' || c == '\n' || (c >= ' ' && c <= '~'); });
+  return std::all_of(text.begin(), text.end(), [](char c) { return c == '\t' || c == '\n' || (c >= ' ' && c <= '~'); });
 }
 
 bool version_at_least_0_6(const std::string& version) {
@@ -67,21 +66,24 @@ TraceField TraceEventFormat::field(std::string_view field_name) const {
   return out;
 }
 
-std::unique_ptr<TraceFormats> TraceFormats::parse(std::span<const std::byte> blob,
-                                                  uint64_t file_offset) {
+std::unique_ptr<TraceFormats> TraceFormats::parse(std::span<const std::byte> blob, uint64_t file_offset) {
   std::unique_ptr<TraceFormats> formats(new TraceFormats());
   ByteCursor cursor(blob, file_offset, "tracing data");
   Bytes magic = cursor.take(kTracingMagic.size(), "the tracing data magic");
   if (std::memcmp(magic.data(), kTracingMagic.data(), kTracingMagic.size()) != 0) {
     throw Error("tracing data does not start with the \\x17\\x08\\x44tracing magic")
-        .at(file_offset).in("tracing data").hint("the recording's metadata is corrupt");
+        .at(file_offset)
+        .in("tracing data")
+        .hint("the recording's metadata is corrupt");
   }
   formats->version_ = std::string(cursor.c_string("the tracing data version"));
   uint8_t big_endian = cursor.read<uint8_t>();
   uint8_t long_size = cursor.read<uint8_t>();
   uint32_t page_size = cursor.u32();
   if (big_endian != 0) {
-    throw Error("tracing data is big-endian").at(file_offset).in("tracing data")
+    throw Error("tracing data is big-endian")
+        .at(file_offset)
+        .in("tracing data")
         .hint("lockscope reads recordings from little-endian machines only");
   }
   if (long_size != 4 && long_size != 8) cursor.fail("long size " + std::to_string(long_size) + ", expected 4 or 8");
@@ -97,8 +99,8 @@ std::unique_ptr<TraceFormats> TraceFormats::parse(std::span<const std::byte> blo
 
   auto expect_label = [&](std::string_view label) {
     std::string_view got = cursor.c_string(label);
-    if (got != label) cursor.fail("expected \"" + std::string(label) + "\", found \"" +
-                                  std::string(got.substr(0, 40)) + "\"");
+    if (got != label)
+      cursor.fail("expected \"" + std::string(label) + "\", found \"" + std::string(got.substr(0, 40)) + "\"");
   };
   expect_label("header_page");
   std::string header_page = as_text(take_sized_text(cursor, cursor.u64(), "header_page"));
@@ -109,8 +111,7 @@ std::unique_ptr<TraceFormats> TraceFormats::parse(std::span<const std::byte> blo
   auto parse_formats = [&](const char* system) {
     uint32_t count = cursor.u32();
     if (count > kMaxFormatCount) {
-      cursor.fail("format count " + std::to_string(count) + ", expected at most " +
-                  std::to_string(kMaxFormatCount));
+      cursor.fail("format count " + std::to_string(count) + ", expected at most " + std::to_string(kMaxFormatCount));
     }
     cursor.require_array(count, 8, "event formats");
     for (uint32_t i = 0; i < count; ++i) {
@@ -135,8 +136,7 @@ std::unique_ptr<TraceFormats> TraceFormats::parse(std::span<const std::byte> blo
   parse_formats("ftrace");
   uint32_t systems = cursor.u32();
   if (systems > kMaxFormatCount) {
-    cursor.fail("system count " + std::to_string(systems) + ", expected at most " +
-                std::to_string(kMaxFormatCount));
+    cursor.fail("system count " + std::to_string(systems) + ", expected at most " + std::to_string(kMaxFormatCount));
   }
   for (uint32_t i = 0; i < systems; ++i) {
     std::string system(cursor.c_string("a system name"));
@@ -161,8 +161,7 @@ std::unique_ptr<TraceFormats> TraceFormats::parse(std::span<const std::byte> blo
     format.handle = event;
     formats->events_.push_back(std::move(format));
   }
-  std::sort(formats->events_.begin(), formats->events_.end(),
-            [](const auto& a, const auto& b) { return a.id < b.id; });
+  std::sort(formats->events_.begin(), formats->events_.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   return formats;
 }
 

@@ -28,8 +28,7 @@ std::string first_line(const fs::path& file) {
 }
 
 // Where tracefs may be mounted, preferred first: the modern mount point, then the debugfs one.
-constexpr std::array<std::string_view, 2> tracefs_mount_points = {"/sys/kernel/tracing",
-                                                                  "/sys/kernel/debug/tracing"};
+constexpr std::array<std::string_view, 2> tracefs_mount_points = {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"};
 
 }  // namespace
 
@@ -39,7 +38,9 @@ fs::path KernelView::path(std::string_view absolute) const {
   return root_ / fs::path(absolute).relative_path();
 }
 
-std::string KernelView::read(std::string_view absolute) const { return read_text(path(absolute)); }
+std::string KernelView::read(std::string_view absolute) const {
+  return read_text(path(absolute));
+}
 
 std::optional<fs::path> KernelView::tracefs() const {
   for (std::string_view mount_point : tracefs_mount_points) {
@@ -66,9 +67,13 @@ bool KernelView::has_contention_tracepoints() const {
          fs::is_directory(*tracing / "events/lock/contention_end", unreadable);
 }
 
-std::string KernelView::machine() const { return first_line(path("/proc/sys/kernel/arch")); }
+std::string KernelView::machine() const {
+  return first_line(path("/proc/sys/kernel/arch"));
+}
 
-std::string KernelView::release() const { return first_line(path("/proc/sys/kernel/osrelease")); }
+std::string KernelView::release() const {
+  return first_line(path("/proc/sys/kernel/osrelease"));
+}
 
 std::set<std::string, std::less<>> KernelView::kernel_functions() const {
   fs::path kallsyms = path("/proc/kallsyms");
@@ -155,8 +160,7 @@ std::vector<LoadedModule> KernelView::modules() const {
     std::istringstream fields(line);
     LoadedModule module;
     std::string refcount, dependents, state;
-    if (!(fields >> module.name >> module.size >> refcount >> dependents >> state >> module.base_address))
-      continue;
+    if (!(fields >> module.name >> module.size >> refcount >> dependents >> state >> module.base_address)) continue;
     std::error_code no_sections;
     for (const auto& section : fs::directory_iterator(path("/sys/module") / module.name / "sections", no_sections))
       module.sections[section.path().filename().string()] = first_line(section.path());

@@ -13,8 +13,9 @@ namespace {
 using lockscope::recorder::Options;
 
 void define_options(CLI::App& app, Options& options, std::string& mode_name) {
-  app.add_option("-o,--output", options.output, "perf.data file to write (default perf.data); "
-                                                 "FILE.kallsyms and FILE.lockrec.json are written beside it");
+  app.add_option("-o,--output", options.output,
+                 "perf.data file to write (default perf.data); "
+                 "FILE.kallsyms and FILE.lockrec.json are written beside it");
   auto* pid = app.add_option("-p,--pid", options.pid,
                              "record only this process instead of the whole system; without COMMAND, until it "
                              "ends or Ctrl-C")
@@ -42,16 +43,17 @@ void define_options(CLI::App& app, Options& options, std::string& mode_name) {
                        : "expected a whole number from 1";
           },
           "N"));
-  app.add_option("--max-size", options.max_size, "stop recording at this size, e.g. 500M (perf record --max-size); "
-                                                  "lockrec then stops COMMAND and exits 125")
+  app.add_option("--max-size", options.max_size,
+                 "stop recording at this size, e.g. 500M (perf record --max-size); "
+                 "lockrec then stops COMMAND and exits 125")
       ->check(CLI::Validator(
           [](std::string& value) {
             // perf's own units (parse_tag_value): bytes, or B, K, M or G after the number.
             size_t digits = value.find_first_not_of("0123456789");
-            bool well_formed = digits != 0 && value.size() <= 19 &&
-                               (digits == std::string::npos ||
-                                (digits == value.size() - 1 && std::string_view("BKMG").find(value.back()) !=
-                                                                   std::string_view::npos));
+            bool well_formed =
+                digits != 0 && value.size() <= 19 &&
+                (digits == std::string::npos ||
+                 (digits == value.size() - 1 && std::string_view("BKMG").find(value.back()) != std::string_view::npos));
             return well_formed ? std::string() : "expected a size such as 500M: a number, then B, K, M or G";
           },
           "SIZE"));
@@ -69,7 +71,8 @@ void define_options(CLI::App& app, Options& options, std::string& mode_name) {
                  "vmlinux with DWARF: fetch the lock by its parameter name instead of the argument register "
                  "(kprobe mode)")
       ->check(CLI::ExistingFile);
-  auto* dry_run = app.add_flag("--dry-run", options.dry_run, "print the perf commands lockrec would run, in order, and stop");
+  auto* dry_run =
+      app.add_flag("--dry-run", options.dry_run, "print the perf commands lockrec would run, in order, and stop");
   app.add_flag("--cleanup", options.cleanup, "remove lockrec probes left by a lockrec that was killed, and stop")
       ->excludes(dry_run);
   app.add_option("--perf", options.perf, "the perf program to run (default: perf from PATH)");
@@ -81,10 +84,11 @@ void define_options(CLI::App& app, Options& options, std::string& mode_name) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app("lockrec [OPTIONS] -- COMMAND [ARGS...]\n"
-               "Records the kernel locks every process takes, system-wide, while COMMAND runs.\n"
-               "Exits with COMMAND's status; 125 if lockrec or perf failed, 126/127 if COMMAND could not run.",
-               "lockrec");
+  CLI::App app(
+      "lockrec [OPTIONS] -- COMMAND [ARGS...]\n"
+      "Records the kernel locks every process takes, system-wide, while COMMAND runs.\n"
+      "Exits with COMMAND's status; 125 if lockrec or perf failed, 126/127 if COMMAND could not run.",
+      "lockrec");
   Options options;
   std::string mode_name = "auto";
   define_options(app, options, mode_name);
@@ -99,8 +103,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
     options.mode = *lockscope::recorder::mode_named(mode_name);  // IsMember checked the name
     if (options.command.empty() && !options.cleanup && !options.dry_run && !options.all_cpus && !options.pid)
-      throw CLI::ValidationError("COMMAND", "give the command to record after --, e.g. lockrec -- sleep 5, "
-                                            "or -a to record system-wide until Ctrl-C");
+      throw CLI::ValidationError("COMMAND",
+                                 "give the command to record after --, e.g. lockrec -- sleep 5, "
+                                 "or -a to record system-wide until Ctrl-C");
   } catch (const CLI::ParseError& error) {
     int status = app.exit(error);
     return status == 0 ? 0 : 125;

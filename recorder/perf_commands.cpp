@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <array>
 
 namespace lockscope::recorder {
 
@@ -71,8 +71,9 @@ std::string shell_quote(const std::vector<std::string>& argv) {
   std::string line;
   for (const auto& word : argv) {
     if (!line.empty()) line += ' ';
-    bool plain = !word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                         "0123456789_-./=,:%+@") == std::string::npos;
+    bool plain = !word.empty() && word.find_first_not_of(
+                                      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                      "0123456789_-./=,:%+@") == std::string::npos;
     if (plain) {
       line += word;
       continue;
@@ -94,7 +95,9 @@ namespace {
 constexpr std::array<std::string_view, 3> mode_names = {"auto", "kprobe", "contention"};
 }  // namespace
 
-std::string_view name_of(Mode mode) { return mode_names[static_cast<size_t>(mode)]; }
+std::string_view name_of(Mode mode) {
+  return mode_names[static_cast<size_t>(mode)];
+}
 
 std::optional<Mode> mode_named(std::string_view name) {
   auto match = std::find(mode_names.begin(), mode_names.end(), name);
@@ -114,8 +117,8 @@ std::vector<std::string> kprobe_only_options(const Options& options) {
   return given;
 }
 
-std::vector<std::string> preflight_problems(const KernelView& kernel, const Options& options,
-                                            const PerfFacts& perf, bool privileged) {
+std::vector<std::string> preflight_problems(const KernelView& kernel, const Options& options, const PerfFacts& perf,
+                                            bool privileged) {
   std::vector<std::string> problems;
   if (!perf.runs)
     problems.push_back("perf does not run (" + perf.version_line +
@@ -139,8 +142,9 @@ std::vector<std::string> preflight_problems(const KernelView& kernel, const Opti
 std::vector<std::string> kernel_problems(const KernelView& kernel, const Options& options) {
   std::vector<std::string> problems;
   if (!kernel.tracefs()) {
-    problems.push_back("tracefs is not mounted; mount it (lockrec as root mounts it itself): "
-                       "mount -t tracefs nodev /sys/kernel/tracing");
+    problems.push_back(
+        "tracefs is not mounted; mount it (lockrec as root mounts it itself): "
+        "mount -t tracefs nodev /sys/kernel/tracing");
     return problems;  // every check below looks inside tracefs
   }
   if (access(kernel.tracefs()->c_str(), R_OK | X_OK) != 0) {
@@ -155,8 +159,9 @@ std::vector<std::string> kernel_problems(const KernelView& kernel, const Options
   if (options.mode == Mode::contention && !contention)
     problems.push_back("this kernel has no lock:contention_begin tracepoint (Linux 5.19 added it); use --mode kprobe");
   if (options.mode == Mode::automatic && !kprobes && !contention)
-    problems.push_back("this kernel has neither kprobe_events nor the lock:contention_begin tracepoint; "
-                       "lockrec needs CONFIG_KPROBE_EVENTS or Linux 5.19+");
+    problems.push_back(
+        "this kernel has neither kprobe_events nor the lock:contention_begin tracepoint; "
+        "lockrec needs CONFIG_KPROBE_EVENTS or Linux 5.19+");
   return problems;
 }
 

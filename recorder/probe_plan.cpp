@@ -60,8 +60,8 @@ std::string event_name(const ProbeRow& row) {
 std::string probe_definition(const ProbeRow& row, const Options& options, std::string_view machine) {
   std::string definition = std::string(probe_group) + ":" + std::string(row.function) + "=" + std::string(row.function);
   if (row.fetch == Fetch::return_value) return definition + "%return ret=$retval";
-  std::string source = options.vmlinux.empty() ? std::string(first_argument_register(machine))
-                                               : std::string(row.parameter);
+  std::string source =
+      options.vmlinux.empty() ? std::string(first_argument_register(machine)) : std::string(row.parameter);
   return definition + " lock=" + source + ":x64";
 }
 
@@ -82,8 +82,8 @@ ProbePlan plan_probes(const std::set<std::string, std::less<>>& kernel_functions
     else if (needs_option != optional_roles.end() && !(options.*(needs_option->enabled_by)))
       skip("needs " + std::string(needs_option->option));
     else
-      plan.chosen.push_back({&row, std::string(probe_group) + ":" + event_name(row),
-                             probe_definition(row, options, machine)});
+      plan.chosen.push_back(
+          {&row, std::string(probe_group) + ":" + event_name(row), probe_definition(row, options, machine)});
   }
   return plan;
 }

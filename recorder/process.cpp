@@ -15,8 +15,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <limits>
+#include <map>
 #include <thread>
 #include <utility>
 
@@ -26,7 +26,9 @@ namespace {
 
 constexpr std::array<int, 3> stop_signals = {SIGINT, SIGTERM, SIGHUP};
 
-std::string errno_text(int error) { return std::strerror(error); }
+std::string errno_text(int error) {
+  return std::strerror(error);
+}
 
 // How often a wait for a child that may run a while looks whether it has ended. Signals are blocked
 // here (the signalfd gets them), so the nap cannot be cut short, and no wake-up can be lost: the
@@ -57,7 +59,9 @@ int wait_for(pid_t pid) {
   return status;
 }
 
-void say(const std::string& line) { std::cerr << "lockrec: " << line << std::endl; }
+void say(const std::string& line) {
+  std::cerr << "lockrec: " << line << std::endl;
+}
 
 WaitNotice::WaitNotice(std::string what, std::chrono::milliseconds first_after, std::chrono::milliseconds again_every)
     : what_(std::move(what)), started_(Clock::now()), next_notice_(started_ + first_after), again_every_(again_every) {}
@@ -106,8 +110,7 @@ SignalWatch::SignalWatch() {
   }
   blocked_ = watched;
   sigaddset(&blocked_, SIGPIPE);
-  if (sigprocmask(SIG_BLOCK, &blocked_, &original_mask_) != 0)
-    throw Error("sigprocmask failed: " + errno_text(errno));
+  if (sigprocmask(SIG_BLOCK, &blocked_, &original_mask_) != 0) throw Error("sigprocmask failed: " + errno_text(errno));
   fd_ = signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK);
   if (fd_ < 0) throw Error("signalfd failed: " + errno_text(errno));
 }

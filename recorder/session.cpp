@@ -159,7 +159,8 @@ class OutputLock {
     byte.l_len = 1;
     if (fcntl(fd_, F_SETLK, &byte) != 0) {
       std::string holder;
-      if (fcntl(fd_, F_GETLK, &byte) == 0 && byte.l_type != F_UNLCK) holder = " (pid " + std::to_string(byte.l_pid) + ")";
+      if (fcntl(fd_, F_GETLK, &byte) == 0 && byte.l_type != F_UNLCK)
+        holder = " (pid " + std::to_string(byte.l_pid) + ")";
       close(fd_);
       throw Error("another lockrec" + holder + " is recording to " + output.string())
           .hint("give this one another -o FILE, or wait for that one to finish");
@@ -177,8 +178,8 @@ void delete_probe_group(const KernelView& kernel, const Options& options, const 
   int status = run_to_completion(probe_delete_command(options), signals);
   auto left = kernel.probe_events_in_group(probe_group);
   if (!left.empty())
-    throw Error("could not remove " + std::to_string(left.size()) + " " + std::string(probe_group) +
-                " probes (" + shell_quote(probe_delete_command(options)) + " " + describe_wait_status(status) + ")")
+    throw Error("could not remove " + std::to_string(left.size()) + " " + std::string(probe_group) + " probes (" +
+                shell_quote(probe_delete_command(options)) + " " + describe_wait_status(status) + ")")
         .hint("remove them by hand: " + shell_quote(probe_delete_command(options)));
 }
 
@@ -255,10 +256,11 @@ class ProbeSession {
     }
     if (missing.empty()) return;
     remove();
-    throw Error("perf probe did not create " + join(missing, " ") + " (group " + std::string(probe_group) +
-                " holds " + std::to_string(created.size()) + " events, not these)")
-        .hint("this perf names probe events differently from perf 6.1; use --mode contention, or the perf "
-              "matching the kernel (Debian: linux-perf)");
+    throw Error("perf probe did not create " + join(missing, " ") + " (group " + std::string(probe_group) + " holds " +
+                std::to_string(created.size()) + " events, not these)")
+        .hint(
+            "this perf names probe events differently from perf 6.1; use --mode contention, or the perf "
+            "matching the kernel (Debian: linux-perf)");
   }
 
   void remove_group() {
@@ -309,7 +311,7 @@ void place_control_fds(int control_read, int control_write, int ack_write) {
   int control = fcntl(control_read, F_DUPFD_CLOEXEC, above_targets);
   int ack = fcntl(ack_write, F_DUPFD_CLOEXEC, above_targets);
   fcntl(control_write, F_DUPFD, above_targets);  // F_DUPFD: this copy stays open across exec
-  dup2(control, perf_control_fd);                 // and so do descriptors dup2 makes
+  dup2(control, perf_control_fd);                // and so do descriptors dup2 makes
   dup2(ack, perf_ack_fd);
 }
 
@@ -321,9 +323,9 @@ constexpr std::chrono::seconds perf_stop_repeat_interval{2};
 struct Outcome {
   std::optional<int> command_status;  // wait status; none if COMMAND never ran
   int command_exec_errno = 0;
-  std::optional<int> perf_status;     // wait status of perf record
+  std::optional<int> perf_status;  // wait status of perf record
   bool perf_stopped_by_us = false;
-  std::optional<int> stop_signal;     // a stop signal lockrec received
+  std::optional<int> stop_signal;  // a stop signal lockrec received
 };
 
 class Recording {
@@ -465,9 +467,9 @@ class Recording {
       last_stop_request_ = now;
     }
     stopping_notice_->tick();
-    auto next_request = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            last_stop_request_ + perf_stop_repeat_interval - now)
-                            .count();
+    auto next_request =
+        std::chrono::duration_cast<std::chrono::milliseconds>(last_stop_request_ + perf_stop_repeat_interval - now)
+            .count();
     return std::min(static_cast<int>(std::max<int64_t>(next_request, 0)), stopping_notice_->due_in_ms());
   }
 
@@ -597,9 +599,9 @@ std::optional<int> command_cannot_run(const Options& options) {
     }
   }
   say("cannot run " + name + ": " +
-      (found_but_not_executable ? "it is not an executable file"
+      (found_but_not_executable              ? "it is not an executable file"
        : name.find('/') != std::string::npos ? "no such file"
-                                              : "not found in PATH") +
+                                             : "not found in PATH") +
       "; nothing was recorded");
   return found_but_not_executable ? exit_command_not_executable : exit_command_not_found;
 }
@@ -607,8 +609,9 @@ std::optional<int> command_cannot_run(const Options& options) {
 // perf record moves an existing FILE aside and writes FILE; some outputs cannot be that.
 void refuse_unusable_output(const Options& options) {
   if (options.output == "-")
-    throw Error("-o - (a pipe-mode stream to stdout) is not supported: COMMAND's own output would go into it, "
-                "and FILE.kallsyms and FILE.lockrec.json need a file name")
+    throw Error(
+        "-o - (a pipe-mode stream to stdout) is not supported: COMMAND's own output would go into it, "
+        "and FILE.kallsyms and FILE.lockrec.json need a file name")
         .hint("record to a file; lockanalyze reads pipe-mode streams that perf record -o - wrote");
   namespace fs = std::filesystem;
   std::error_code error;
@@ -620,8 +623,10 @@ void refuse_unusable_output(const Options& options) {
   // perf record writes a file it can seek in (the header last) and renames to FILE.old; on
   // /dev/full or a fifo it fails with no message of its own.
   static constexpr std::pair<fs::file_type, const char*> kNotFiles[] = {
-      {fs::file_type::character, "a character device"}, {fs::file_type::block, "a block device"},
-      {fs::file_type::fifo, "a fifo"}, {fs::file_type::socket, "a socket"}};
+      {fs::file_type::character, "a character device"},
+      {fs::file_type::block, "a block device"},
+      {fs::file_type::fifo, "a fifo"},
+      {fs::file_type::socket, "a socket"}};
   for (const auto& [type, name] : kNotFiles) {
     if (status.type() == type)
       throw Error("-o " + output + " is " + name + ", not a file: perf record writes a file it can seek in")

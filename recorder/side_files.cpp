@@ -102,8 +102,12 @@ void write_file(const fs::path& file, const std::string& content) {
 
 }  // namespace
 
-fs::path kallsyms_file_for(const fs::path& output) { return with_suffix(output, ".kallsyms"); }
-fs::path metadata_file_for(const fs::path& output) { return with_suffix(output, ".lockrec.json"); }
+fs::path kallsyms_file_for(const fs::path& output) {
+  return with_suffix(output, ".kallsyms");
+}
+fs::path metadata_file_for(const fs::path& output) {
+  return with_suffix(output, ".lockrec.json");
+}
 
 void keep_side_files_with_old_recording(const fs::path& output) {
   // The same test as perf's check_backup(): a file (or perf.data directory) of non-zero size.
@@ -153,8 +157,10 @@ void write_side_files(const KernelView& kernel, const Options& options, const Re
       {"command", options.command},
       {"command_status", command_status_json(summary.command_wait_status)},
   };
-  if (summary.plan) metadata.update(plan_json(*summary.plan));
-  else metadata.update({{"probes", json::array()}, {"skipped", json::array()}});
+  if (summary.plan)
+    metadata.update(plan_json(*summary.plan));
+  else
+    metadata.update({{"probes", json::array()}, {"skipped", json::array()}});
   write_file(metadata_file_for(options.output), metadata.dump(2) + "\n");
 }
 

@@ -28,10 +28,14 @@ std::string tagged_name(Dwarf_Die* die) {
   const char* name = dwarf_diename(die);
   std::string base = name != nullptr ? name : "<anonymous>";
   switch (dwarf_tag(die)) {
-    case DW_TAG_structure_type: return "struct " + (name != nullptr ? base : std::string("{...}"));
-    case DW_TAG_union_type: return "union " + (name != nullptr ? base : std::string("{...}"));
-    case DW_TAG_enumeration_type: return "enum " + (name != nullptr ? base : std::string("{...}"));
-    default: return base;
+    case DW_TAG_structure_type:
+      return "struct " + (name != nullptr ? base : std::string("{...}"));
+    case DW_TAG_union_type:
+      return "union " + (name != nullptr ? base : std::string("{...}"));
+    case DW_TAG_enumeration_type:
+      return "enum " + (name != nullptr ? base : std::string("{...}"));
+    default:
+      return base;
   }
 }
 
@@ -84,9 +88,12 @@ std::string type_display(Dwarf_Die type, int depth = 0) {
   Dwarf_Die target;
   const bool has_target = follow_type(&type, &target);
   switch (tag) {
-    case DW_TAG_pointer_type: return (has_target ? type_display(target, depth + 1) : "void") + " *";
-    case DW_TAG_const_type: return "const " + (has_target ? type_display(target, depth + 1) : "void");
-    case DW_TAG_volatile_type: return "volatile " + (has_target ? type_display(target, depth + 1) : "void");
+    case DW_TAG_pointer_type:
+      return (has_target ? type_display(target, depth + 1) : "void") + " *";
+    case DW_TAG_const_type:
+      return "const " + (has_target ? type_display(target, depth + 1) : "void");
+    case DW_TAG_volatile_type:
+      return "volatile " + (has_target ? type_display(target, depth + 1) : "void");
     case DW_TAG_array_type: {
       std::string out = has_target ? type_display(target, depth + 1) : "?";
       out += " ";
@@ -98,8 +105,10 @@ std::string type_display(Dwarf_Die type, int depth = 0) {
       }
       return out;
     }
-    case DW_TAG_subroutine_type: return "function";
-    default: return tagged_name(&type);
+    case DW_TAG_subroutine_type:
+      return "function";
+    default:
+      return tagged_name(&type);
   }
 }
 
@@ -230,8 +239,10 @@ std::string normalize_path(const std::string& path) {
     if (end == std::string::npos) end = path.size();
     std::string part = path.substr(start, end - start);
     if (part == "..") {
-      if (!parts.empty() && parts.back() != "..") parts.pop_back();
-      else if (!absolute) parts.push_back(part);
+      if (!parts.empty() && parts.back() != "..")
+        parts.pop_back();
+      else if (!absolute)
+        parts.push_back(part);
     } else if (!part.empty() && part != ".") {
       parts.push_back(part);
     }
@@ -356,7 +367,7 @@ std::optional<DwarfVariable> DwarfIndex::describe_variable(const Located& locate
 }
 
 const DwarfIndex::Located* DwarfIndex::choose_variable(uint64_t address, uint64_t offset, std::string_view wanted,
-                                                        bool* named_as_wanted) {
+                                                       bool* named_as_wanted) {
   // Thousands of DIEs can share an address (the linker leaves DW_OP_addr 0 for discarded
   // objects, and per-cpu offset 0 is a real variable), so names are compared before anything is
   // described. Within each preference the lowest DIE offset wins: the multimap's order among equal
@@ -364,7 +375,9 @@ const DwarfIndex::Located* DwarfIndex::choose_variable(uint64_t address, uint64_
   const Located* named = nullptr;
   const Located* covering = nullptr;
   const Located* first = nullptr;
-  auto earlier = [](const Located& candidate, const Located* best) { return best == nullptr || candidate.die < best->die; };
+  auto earlier = [](const Located& candidate, const Located* best) {
+    return best == nullptr || candidate.die < best->die;
+  };
   auto [begin, end] = variables_.equal_range(address);
   for (auto it = begin; it != end; ++it) {
     const Located& candidate = it->second;
@@ -485,8 +498,8 @@ void DwarfIndex::describe_code(uint64_t address, CodeLocation& out) {
   // The subprogram containing the address, then the chain of inlined subroutines inside it.
   std::vector<Dwarf_Die> chain;
   const std::vector<Subprogram>& list = subprograms_of(&cu_die);
-  auto it = std::upper_bound(list.begin(), list.end(), address,
-                             [](uint64_t a, const Subprogram& s) { return a < s.low; });
+  auto it =
+      std::upper_bound(list.begin(), list.end(), address, [](uint64_t a, const Subprogram& s) { return a < s.low; });
   for (int steps = 0; it != list.begin() && steps < 8; ++steps) {
     --it;
     if (address >= it->low && address < it->high) {

@@ -25,15 +25,15 @@ namespace lockscope::symbolizer {
 // A variable with a fixed address, as DWARF describes it.
 struct DwarfVariable {
   Dwarf_Off die = 0;
-  std::string name;       // "lock"
-  std::string function;   // for a function-local static: the function it is declared in
+  std::string name;      // "lock"
+  std::string function;  // for a function-local static: the function it is declared in
   // A function-local static declared in a block nested inside its function (an inner `{ }`, or the
   // body of a function inlined into it): gdb's `func::var` searches only the function's outermost
   // block, so such a static needs another spelling.
   bool in_inner_block = false;
-  std::string cu_name;    // "kernel/ucount.c", for a gdb file qualifier
-  uint64_t size = 0;      // of its type; 0 when unknown
-  std::string type;       // its C type as gdb spells it ("spinlock_t", "struct mutex")
+  std::string cu_name;  // "kernel/ucount.c", for a gdb file qualifier
+  uint64_t size = 0;    // of its type; 0 when unknown
+  std::string type;     // its C type as gdb spells it ("spinlock_t", "struct mutex")
 };
 
 // Where an offset into a variable lands: the member path ("" for the variable itself, then
@@ -80,8 +80,7 @@ class DwarfIndex {
 
   void index_top_level_variables();
   void index_whole_cu(Dwarf_Off cu_die);
-  void walk_for_statics(Dwarf_Die* parent, Dwarf_Off cu, const std::string& function, bool in_inner_block,
-                        int depth);
+  void walk_for_statics(Dwarf_Die* parent, Dwarf_Off cu, const std::string& function, bool in_inner_block, int depth);
   void add_if_located(Dwarf_Die* die, Dwarf_Off cu, const std::string& function, bool in_inner_block);
   std::optional<DwarfVariable> describe_variable(const Located& located);
   // The best variable DIE at `address` (see variable_at); `named_as_wanted` says whether its name

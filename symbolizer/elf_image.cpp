@@ -1,13 +1,13 @@
 #include "elf_image.hpp"
 
-#include <algorithm>
-#include <cstddef>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
 
 #include "lockscope/error.hpp"
 
@@ -36,7 +36,9 @@ std::string hex_address(uint64_t value) {
 
 namespace {
 
-std::string elf_problem() { return elf_errmsg(-1); }
+std::string elf_problem() {
+  return elf_errmsg(-1);
+}
 
 }  // namespace
 
@@ -50,7 +52,8 @@ ElfImage::ElfImage(const std::string& path) : path_(path) {
     if (!S_ISREG(st.st_mode)) throw Error("not a regular file").hint("pass the vmlinux file itself");
     unsigned char magic[4] = {};
     if (pread(fd_, magic, 4, 0) != 4 || memcmp(magic, ELFMAG, SELFMAG) != 0)
-      throw Error("not an ELF file: expected the magic \\x7fELF").at(0)
+      throw Error("not an ELF file: expected the magic \\x7fELF")
+          .at(0)
           .hint("pass an uncompressed vmlinux (not a vmlinuz/bzImage)");
     if (static_cast<uint64_t>(st.st_size) < sizeof(Elf64_Ehdr))
       throw Error("truncated: expected a " + std::to_string(sizeof(Elf64_Ehdr)) + "-byte ELF header, the file has " +
@@ -59,8 +62,7 @@ ElfImage::ElfImage(const std::string& path) : path_(path) {
           .hint("copy or download the vmlinux again");
     // READ_MMAP: the symbol table and the DWARF we touch are paged in on demand, never copied.
     elf_ = elf_begin(fd_, ELF_C_READ_MMAP, nullptr);
-    if (elf_ == nullptr || elf_kind(elf_) != ELF_K_ELF)
-      throw Error("not a readable ELF file: " + elf_problem());
+    if (elf_ == nullptr || elf_kind(elf_) != ELF_K_ELF) throw Error("not a readable ELF file: " + elf_problem());
     if (gelf_getclass(elf_) != ELFCLASS64)
       throw Error("not a 64-bit ELF file: expected ELFCLASS64").at(EI_CLASS).hint("lockscope reads x86-64 kernels");
     check_complete(static_cast<uint64_t>(st.st_size));
@@ -88,11 +90,12 @@ void ElfImage::check_complete(uint64_t file_size) {
   // Sums of header fields are compared without overflowing: a hostile e_shoff is near 2^64.
   const uint64_t headers_size = uint64_t{ehdr.e_shnum} * ehdr.e_shentsize;
   if (ehdr.e_shoff == 0)
-    throw Error("no section header table (e_shoff is 0); expected one in a vmlinux").at(offsetof(Elf64_Ehdr, e_shoff))
+    throw Error("no section header table (e_shoff is 0); expected one in a vmlinux")
+        .at(offsetof(Elf64_Ehdr, e_shoff))
         .hint("pass the vmlinux itself, not a stripped or partial image");
   if (ehdr.e_shoff > file_size || headers_size > file_size - ehdr.e_shoff)
-    throw Error("truncated: expected " + std::to_string(headers_size) + " bytes of section headers here but the file has " +
-                std::to_string(file_size))
+    throw Error("truncated: expected " + std::to_string(headers_size) +
+                " bytes of section headers here but the file has " + std::to_string(file_size))
         .at(ehdr.e_shoff)
         .hint("copy or download the vmlinux again");
   size_t count = 0;
@@ -159,7 +162,8 @@ void ElfImage::read_symbols() {
     if (name == nullptr)
       throw Error("symbol " + std::to_string(i) + " has name offset " + std::to_string(sym.st_name) +
                   ", expected one inside its string table")
-          .at(entry_offset).in(".symtab");
+          .at(entry_offset)
+          .in(".symtab");
     const int type = GELF_ST_TYPE(sym.st_info);
     const bool global = GELF_ST_BIND(sym.st_info) != STB_LOCAL;
     if (type == STT_FILE) {
@@ -231,8 +235,12 @@ const SectionInfo* ElfImage::section_at(uint64_t address) const {
   return nullptr;
 }
 
-SymbolHit ElfImage::data_symbol_at(uint64_t address) const { return symbol_at(address, false); }
-SymbolHit ElfImage::code_symbol_at(uint64_t address) const { return symbol_at(address, true); }
+SymbolHit ElfImage::data_symbol_at(uint64_t address) const {
+  return symbol_at(address, false);
+}
+SymbolHit ElfImage::code_symbol_at(uint64_t address) const {
+  return symbol_at(address, true);
+}
 
 SymbolHit ElfImage::symbol_at(uint64_t address, bool want_code) const {
   SymbolHit hit;

@@ -2,9 +2,9 @@
 // Names point into libelf's mapping of the file, which lives as long as the ElfImage.
 #pragma once
 
-#include <cstdint>
 #include <gelf.h>
 #include <libelf.h>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -88,10 +88,10 @@ class ElfImage {
   std::string path_;
   int fd_ = -1;
   Elf* elf_ = nullptr;
-  std::vector<SectionInfo> sections_;            // indexed by section number
+  std::vector<SectionInfo> sections_;             // indexed by section number
   std::vector<const SectionInfo*> alloc_sorted_;  // allocated, non-empty, by address
   const SectionInfo* percpu_ = nullptr;
-  std::vector<ElfSymbol> symbols_;               // by address
+  std::vector<ElfSymbol> symbols_;  // by address
   std::unordered_map<std::string_view, uint32_t> name_counts_;
   std::unordered_set<std::string_view> function_names_;
   std::string build_id_;

@@ -12,7 +12,9 @@
 
 namespace lockscope::symbolizer {
 
-std::string CodeLocation::name() const { return function + "+" + hex_address(offset); }
+std::string CodeLocation::name() const {
+  return function + "+" + hex_address(offset);
+}
 
 namespace {
 
@@ -144,8 +146,7 @@ class VmlinuxSymbolizer final : public Symbolizer {
         // An address inside a member that has no member of its own there (padding, the middle of
         // a long): `object+0x4` is not an expression gdb can take the address of, while a char at
         // that byte is, and says which object it lies in.
-        out.name = member.residual == 0 ? object
-                                        : "*((char *)&" + object + " + " + hex_address(member.residual) + ")";
+        out.name = member.residual == 0 ? object : "*((char *)&" + object + " + " + hex_address(member.residual) + ")";
         out.type = member.type;
         out.is_lock = member.is_lock && member.residual == 0;
         return out;

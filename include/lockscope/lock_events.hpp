@@ -31,9 +31,9 @@ ExecContext context_from_flags(uint8_t common_flags);
 
 struct LockEvent {
   const perf::Sample* sample = nullptr;
-  std::string_view event_name;        // as perf names it: "probe:_raw_spin_lock"
-  std::optional<uint64_t> lock;       // `lock` (kprobe argument) or `lock_addr` (contention)
-  std::optional<int64_t> ret;         // `ret` of a return probe or of lock:contention_end
+  std::string_view event_name;               // as perf names it: "probe:_raw_spin_lock"
+  std::optional<uint64_t> lock;              // `lock` (kprobe argument) or `lock_addr` (contention)
+  std::optional<int64_t> ret;                // `ret` of a return probe or of lock:contention_end
   std::optional<uint32_t> contention_flags;  // `flags` of lock:contention_begin
   ExecContext context = ExecContext::task;
   bool irqs_off = false;

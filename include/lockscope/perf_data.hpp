@@ -5,10 +5,10 @@
 // the file offset.
 #pragma once
 
+#include <linux/perf_event.h>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <linux/perf_event.h>
 #include <map>
 #include <memory>
 #include <span>
@@ -48,12 +48,12 @@ struct SampleLayout {
 
 // One event of the recording: its attr, name and ids.
 struct EventDesc {
-  perf_event_attr attr{};   // zero-extended or truncated to the size this build knows
+  perf_event_attr attr{};  // zero-extended or truncated to the size this build knows
   uint32_t attr_size_in_file = 0;
-  std::string name;         // "probe:_raw_spin_lock", "lock:contention_begin"; from EVENT_DESC
+  std::string name;  // "probe:_raw_spin_lock", "lock:contention_begin"; from EVENT_DESC
   std::vector<uint64_t> ids;
   SampleLayout layout;
-  size_t index = 0;         // position in Metadata::events
+  size_t index = 0;  // position in Metadata::events
 };
 
 struct BuildIdEntry {
@@ -99,7 +99,9 @@ class Callchain {
   uint64_t count_ = 0;
 };
 
-inline bool is_context_marker(uint64_t value) { return value >= static_cast<uint64_t>(-4095); }
+inline bool is_context_marker(uint64_t value) {
+  return value >= static_cast<uint64_t>(-4095);
+}
 
 // Which part of the machine a callchain address belongs to, from the PERF_CONTEXT_* marker that
 // precedes it (kernel frames come first, then user frames).
@@ -107,12 +109,18 @@ enum class FrameContext : uint8_t { unknown, kernel, user, hypervisor, guest_ker
 
 inline FrameContext frame_context_of_marker(uint64_t marker) {
   switch (marker) {
-    case static_cast<uint64_t>(PERF_CONTEXT_KERNEL): return FrameContext::kernel;
-    case static_cast<uint64_t>(PERF_CONTEXT_USER): return FrameContext::user;
-    case static_cast<uint64_t>(PERF_CONTEXT_HV): return FrameContext::hypervisor;
-    case static_cast<uint64_t>(PERF_CONTEXT_GUEST_KERNEL): return FrameContext::guest_kernel;
-    case static_cast<uint64_t>(PERF_CONTEXT_GUEST_USER): return FrameContext::guest_user;
-    default: return FrameContext::unknown;
+    case static_cast<uint64_t>(PERF_CONTEXT_KERNEL):
+      return FrameContext::kernel;
+    case static_cast<uint64_t>(PERF_CONTEXT_USER):
+      return FrameContext::user;
+    case static_cast<uint64_t>(PERF_CONTEXT_HV):
+      return FrameContext::hypervisor;
+    case static_cast<uint64_t>(PERF_CONTEXT_GUEST_KERNEL):
+      return FrameContext::guest_kernel;
+    case static_cast<uint64_t>(PERF_CONTEXT_GUEST_USER):
+      return FrameContext::guest_user;
+    default:
+      return FrameContext::unknown;
   }
 }
 
@@ -219,8 +227,8 @@ struct ReadStats {
   uint64_t lost_events = 0;            // sum of LOST records' counts
   uint64_t lost_samples = 0;           // sum of LOST_SAMPLES
   uint64_t compressed_bytes_in = 0, compressed_bytes_out = 0;
-  uint64_t out_of_order_records = 0;   // time order: records older than what was already flushed
-  std::vector<std::string> warnings;   // printed by the command line
+  uint64_t out_of_order_records = 0;  // time order: records older than what was already flushed
+  std::vector<std::string> warnings;  // printed by the command line
   // Where the file is damaged (cut short, perf killed mid-write) and what was read around it. Also
   // printed as warnings; `--strict` turns any of them into a failure (exit 4).
   std::vector<std::string> damage;

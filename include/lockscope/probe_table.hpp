@@ -24,7 +24,7 @@ enum class Flavour {
   irq,
   irqsave,
   bh,
-  nested,          // lockdep subclass variants, only on CONFIG_DEBUG_LOCK_ALLOC kernels
+  nested,  // lockdep subclass variants, only on CONFIG_DEBUG_LOCK_ALLOC kernels
   irqsave_nested,
   nest_lock,
   interruptible,
@@ -205,19 +205,28 @@ constexpr const ProbeRow* find_probe_by_event(std::string_view event) {
 // The tracepoints of contention mode (kernels without kprobes, or --mode contention): they fire only
 // when an acquisition has to wait, for every lock kind, with the lock address as `lock_addr`.
 inline constexpr std::array<std::string_view, 2> contention_tracepoints = {"lock:contention_begin",
-                                                                             "lock:contention_end"};
+                                                                           "lock:contention_end"};
 
 // Names for output (JSON, tables, CSV): the enum spelled as in the code.
 constexpr std::string_view name_of(LockKind kind) {
-  constexpr std::array names = {"spinlock", "rwlock-read", "rwlock-write",
-                                "mutex",    "rwsem-read",  "rwsem-write"};
+  constexpr std::array names = {"spinlock", "rwlock-read", "rwlock-write", "mutex", "rwsem-read", "rwsem-write"};
   return names[static_cast<size_t>(kind)];
 }
 constexpr std::string_view name_of(Flavour flavour) {
-  constexpr std::array names = {"plain",         "irq",      "irqsave",         "bh",
-                                "nested",        "irqsave_nested",  "nest_lock",
-                                "interruptible", "interruptible_nested", "killable",
-                                "killable_nested", "io",     "io_nested",       "trylock",
+  constexpr std::array names = {"plain",
+                                "irq",
+                                "irqsave",
+                                "bh",
+                                "nested",
+                                "irqsave_nested",
+                                "nest_lock",
+                                "interruptible",
+                                "interruptible_nested",
+                                "killable",
+                                "killable_nested",
+                                "io",
+                                "io_nested",
+                                "trylock",
                                 "trylock_bh"};
   return names[static_cast<size_t>(flavour)];
 }

@@ -34,7 +34,7 @@ struct Options {
   bool trylock_result = false;
   bool dry_run = false;
   bool cleanup = false;
-  std::filesystem::path vmlinux;        // empty: fetch the lock from the argument register
+  std::filesystem::path vmlinux;            // empty: fetch the lock from the argument register
   std::filesystem::path system_root = "/";  // where /proc and /sys are; tests point it at fixtures
   std::string perf = "perf";
   std::vector<std::string> command;
@@ -124,8 +124,8 @@ struct PerfFacts {
   bool runs = false;
   std::string version_line;  // "perf version 6.1.192", or why it did not run
 };
-std::vector<std::string> preflight_problems(const KernelView& kernel, const Options& options,
-                                            const PerfFacts& perf, bool privileged);
+std::vector<std::string> preflight_problems(const KernelView& kernel, const Options& options, const PerfFacts& perf,
+                                            bool privileged);
 // The part of the preflight about the kernel alone (tracefs, kprobes, tracepoints), which --dry-run
 // also checks: it needs neither root nor perf.
 std::vector<std::string> kernel_problems(const KernelView& kernel, const Options& options);
@@ -146,7 +146,7 @@ struct RecordingSummary {
   std::vector<std::string> events;
   std::vector<std::string> record_command;
   std::vector<std::string> probe_command;  // empty in contention mode
-  const ProbePlan* plan = nullptr;          // null in contention mode
+  const ProbePlan* plan = nullptr;         // null in contention mode
   std::optional<int> command_wait_status;  // none: no COMMAND ran (-a, or -p PID alone)
 };
 

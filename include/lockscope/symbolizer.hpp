@@ -22,16 +22,16 @@ namespace lockscope::symbolizer {
 // then empty and `why_unnamed` says why (never a guess).
 struct DataName {
   bool found = false;
-  std::string name;     // gdb-evaluable: "rcu_state.node[0].lock", "'mm/foo.c'::lock", "func::lock",
-                        // "*((char *)&rcu_state.node[0] + 0x4)" for a byte inside a member or in
-                        // padding, or "symbol+0x10" when no type information covers the address
-  std::string symbol;   // the containing symbol as the ELF symbol table (or kallsyms) has it
-  uint64_t offset = 0;  // address minus the symbol's start
-  std::string section;  // ".data", ".bss", ".data..percpu"; empty from kallsyms
-  bool percpu = false;  // a per-cpu variable (its address is an offset into each CPU's area)
-  int cpu = -1;         // whose copy, when a runtime per-cpu address was matched (see set_percpu_offsets)
-  std::string type;     // C type of the named object ("spinlock_t"), empty without DWARF
-  bool is_lock = false; // `type` is one of the kernel's lock types
+  std::string name;      // gdb-evaluable: "rcu_state.node[0].lock", "'mm/foo.c'::lock", "func::lock",
+                         // "*((char *)&rcu_state.node[0] + 0x4)" for a byte inside a member or in
+                         // padding, or "symbol+0x10" when no type information covers the address
+  std::string symbol;    // the containing symbol as the ELF symbol table (or kallsyms) has it
+  uint64_t offset = 0;   // address minus the symbol's start
+  std::string section;   // ".data", ".bss", ".data..percpu"; empty from kallsyms
+  bool percpu = false;   // a per-cpu variable (its address is an offset into each CPU's area)
+  int cpu = -1;          // whose copy, when a runtime per-cpu address was matched (see set_percpu_offsets)
+  std::string type;      // C type of the named object ("spinlock_t"), empty without DWARF
+  bool is_lock = false;  // `type` is one of the kernel's lock types
   std::string why_unnamed;
 };
 

@@ -134,8 +134,7 @@ TEST_CASE("an exec rename makes the process a holder under its new name") {
   auto report = rec.report(model);
   REQUIRE(report.locks.size() == 1);
   CHECK(holder_labels(report.locks[0]) == std::vector<std::string>{"sh[40]", "unshare[40]"});
-  CHECK(model::flavour_names(report.locks[0].holders[1].pair->flavour_mask) ==
-        std::vector<std::string>{"irq"});
+  CHECK(model::flavour_names(report.locks[0].holders[1].pair->flavour_mask) == std::vector<std::string>{"irq"});
 }
 
 TEST_CASE("trylock entries pair with their return probe per thread") {

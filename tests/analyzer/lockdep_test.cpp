@@ -328,13 +328,13 @@ TEST_CASE("lockdep: the runqueue lock handed over a context switch leaves no sta
   spin_unlock(rec, 20, kLockA);  // finish_task_switch() in task 20 releases it
   spin_lock(rec, 30, kLockA);    // its own hold: a stale one of task 10's would be forgotten
   spin_unlock(rec, 30, kLockA);
-  spin_lock(rec, 40, kLockA);    // __schedule() in task 40, switched out holding it
-  spin_lock(rec, 50, kLockA);    // task 50 takes it: task 40's hold must have ended unseen
-  spin_lock(rec, 40, kLockB);    // task 40 resumed: not under A
+  spin_lock(rec, 40, kLockA);  // __schedule() in task 40, switched out holding it
+  spin_lock(rec, 50, kLockA);  // task 50 takes it: task 40's hold must have ended unseen
+  spin_lock(rec, 40, kLockB);  // task 40 resumed: not under A
   spin_unlock(rec, 40, kLockB);
   spin_unlock(rec, 50, kLockA);
   spin_lock(rec, 60, kLockB);
-  spin_lock(rec, 60, kLockA);    // B -> A, the only real order
+  spin_lock(rec, 60, kLockA);  // B -> A, the only real order
   spin_unlock(rec, 60, kLockA);
   spin_unlock(rec, 60, kLockB);
   auto result = replay(rec);
@@ -487,11 +487,11 @@ TEST_CASE("lockdep: module locks and code are named from the recording's kallsym
   // with the module loaded.
   auto kernel = symbolizer::Symbolizer::from_kallsyms(
       kallsyms_file("ffffffff81000000 T _text\nffffffff81a00000 T _raw_spin_lock\n"
-           "ffffffff82000000 D jiffies_lock\nffffffff83000000 B _end\n"));
+                    "ffffffff82000000 D jiffies_lock\nffffffff83000000 B _end\n"));
   auto modules = symbolizer::Symbolizer::from_kallsyms(
       kallsyms_file("ffffffff81000000 T _text\nffffffff81a00000 T _raw_spin_lock\n"
-           "ffffffffc0a01180 t lockscope_timer_fn\t[lockscope_lockdep]\n"
-           "ffffffffc0a03078 b lockscope_irq_lock\t[lockscope_lockdep]\n"));
+                    "ffffffffc0a01180 t lockscope_timer_fn\t[lockscope_lockdep]\n"
+                    "ffffffffc0a03078 b lockscope_irq_lock\t[lockscope_lockdep]\n"));
   report::Namer namer(kernel.get(), modules.get());
   CHECK(namer.data(0xffffffffc0a03078).name == "lockscope_irq_lock");
   CHECK(namer.code(0xffffffffc0a01190, true).symbol == "lockscope_timer_fn+0x10");
@@ -508,17 +508,17 @@ TEST_CASE("where a lock lives comes from the kernel's layout, not from whether a
       kallsyms_file("ffffffff81000000 T _text\nffffffff81a00000 T _raw_spin_lock\nffffffff82314980 T _etext\n"));
   auto modules = symbolizer::Symbolizer::from_kallsyms(
       kallsyms_file("ffffffff81000000 T _text\nffffffffc0a01180 t lockscope_timer_fn\t[lockscope_lockdep]\n"
-           "ffffffffc0a03078 b lockscope_irq_lock\t[lockscope_lockdep]\n"));
+                    "ffffffffc0a03078 b lockscope_irq_lock\t[lockscope_lockdep]\n"));
   report::Namer x86(text_only.get(), modules.get(), "x86_64");
   // tasklist_lock's address on that machine: past _etext, inside the kernel image mapping.
   CHECK(x86.storage_of(0xffffffff82e08080) == report::Storage::static_image);
   CHECK(x86.in_kernel_image(0xffffffff82e08080));
   CHECK_FALSE(x86.data(0xffffffff82e08080).found);
-  CHECK(x86.storage_of(0xffffffffc0a03078) == report::Storage::module);  // named by the module's kallsyms
-  CHECK(x86.storage_of(0xffffffffc0b00000) == report::Storage::module);  // in the module mapping, unnamed
-  CHECK(x86.storage_of(0xffff888012345678) == report::Storage::dynamic);  // direct map, 4-level paging
-  CHECK(x86.storage_of(0xff11000012340000) == report::Storage::dynamic);  // direct map, 5-level paging
-  CHECK(x86.storage_of(0xffffc90000123000) == report::Storage::dynamic);  // vmalloc
+  CHECK(x86.storage_of(0xffffffffc0a03078) == report::Storage::module);       // named by the module's kallsyms
+  CHECK(x86.storage_of(0xffffffffc0b00000) == report::Storage::module);       // in the module mapping, unnamed
+  CHECK(x86.storage_of(0xffff888012345678) == report::Storage::dynamic);      // direct map, 4-level paging
+  CHECK(x86.storage_of(0xff11000012340000) == report::Storage::dynamic);      // direct map, 5-level paging
+  CHECK(x86.storage_of(0xffffc90000123000) == report::Storage::dynamic);      // vmalloc
   CHECK(x86.storage_of(0xffffffff80000000 - 8) == report::Storage::unknown);  // in no region
 
   // Without the architecture's layout and without _end, an unnamed address is not placed at all.

@@ -31,7 +31,9 @@ Json kprobe_file() {
       {"kallsyms", "x.data.kallsyms"},
       {"mode", "kprobe"},
       {"kernel", {{"release", "6.1.0-56-amd64"}, {"machine", "x86_64"}, {"build_id", kBuildId}}},
-      {"modules", Json::array({{{"name", "ext4"}, {"base_address", "0xffffffffc0a00000"}, {"size", 1},
+      {"modules", Json::array({{{"name", "ext4"},
+                                {"base_address", "0xffffffffc0a00000"},
+                                {"size", 1},
                                 {"sections", {{".text", "0xffffffffc0a01000"}}}}})},
       {"events", {"lockrec:_raw_spin_lock", "lockrec:mutex_lock"}},
       {"perf_record", {"perf", "record"}},
@@ -51,7 +53,9 @@ Json kprobe_file() {
   };
 }
 
-LockrecSideFile parse(const Json& document) { return parse_lockrec_side_file(document.dump(), kPath); }
+LockrecSideFile parse(const Json& document) {
+  return parse_lockrec_side_file(document.dump(), kPath);
+}
 
 // The one-line message of parsing `text`, which must fail.
 std::string error_of(const std::string& text) {
@@ -63,7 +67,9 @@ std::string error_of(const std::string& text) {
   FAIL("no error for: " << text.substr(0, 200));
   return "";
 }
-std::string error_of(const Json& document) { return error_of(document.dump()); }
+std::string error_of(const Json& document) {
+  return error_of(document.dump());
+}
 
 constexpr const char* kMalformedHint = "written by lockrec next to the recording: remove it or record again";
 
@@ -205,9 +211,10 @@ TEST_CASE("a side file of another kernel than the recording's is refused") {
   CHECK_NOTHROW(check_same_kernel(side, "6.1.0-56-amd64", kBuildId));
   CHECK_NOTHROW(check_same_kernel(side, "", ""));  // a recording that names neither
   CHECK_THROWS_WITH(check_same_kernel(side, "6.12.0", ""),
-                    std::string(kPath) + ": its kernel release 6.1.0-56-amd64 is not the recording's (6.12.0); it "
-                                         "belongs to another recording: remove it, or put that recording's own side "
-                                         "files beside it");
+                    std::string(kPath) +
+                        ": its kernel release 6.1.0-56-amd64 is not the recording's (6.12.0); it "
+                        "belongs to another recording: remove it, or put that recording's own side "
+                        "files beside it");
   CHECK_THROWS_WITH(check_same_kernel(side, "6.1.0-56-amd64", "00ff"),
                     Catch::Matchers::StartsWith(std::string(kPath) + ": its kernel build-id " + kBuildId));
   side.kernel_build_id.clear();  // lockrec could not read it: nothing to compare

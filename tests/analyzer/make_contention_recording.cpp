@@ -60,8 +60,8 @@ int main(int argc, char** argv) {
   }
   std::vector<uint64_t> a;
   for (int i = 2; i < argc; ++i) a.push_back(std::strtoull(argv[i], nullptr, 16));
-  const uint64_t lock1 = a[0], lock2 = a[1], skipped = a[2], f2 = a[3], f3 = a[4], f4 = a[5],
-                 f5 = a[6], f6 = a[7], f0 = a[8], text = a[9], etext = a[10];
+  const uint64_t lock1 = a[0], lock2 = a[1], skipped = a[2], f2 = a[3], f3 = a[4], f4 = a[5], f5 = a[6], f6 = a[7],
+                 f0 = a[8], text = a[9], etext = a[10];
   auto stack = [&](uint64_t first, uint64_t second) {
     return std::vector<uint64_t>{lock1, lock2, skipped, first, second};
   };

@@ -74,8 +74,8 @@ int main(int argc, char** argv) {
   }
   for (int i = 0; i < 3; ++i) {  // process context, irqs on
     rec.event(clean ? "_raw_spin_lock_irqsave" : "_raw_spin_lock", 300, 300, {kIrqLock}, kInProcess + 0x11);
-    rec.event(clean ? "_raw_spin_unlock_irqrestore" : "_raw_spin_unlock", 300, 300, {kIrqLock},
-              kInProcess + 0x20, clean ? kIrqsOff : 0);
+    rec.event(clean ? "_raw_spin_unlock_irqrestore" : "_raw_spin_unlock", 300, 300, {kIrqLock}, kInProcess + 0x20,
+              clean ? kIrqsOff : 0);
   }
   for (long round = 0; round < repeat; ++round) {
     const uint32_t ab = 301, ba = 302;

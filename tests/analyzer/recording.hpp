@@ -13,9 +13,8 @@
 
 namespace lockscope::testing {
 
-constexpr uint64_t kSampleType = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID |
-                                 PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_PERIOD |
-                                 PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW;
+constexpr uint64_t kSampleType = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME |
+                                 PERF_SAMPLE_CPU | PERF_SAMPLE_PERIOD | PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW;
 constexpr uint64_t kContextKernel = static_cast<uint64_t>(-128);
 constexpr uint64_t kContextUser = static_cast<uint64_t>(-512);
 // TRACE_FLAG_* bits of common_flags.
@@ -56,8 +55,8 @@ class Recording {
     builder_.set_tracing_data(tracing_data({{group, formats}}));
     uint64_t id = 100;
     for (const auto& probe : kProbes) {
-      builder_.add_event(tracepoint_attr(static_cast<uint64_t>(probe.id), kSampleType),
-                         group + ":" + probe.event, {id++});
+      builder_.add_event(tracepoint_attr(static_cast<uint64_t>(probe.id), kSampleType), group + ":" + probe.event,
+                         {id++});
     }
   }
 
@@ -92,8 +91,7 @@ class Recording {
     std::vector<uint64_t> payload = {0xffffffff81a00000};
     if (probe.ends_with("__return")) payload.push_back(0xffffffff81100000);
     payload.insert(payload.end(), values.begin(), values.end());
-    sample.raw = trace_payload(static_cast<uint16_t>(kProbes[index].id), flags, 1,
-                               static_cast<int32_t>(tid), payload);
+    sample.raw = trace_payload(static_cast<uint16_t>(kProbes[index].id), flags, 1, static_cast<int32_t>(tid), payload);
     builder_.sample(index, sample);
   }
 

@@ -4,8 +4,8 @@
 // flushed per record, cut every `chunk` bytes so records straddle payloads) behind the metadata of
 // a small lock recording, and reads the result in pipe mode. One control byte picks the chunk
 // size, the record type and a raw mode where the bytes are used as (corrupt) payloads unchanged.
-#include <vector>
 #include <zstd.h>
+#include <vector>
 
 #include "example_recordings.hpp"
 #include "fuzz_support.hpp"
@@ -24,12 +24,12 @@ const ByteVector& metadata_prefix() {
   static const ByteVector prefix = [] {
     lockscope::testing::PerfDataBuilder builder;
     builder.set_tracing_data(lockscope::testing::example_tracing_data());
-    builder.add_event(lockscope::testing::tracepoint_attr(lockscope::testing::kSpinLockId,
-                                                          lockscope::testing::kLockSampleType),
-                      "probe:_raw_spin_lock", {11, 12});
-    builder.add_event(lockscope::testing::tracepoint_attr(lockscope::testing::kBeginId,
-                                                          lockscope::testing::kLockSampleType),
-                      "lock:contention_begin", {15});
+    builder.add_event(
+        lockscope::testing::tracepoint_attr(lockscope::testing::kSpinLockId, lockscope::testing::kLockSampleType),
+        "probe:_raw_spin_lock", {11, 12});
+    builder.add_event(
+        lockscope::testing::tracepoint_attr(lockscope::testing::kBeginId, lockscope::testing::kLockSampleType),
+        "lock:contention_begin", {15});
     return builder.pipe_mode();
   }();
   return prefix;
@@ -49,8 +49,7 @@ void put_compressed_record(ByteWriter& out, uint32_t type, const std::byte* payl
 }
 
 // Compresses `records` as perf does: one stream, flushed (never ended) after each chunk.
-void compress_into(ByteWriter& out, uint32_t type, const uint8_t* records, size_t size,
-                   size_t chunk) {
+void compress_into(ByteWriter& out, uint32_t type, const uint8_t* records, size_t size, size_t chunk) {
   static ZSTD_CCtx* context = [] {
     ZSTD_CCtx* created = ZSTD_createCCtx();
     ZSTD_CCtx_setParameter(created, ZSTD_c_compressionLevel, 1);
@@ -92,8 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     compress_into(stream, type, records, records_size, chunk);
   }
 
-  lockscope::fuzz::MemoryFile input(reinterpret_cast<const uint8_t*>(stream.bytes.data()),
-                                    stream.bytes.size());
+  lockscope::fuzz::MemoryFile input(reinterpret_cast<const uint8_t*>(stream.bytes.data()), stream.bytes.size());
   try {
     auto reader = lockscope::perf::PerfDataReader::open_stream(input.fd(), "fuzz-zstd");
     lockscope::fuzz::read_everything(*reader, size);

@@ -3,13 +3,13 @@
 // names), so the fuzzer reaches the same code a hostile recording would.
 #pragma once
 
+#include <sys/mman.h>
+#include <unistd.h>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <string>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "lockscope/error.hpp"
 #include "lockscope/lock_events.hpp"
@@ -19,9 +19,7 @@ namespace lockscope::fuzz {
 
 class DecodeEverything final : public perf::RecordVisitor {
  public:
-  void on_metadata(const perf::Metadata& metadata) override {
-    decoder_ = std::make_unique<LockEventDecoder>(metadata);
-  }
+  void on_metadata(const perf::Metadata& metadata) override { decoder_ = std::make_unique<LockEventDecoder>(metadata); }
   void on_sample(const perf::Sample& sample) override {
     if (decoder_) {
       if (const LockEvent* event = decoder_->decode(sample)) {

@@ -10,8 +10,7 @@ namespace {
 
 // The fields LockEventDecoder asks for.
 constexpr std::array<std::string_view, 8> kFieldNames = {
-    "lock", "lock_addr", "ret", "flags", "common_flags", "common_preempt_count", "__probe_ret_ip",
-    "common_type"};
+    "lock", "lock_addr", "ret", "flags", "common_flags", "common_preempt_count", "__probe_ret_ip", "common_type"};
 
 }  // namespace
 

@@ -41,8 +41,7 @@ int main(int argc, char** argv) {
     sample.cpu = tid % 2;
     sample.callchain = {kContextKernel, 0xffffffff81000100, 0xffffffff81000200};
     ByteWriter raw;
-    raw.put_bytes(trace_payload(begin ? kBeginId : kEndId, 0, 0, static_cast<int32_t>(tid),
-                                {0xffff888100000a00}));
+    raw.put_bytes(trace_payload(begin ? kBeginId : kEndId, 0, 0, static_cast<int32_t>(tid), {0xffff888100000a00}));
     raw.put<uint32_t>(begin ? 1 : 0);  // begin: flags; end: ret
     sample.raw = raw.bytes;
     builder.sample(begin ? begin_event : end_event, sample);

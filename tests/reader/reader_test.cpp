@@ -2,14 +2,14 @@
 // compression, trailers, ordering, and malformed input.
 #include <catch2/catch.hpp>
 
-#include <thread>
 #include <unistd.h>
+#include <thread>
 
+#include "example_recordings.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/lock_events.hpp"
 #include "lockscope/perf_data.hpp"
 #include "lockscope/trace_formats.hpp"
-#include "example_recordings.hpp"
 #include "perf_data_builder.hpp"
 
 using namespace lockscope;
@@ -57,8 +57,7 @@ class Collector : public perf::RecordVisitor {
     last_stream_id = sample.stream_id;
   }
   void on_comm(const perf::CommRecord& comm) override {
-    comms.push_back({comm.tid, std::string(comm.comm), comm.exec, comm.sample_id.time,
-                     comm.sample_id.cpu});
+    comms.push_back({comm.tid, std::string(comm.comm), comm.exec, comm.sample_id.time, comm.sample_id.cpu});
   }
   void on_fork(const perf::TaskRecord& task) override { forks.push_back(task.tid); }
   void on_exit(const perf::TaskRecord& task) override { exits.push_back(task.tid); }
@@ -223,7 +222,9 @@ TEST_CASE("pipe mode from a pipe and from a saved file") {
   PerfDataBuilder builder = example_lock_recording();
   ByteVector bytes = builder.pipe_mode();
 
-  SECTION("saved to a file") { check_lock_recording(read_all(write_temp_file(bytes))); }
+  SECTION("saved to a file") {
+    check_lock_recording(read_all(write_temp_file(bytes)));
+  }
 
   SECTION("through a real pipe") {
     PipeRead read = read_through_pipe(bytes, 37);
@@ -273,15 +274,14 @@ TEST_CASE("every sample_type field is laid out in kernel order") {
 }
 
 TEST_CASE("callchains split into kernel and user frames at the context markers") {
-  std::vector<uint64_t> ips = {kContextKernel, 0xffffffff81000001, 0xffffffff81000002,
-                               kContextUser, 0x401000, 0x402000, 0x403000};
+  std::vector<uint64_t> ips = {kContextKernel, 0xffffffff81000001, 0xffffffff81000002, kContextUser, 0x401000, 0x402000,
+                               0x403000};
   ByteWriter raw;
   for (uint64_t ip : ips) raw.put(ip);
   perf::Callchain chain(raw.bytes.data(), ips.size());
   std::vector<std::pair<uint64_t, perf::FrameContext>> frames;
-  perf::for_each_frame(chain, [&](uint64_t address, perf::FrameContext context) {
-    frames.emplace_back(address, context);
-  });
+  perf::for_each_frame(chain,
+                       [&](uint64_t address, perf::FrameContext context) { frames.emplace_back(address, context); });
   REQUIRE(frames.size() == 5);
   CHECK(frames[0] == std::pair{uint64_t{0xffffffff81000001}, perf::FrameContext::kernel});
   CHECK(frames[1].second == perf::FrameContext::kernel);
@@ -291,10 +291,10 @@ TEST_CASE("callchains split into kernel and user frames at the context markers")
 
 TEST_CASE("samples found by ID when there is no IDENTIFIER") {
   PerfDataBuilder builder;
-  builder.set_tracing_data(tracing_data({{"lock", {contention_begin_format(kBeginId),
-                                                   contention_end_format(kEndId)}}}));
-  uint64_t type = PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_ID |
-                  PERF_SAMPLE_CPU | PERF_SAMPLE_RAW;
+  builder.set_tracing_data(
+      tracing_data({{"lock", {contention_begin_format(kBeginId), contention_end_format(kEndId)}}}));
+  uint64_t type =
+      PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_ID | PERF_SAMPLE_CPU | PERF_SAMPLE_RAW;
   builder.add_event(tracepoint_attr(kBeginId, type), "lock:contention_begin", {21});
   builder.add_event(tracepoint_attr(kEndId, type), "lock:contention_end", {22});
   SampleFields f;
@@ -317,10 +317,9 @@ TEST_CASE("samples are matched to events by id whether the ids span little or mu
   for (uint64_t far_id : {uint64_t{40}, uint64_t{1} << 40}) {
     INFO("far id " << far_id);
     PerfDataBuilder builder;
-    builder.set_tracing_data(tracing_data({{"lock", {contention_begin_format(kBeginId),
-                                                     contention_end_format(kEndId)}}}));
-    builder.add_event(tracepoint_attr(kBeginId, kLockSampleType), "lock:contention_begin",
-                      {far_id, 3});
+    builder.set_tracing_data(
+        tracing_data({{"lock", {contention_begin_format(kBeginId), contention_end_format(kEndId)}}}));
+    builder.add_event(tracepoint_attr(kBeginId, kLockSampleType), "lock:contention_begin", {far_id, 3});
     builder.add_event(tracepoint_attr(kEndId, kLockSampleType), "lock:contention_end", {5});
     builder.add_event(tracepoint_attr(kEndId, kLockSampleType), "lock:contention_end", {});
     SampleFields f;
@@ -406,10 +405,18 @@ TEST_CASE("time order holds rounds larger than the read buffer intact") {
       CHECK(sample.callchain[1] == 0xffffffff81000000 + sample.time);
     }
   };
-  SECTION("file mode") { check(read_all(write_temp_file(builder.file_mode()))); }
-  SECTION("file mode, compressed") { check(read_all(write_temp_file(builder.file_mode(true)))); }
-  SECTION("pipe mode saved to a file") { check(read_all(write_temp_file(builder.pipe_mode()))); }
-  SECTION("through a real pipe") { check(read_through_pipe(builder.pipe_mode(), 4099).collector); }
+  SECTION("file mode") {
+    check(read_all(write_temp_file(builder.file_mode())));
+  }
+  SECTION("file mode, compressed") {
+    check(read_all(write_temp_file(builder.file_mode(true))));
+  }
+  SECTION("pipe mode saved to a file") {
+    check(read_all(write_temp_file(builder.pipe_mode())));
+  }
+  SECTION("through a real pipe") {
+    check(read_through_pipe(builder.pipe_mode(), 4099).collector);
+  }
 }
 
 TEST_CASE("unknown record types are skipped by size and counted") {
@@ -449,7 +456,8 @@ TEST_CASE("a file cut short is read up to the cut, and the damage says where") {
   std::memcpy(&data_offset, whole.data() + 40, 8);
   std::memcpy(&data_size, whole.data() + 48, 8);
   auto read_cut = [&](uint64_t size, Collector& collector) {
-    auto reader = perf::PerfDataReader::open(write_temp_file(ByteVector(whole.begin(), whole.begin() + static_cast<long>(size))));
+    auto reader =
+        perf::PerfDataReader::open(write_temp_file(ByteVector(whole.begin(), whole.begin() + static_cast<long>(size))));
     reader->read(collector, perf::RecordOrder::file);
     return reader;
   };
@@ -460,8 +468,8 @@ TEST_CASE("a file cut short is read up to the cut, and the damage says where") {
     CHECK(collector.samples.size() == 3);
     CHECK_FALSE(reader->metadata().tracing_data.empty());
     REQUIRE(reader->stats().damage.size() == 1);
-    CHECK_THAT(reader->stats().damage[0], Catch::Contains("runs past the end of the file (" +
-                                                          std::to_string(whole.size() - 1) + " bytes)"));
+    CHECK_THAT(reader->stats().damage[0],
+               Catch::Contains("runs past the end of the file (" + std::to_string(whole.size() - 1) + " bytes)"));
   }
   SECTION("a feature section that points outside the file is skipped, the others are read") {
     ByteVector bad = whole;
@@ -513,8 +521,7 @@ TEST_CASE("malformed input is one error naming the offset") {
 
   SECTION("empty and truncated headers") {
     CHECK_THAT(read_error({}), Catch::Contains("offset 0"));
-    CHECK_THAT(read_error(ByteVector(good.begin(), good.begin() + 50)),
-               Catch::Contains("file header"));
+    CHECK_THAT(read_error(ByteVector(good.begin(), good.begin() + 50)), Catch::Contains("file header"));
   }
   SECTION("not perf.data, and the other byte order") {
     ByteVector text(200, std::byte{'x'});
@@ -548,17 +555,17 @@ TEST_CASE("malformed input is one error naming the offset") {
   }
   SECTION("a callchain count that runs past the sample") {
     PerfDataBuilder huge;
-    huge.set_tracing_data(tracing_data({{"probe", {kprobe_format("_raw_spin_lock", kSpinLockId,
-                                                                  {"__probe_ip", "lock"})}}}));
+    huge.set_tracing_data(
+        tracing_data({{"probe", {kprobe_format("_raw_spin_lock", kSpinLockId, {"__probe_ip", "lock"})}}}));
     huge.add_event(tracepoint_attr(kSpinLockId, kLockSampleType), "probe:_raw_spin_lock", {1});
     ByteWriter body;
-    body.put<uint64_t>(1);                    // identifier
-    body.put<uint64_t>(0);                    // ip
-    body.put<uint64_t>(0);                    // pid, tid
-    body.put<uint64_t>(0);                    // time
-    body.put<uint64_t>(0);                    // cpu
-    body.put<uint64_t>(1);                    // period
-    body.put<uint64_t>(0x2000000000000000);   // callchain nr: huge
+    body.put<uint64_t>(1);                   // identifier
+    body.put<uint64_t>(0);                   // ip
+    body.put<uint64_t>(0);                   // pid, tid
+    body.put<uint64_t>(0);                   // time
+    body.put<uint64_t>(0);                   // cpu
+    body.put<uint64_t>(1);                   // period
+    body.put<uint64_t>(0x2000000000000000);  // callchain nr: huge
     huge.raw_record(PERF_RECORD_SAMPLE, 0, body.bytes);
     std::string error = read_error(huge.file_mode());
     CHECK_THAT(error, Catch::Contains("callchain entries"));
@@ -566,8 +573,7 @@ TEST_CASE("malformed input is one error naming the offset") {
   }
   SECTION("tracing data cut short") {
     PerfDataBuilder cut = example_lock_recording();
-    ByteVector blob = tracing_data({{"probe", {kprobe_format("_raw_spin_lock", kSpinLockId,
-                                                             {"__probe_ip", "lock"})}}});
+    ByteVector blob = tracing_data({{"probe", {kprobe_format("_raw_spin_lock", kSpinLockId, {"__probe_ip", "lock"})}}});
     blob.resize(blob.size() / 2);
     cut.set_tracing_data(blob);
     std::string error = read_error(cut.file_mode());
@@ -613,7 +619,8 @@ TEST_CASE("malformed input is one error naming the offset") {
   SECTION("in pipe mode, the error names the HEADER_ATTR record that broke the rule") {
     PerfDataBuilder mixed;
     for (uint64_t id : {1, 2}) {
-      mixed.add_event(tracepoint_attr(kBeginId, PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_RAW), "lock:contention_begin", {id});
+      mixed.add_event(tracepoint_attr(kBeginId, PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_RAW), "lock:contention_begin",
+                      {id});
     }
     mixed.add_event(tracepoint_attr(kEndId, PERF_SAMPLE_IP | PERF_SAMPLE_RAW), "lock:contention_end", {3});
     ByteVector bytes = mixed.pipe_mode();
@@ -647,8 +654,8 @@ TEST_CASE("an MMAP file name without its NUL is an error naming the record") {
 
 TEST_CASE("a lock event whose payload is too short is counted, not read past") {
   PerfDataBuilder builder;
-  builder.set_tracing_data(tracing_data({{"probe", {kprobe_format("_raw_spin_lock", kSpinLockId,
-                                                                   {"__probe_ip", "lock"})}}}));
+  builder.set_tracing_data(
+      tracing_data({{"probe", {kprobe_format("_raw_spin_lock", kSpinLockId, {"__probe_ip", "lock"})}}}));
   builder.add_event(tracepoint_attr(kSpinLockId, kLockSampleType), "probe:_raw_spin_lock", {1});
   SampleFields f;
   f.raw = trace_payload(kSpinLockId, 0, 0, 1, {});  // no __probe_ip, no lock

@@ -44,7 +44,8 @@ TEST_CASE("event names map back to table rows by function, whatever the group", 
   const probes::ProbeRow* spin = probes::find_probe_by_event("probe:_raw_spin_lock");
   REQUIRE(spin != nullptr);
   CHECK(spin == probes::find_probe_by_event("lockrec:_raw_spin_lock"));
-  CHECK(spin == probes::find_probe_by_event("lockrec:spin_lock"));  // hand-named: perf probe -a 'spin_lock=_raw_spin_lock ...'
+  CHECK(spin ==
+        probes::find_probe_by_event("lockrec:spin_lock"));  // hand-named: perf probe -a 'spin_lock=_raw_spin_lock ...'
   CHECK(probes::find_probe_by_event("lockrec:write_lock_irq")->kind == probes::LockKind::rwlock_write);
   CHECK(spin->kind == probes::LockKind::spinlock);
   CHECK(spin->flavour == probes::Flavour::plain);
@@ -108,12 +109,12 @@ TEST_CASE("x86_64 default plan: acquisitions and trylock entries present on the 
   KernelView kernel(fixtures / "x86_64");
   ProbePlan plan = plan_probes(kernel, Options{});
   auto events = plan.events();
-  for (auto expected : {"lockrec:_raw_spin_lock", "lockrec:_raw_spin_lock_irq", "lockrec:_raw_spin_lock_irqsave",
-                        "lockrec:_raw_spin_lock_bh", "lockrec:_raw_spin_trylock", "lockrec:_raw_spin_trylock_bh",
-                        "lockrec:_raw_read_lock", "lockrec:_raw_write_lock", "lockrec:_raw_write_lock_nested",
-                        "lockrec:mutex_lock", "lockrec:mutex_lock_interruptible", "lockrec:mutex_lock_killable",
-                        "lockrec:mutex_trylock", "lockrec:down_read", "lockrec:down_write_killable",
-                        "lockrec:down_read_trylock"}) {
+  for (auto expected :
+       {"lockrec:_raw_spin_lock", "lockrec:_raw_spin_lock_irq", "lockrec:_raw_spin_lock_irqsave",
+        "lockrec:_raw_spin_lock_bh", "lockrec:_raw_spin_trylock", "lockrec:_raw_spin_trylock_bh",
+        "lockrec:_raw_read_lock", "lockrec:_raw_write_lock", "lockrec:_raw_write_lock_nested", "lockrec:mutex_lock",
+        "lockrec:mutex_lock_interruptible", "lockrec:mutex_lock_killable", "lockrec:mutex_trylock", "lockrec:down_read",
+        "lockrec:down_write_killable", "lockrec:down_read_trylock"}) {
     INFO(expected);
     CHECK(contains(events, expected));
   }
@@ -172,10 +173,10 @@ TEST_CASE("arm64 lockdep kernel: _nested names, %x0, tracefs under debugfs", "[p
   CHECK(kernel.tracefs() == fixtures / "arm64-lockdep/sys/kernel/debug/tracing");
   ProbePlan plan = plan_probes(kernel, Options{});
   auto events = plan.events();
-  for (auto expected : {"lockrec:_raw_spin_lock_nested", "lockrec:_raw_spin_lock_irqsave_nested",
-                        "lockrec:_raw_spin_lock_nest_lock", "lockrec:mutex_lock_nested",
-                        "lockrec:_mutex_lock_nest_lock", "lockrec:down_write_nested",
-                        "lockrec:_down_write_nest_lock", "lockrec:down_read_killable_nested"}) {
+  for (auto expected :
+       {"lockrec:_raw_spin_lock_nested", "lockrec:_raw_spin_lock_irqsave_nested", "lockrec:_raw_spin_lock_nest_lock",
+        "lockrec:mutex_lock_nested", "lockrec:_mutex_lock_nest_lock", "lockrec:down_write_nested",
+        "lockrec:_down_write_nest_lock", "lockrec:down_read_killable_nested"}) {
     INFO(expected);
     CHECK(contains(events, expected));
   }
@@ -227,9 +228,8 @@ TEST_CASE("perf record command lines", "[commands]") {
   Options options;
   options.output = "out.data";
   CHECK(record_command(options, contention_events()) ==
-        std::vector<std::string>{"perf", "record", "-o", "out.data", "--all-cpus", "--call-graph", "fp",
-                                 "--delay=-1", "--control=fd:3,4", "-e", "lock:contention_begin", "-e",
-                                 "lock:contention_end"});
+        std::vector<std::string>{"perf", "record", "-o", "out.data", "--all-cpus", "--call-graph", "fp", "--delay=-1",
+                                 "--control=fd:3,4", "-e", "lock:contention_begin", "-e", "lock:contention_end"});
   options.pid = 42;
   options.cgroup = "user.slice";
   options.call_graph = "dwarf";
@@ -238,10 +238,29 @@ TEST_CASE("perf record command lines", "[commands]") {
   options.compress = true;
   options.perf = "/usr/bin/perf";
   CHECK(record_command(options, {"lockrec:_raw_spin_lock", "lockrec:mutex_lock"}) ==
-        std::vector<std::string>{"/usr/bin/perf", "record", "-o", "out.data", "--pid", "42", "--call-graph",
-                                 "dwarf", "-c", "10", "--no-period", "--max-size=200M", "-z", "--delay=-1",
-                                 "--control=fd:3,4", "-e", "lockrec:_raw_spin_lock", "-G", "user.slice", "-e",
-                                 "lockrec:mutex_lock", "-G", "user.slice"});
+        std::vector<std::string>{"/usr/bin/perf",
+                                 "record",
+                                 "-o",
+                                 "out.data",
+                                 "--pid",
+                                 "42",
+                                 "--call-graph",
+                                 "dwarf",
+                                 "-c",
+                                 "10",
+                                 "--no-period",
+                                 "--max-size=200M",
+                                 "-z",
+                                 "--delay=-1",
+                                 "--control=fd:3,4",
+                                 "-e",
+                                 "lockrec:_raw_spin_lock",
+                                 "-G",
+                                 "user.slice",
+                                 "-e",
+                                 "lockrec:mutex_lock",
+                                 "-G",
+                                 "user.slice"});
 }
 
 TEST_CASE("shell quoting for --dry-run", "[commands]") {

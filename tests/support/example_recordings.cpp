@@ -6,8 +6,7 @@ ByteVector example_tracing_data() {
   return tracing_data({
       {"probe",
        {kprobe_format("_raw_spin_lock", kSpinLockId, {"__probe_ip", "lock"}),
-        kprobe_format("_raw_spin_trylock__return", kTrylockReturnId,
-                      {"__probe_func", "__probe_ret_ip", "ret"})}},
+        kprobe_format("_raw_spin_trylock__return", kTrylockReturnId, {"__probe_func", "__probe_ret_ip", "ret"})}},
       {"lock", {contention_begin_format(kBeginId), contention_end_format(kEndId)}},
   });
 }
@@ -16,8 +15,7 @@ PerfDataBuilder example_lock_recording() {
   PerfDataBuilder builder;
   builder.set_tracing_data(example_tracing_data());
   builder.add_event(tracepoint_attr(kSpinLockId, kLockSampleType), "probe:_raw_spin_lock", {11, 12});
-  builder.add_event(tracepoint_attr(kTrylockReturnId, kLockSampleType),
-                    "probe:_raw_spin_trylock__return", {13, 14});
+  builder.add_event(tracepoint_attr(kTrylockReturnId, kLockSampleType), "probe:_raw_spin_trylock__return", {13, 14});
   builder.add_event(tracepoint_attr(kBeginId, kLockSampleType), "lock:contention_begin", {15});
   builder.add_kernel_build_id("eb4fbcd0112233445566778899aabbccddeeff00");
   builder.kernel_mmap(0xffffffff81000000, 0x1000000, 0xffffffffae200000, {UINT32_MAX, 0, 0, 0});
@@ -53,17 +51,14 @@ PerfDataBuilder example_lock_recording() {
 }
 
 perf_event_attr every_sample_field_attr() {
-  uint64_t all_fields =
-      PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME |
-      PERF_SAMPLE_ADDR | PERF_SAMPLE_ID | PERF_SAMPLE_STREAM_ID | PERF_SAMPLE_CPU |
-      PERF_SAMPLE_PERIOD | PERF_SAMPLE_READ | PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW |
-      PERF_SAMPLE_BRANCH_STACK | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER |
-      PERF_SAMPLE_WEIGHT | PERF_SAMPLE_DATA_SRC | PERF_SAMPLE_TRANSACTION |
-      PERF_SAMPLE_REGS_INTR | PERF_SAMPLE_PHYS_ADDR | PERF_SAMPLE_CGROUP |
-      PERF_SAMPLE_DATA_PAGE_SIZE | PERF_SAMPLE_CODE_PAGE_SIZE | PERF_SAMPLE_AUX;
+  uint64_t all_fields = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME |
+                        PERF_SAMPLE_ADDR | PERF_SAMPLE_ID | PERF_SAMPLE_STREAM_ID | PERF_SAMPLE_CPU |
+                        PERF_SAMPLE_PERIOD | PERF_SAMPLE_READ | PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW |
+                        PERF_SAMPLE_BRANCH_STACK | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER | PERF_SAMPLE_WEIGHT |
+                        PERF_SAMPLE_DATA_SRC | PERF_SAMPLE_TRANSACTION | PERF_SAMPLE_REGS_INTR | PERF_SAMPLE_PHYS_ADDR |
+                        PERF_SAMPLE_CGROUP | PERF_SAMPLE_DATA_PAGE_SIZE | PERF_SAMPLE_CODE_PAGE_SIZE | PERF_SAMPLE_AUX;
   perf_event_attr attr = tracepoint_attr(kSpinLockId, all_fields);
-  attr.read_format = PERF_FORMAT_ID | PERF_FORMAT_LOST | PERF_FORMAT_GROUP |
-                     PERF_FORMAT_TOTAL_TIME_ENABLED;
+  attr.read_format = PERF_FORMAT_ID | PERF_FORMAT_LOST | PERF_FORMAT_GROUP | PERF_FORMAT_TOTAL_TIME_ENABLED;
   attr.branch_sample_type = PERF_SAMPLE_BRANCH_HW_INDEX;
   attr.sample_regs_user = 0b1011;  // three registers
   attr.sample_regs_intr = 0b11;    // two registers

@@ -2,8 +2,8 @@
 // field by field, and the fuzz seed maker starts the fuzzers from them.
 #pragma once
 
-#include <cstdint>
 #include <linux/perf_event.h>
+#include <cstdint>
 
 #include "perf_data_builder.hpp"
 
@@ -13,9 +13,8 @@ namespace lockscope::testing {
 // recording's kernel, so the numbers look familiar).
 constexpr int kSpinLockId = 1359, kTrylockReturnId = 1366, kBeginId = 200, kEndId = 201;
 // What `perf record -e ... -g` asks for on a tracepoint.
-constexpr uint64_t kLockSampleType = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID |
-                                     PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_PERIOD |
-                                     PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW;
+constexpr uint64_t kLockSampleType = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME |
+                                     PERF_SAMPLE_CPU | PERF_SAMPLE_PERIOD | PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW;
 constexpr uint64_t kContextKernel = static_cast<uint64_t>(-128);
 constexpr uint64_t kContextUser = static_cast<uint64_t>(-512);
 

@@ -1,12 +1,12 @@
 #include "perf_data_builder.hpp"
 
+#include <unistd.h>
+#include <zstd.h>
 #include <array>
 #include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
-#include <unistd.h>
-#include <zstd.h>
 
 namespace lockscope::testing {
 namespace {
@@ -34,8 +34,7 @@ ByteVector event_header(uint32_t type, uint16_t misc, size_t body_size) {
 }  // namespace
 
 std::string kprobe_format(std::string_view name, int id, const std::vector<std::string>& fields) {
-  std::string text = "name: " + std::string(name) + "\nID: " + std::to_string(id) + "\nformat:\n" +
-                     common_fields();
+  std::string text = "name: " + std::string(name) + "\nID: " + std::to_string(id) + "\nformat:\n" + common_fields();
   int offset = 8;
   std::string print_args;
   for (const auto& field : fields) {
@@ -120,8 +119,7 @@ perf_event_attr tracepoint_attr(uint64_t config, uint64_t sample_type) {
   return attr;
 }
 
-size_t PerfDataBuilder::add_event(const perf_event_attr& attr, std::string name,
-                                  std::vector<uint64_t> ids) {
+size_t PerfDataBuilder::add_event(const perf_event_attr& attr, std::string name, std::vector<uint64_t> ids) {
   events_.push_back(Event{attr, std::move(name), std::move(ids)});
   return events_.size() - 1;
 }
@@ -151,8 +149,7 @@ ByteVector PerfDataBuilder::trailer_bytes(const TrailerFields& trailer) const {
   return out.bytes;
 }
 
-void PerfDataBuilder::record(uint32_t type, uint16_t misc, const ByteVector& body,
-                             const TrailerFields* trailer) {
+void PerfDataBuilder::record(uint32_t type, uint16_t misc, const ByteVector& body, const TrailerFields* trailer) {
   ByteVector all = body;
   if (trailer != nullptr) {
     ByteVector extra = trailer_bytes(*trailer);
@@ -229,8 +226,7 @@ void PerfDataBuilder::sample(size_t event_index, const SampleFields& f) {
   record(PERF_RECORD_SAMPLE, PERF_RECORD_MISC_KERNEL, out.bytes, nullptr);
 }
 
-void PerfDataBuilder::comm(uint32_t pid, uint32_t tid, std::string_view comm, bool exec,
-                           TrailerFields trailer) {
+void PerfDataBuilder::comm(uint32_t pid, uint32_t tid, std::string_view comm, bool exec, TrailerFields trailer) {
   ByteWriter out;
   out.put(pid);
   out.put(tid);
@@ -239,24 +235,21 @@ void PerfDataBuilder::comm(uint32_t pid, uint32_t tid, std::string_view comm, bo
   record(PERF_RECORD_COMM, exec ? PERF_RECORD_MISC_COMM_EXEC : 0, out.bytes, &trailer);
 }
 
-void PerfDataBuilder::fork(uint32_t pid, uint32_t ppid, uint32_t tid, uint32_t ptid,
-                           TrailerFields trailer) {
+void PerfDataBuilder::fork(uint32_t pid, uint32_t ppid, uint32_t tid, uint32_t ptid, TrailerFields trailer) {
   ByteWriter out;
   for (uint32_t value : {pid, ppid, tid, ptid}) out.put(value);
   out.put(trailer.time);
   record(PERF_RECORD_FORK, 0, out.bytes, &trailer);
 }
 
-void PerfDataBuilder::exit(uint32_t pid, uint32_t ppid, uint32_t tid, uint32_t ptid,
-                           TrailerFields trailer) {
+void PerfDataBuilder::exit(uint32_t pid, uint32_t ppid, uint32_t tid, uint32_t ptid, TrailerFields trailer) {
   ByteWriter out;
   for (uint32_t value : {pid, ppid, tid, ptid}) out.put(value);
   out.put(trailer.time);
   record(PERF_RECORD_EXIT, 0, out.bytes, &trailer);
 }
 
-void PerfDataBuilder::kernel_mmap(uint64_t start, uint64_t len, uint64_t pgoff,
-                                  TrailerFields trailer) {
+void PerfDataBuilder::kernel_mmap(uint64_t start, uint64_t len, uint64_t pgoff, TrailerFields trailer) {
   ByteWriter out;
   out.put<uint32_t>(UINT32_MAX);  // pid -1: the kernel
   out.put<uint32_t>(0);
@@ -281,7 +274,9 @@ void PerfDataBuilder::lost_samples(uint64_t count, TrailerFields trailer) {
   record(PERF_RECORD_LOST_SAMPLES, 0, out.bytes, &trailer);
 }
 
-void PerfDataBuilder::finished_round() { record(kFinishedRound, 0, {}, nullptr); }
+void PerfDataBuilder::finished_round() {
+  record(kFinishedRound, 0, {}, nullptr);
+}
 
 void PerfDataBuilder::raw_record(uint32_t type, uint16_t misc, const ByteVector& body) {
   record(type, misc, body, nullptr);
@@ -419,8 +414,8 @@ ByteVector PerfDataBuilder::pipe_mode(bool compressed, size_t chunk) const {
   release.put_perf_string(os_release_);
   feature(kFeatOsRelease, release.bytes);
   for (const auto& event : events_) {
-    out.put(perf_event_header{kHeaderAttr, 0,
-                              static_cast<uint16_t>(8 + sizeof(perf_event_attr) + 8 * event.ids.size())});
+    out.put(
+        perf_event_header{kHeaderAttr, 0, static_cast<uint16_t>(8 + sizeof(perf_event_attr) + 8 * event.ids.size())});
     out.put(event.attr);
     for (uint64_t id : event.ids) out.put(id);
   }

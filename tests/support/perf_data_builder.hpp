@@ -4,10 +4,10 @@
 // tools/perf/Documentation/perf.data-file-format.txt), so the reader can be checked field by field.
 #pragma once
 
+#include <linux/perf_event.h>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <linux/perf_event.h>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,9 +20,8 @@ using ByteVector = std::vector<std::byte>;
 // generators of contention-shaped recordings (tests/analyzer, tests/reader).
 namespace contention_layout {
 constexpr int kBeginId = 200, kEndId = 201;
-constexpr uint64_t kSampleType = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID |
-                                 PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_PERIOD |
-                                 PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW;
+constexpr uint64_t kSampleType = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME |
+                                 PERF_SAMPLE_CPU | PERF_SAMPLE_PERIOD | PERF_SAMPLE_CALLCHAIN | PERF_SAMPLE_RAW;
 constexpr uint64_t kContextKernel = PERF_CONTEXT_KERNEL;
 }  // namespace contention_layout
 

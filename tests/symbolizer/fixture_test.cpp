@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <iostream>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -22,9 +22,9 @@ using namespace lockscope::test;
 
 namespace {
 
-std::string g_scratch;    // a fresh directory for this run
-std::string g_fixture;    // the fixture ELF with DWARF
-std::string g_cli;        // the symbolize command's test driver
+std::string g_scratch;  // a fresh directory for this run
+std::string g_fixture;  // the fixture ELF with DWARF
+std::string g_cli;      // the symbolize command's test driver
 const char* const kFixtureDir = LOCKSCOPE_FIXTURE_DIR;
 
 unsigned long long gdb_address_of(const std::string& expression) {
@@ -57,7 +57,8 @@ void check_names(const std::vector<std::string>& targets, bool expect_locks) {
   std::vector<std::string> address_queries;
   for (const auto& target : targets) {
     if (target.rfind("nm:", 0) == 0) {
-      const CommandResult nm = run("nm '" + g_fixture + "' | awk '$3 ~ /^" + target.substr(3) + "(\\.[0-9]+)?$/ {print $1}'");
+      const CommandResult nm =
+          run("nm '" + g_fixture + "' | awk '$3 ~ /^" + target.substr(3) + "(\\.[0-9]+)?$/ {print $1}'");
       address_queries.push_back("print/x 0x" + trim(nm.out));
     } else {
       address_queries.push_back("print/x (unsigned long)&(" + target + ")");
@@ -119,44 +120,44 @@ void check_names(const std::vector<std::string>& targets, bool expect_locks) {
 TEST_CASE("lock addresses are named by the outermost lock, as gdb evaluates them") {
   check_names(
       {
-          "rcu_state_fixture",                      // offset 0: node[0].lock, not the variable
-          "rcu_state_fixture.node[1].lock",         // in an array of structs
-          "rcu_state_fixture.node[2].lock.raw_lock",  // the lock's insides name the lock
-          "rcu_state_fixture.gp_wq",                // a wait queue names its lock
-          "rcu_state_fixture.barrier_mutex",        // a mutex at its start
+          "rcu_state_fixture",                          // offset 0: node[0].lock, not the variable
+          "rcu_state_fixture.node[1].lock",             // in an array of structs
+          "rcu_state_fixture.node[2].lock.raw_lock",    // the lock's insides name the lock
+          "rcu_state_fixture.gp_wq",                    // a wait queue names its lock
+          "rcu_state_fixture.barrier_mutex",            // a mutex at its start
           "rcu_state_fixture.barrier_mutex.wait_lock",  // a lock inside a lock, not at its start
-          "rcu_state_fixture.u.ofl_lock",           // through a union
-          "rcu_state_fixture.rwsem",                // struct rw_semaphore
+          "rcu_state_fixture.u.ofl_lock",               // through a union
+          "rcu_state_fixture.rwsem",                    // struct rw_semaphore
           "rcu_state_fixture.rwsem.wait_lock",
-          "fixture_wait",                           // khugepaged_wait shape
+          "fixture_wait",  // khugepaged_wait shape
           "fixture_mutex",
           "fixture_rwlock",
-          "fixture_typedef_lock",                   // a typedef over spinlock_t
-          "'globals.c'::lock",                      // a file static whose name is not unique
+          "fixture_typedef_lock",  // a typedef over spinlock_t
+          "'globals.c'::lock",     // a file static whose name is not unique
           "'other.c'::lock",
-          "globals_helper::lock",                   // a function-local static (ELF lock.0)
+          "globals_helper::lock",  // a function-local static (ELF lock.0)
           "other_locker::other_local_lock",
-          "nm:inlined_lock",                        // in an inlined-only function: spelled by type and address
-          "nm:block_lock",                          // in an inner { } block, which gdb's func:: does not search
-          "keyed_locker::keyed_lock",               // shares its address with an empty static of key_user
+          "nm:inlined_lock",           // in an inlined-only function: spelled by type and address
+          "nm:block_lock",             // in an inner { } block, which gdb's func:: does not search
+          "keyed_locker::keyed_lock",  // shares its address with an empty static of key_user
           "noop_backing_dev_info_fixture.wb.list_lock",
-          "shadow_nodes_fixture.xa",                // shadow_nodes.xa.xa_lock shape: offset 32
+          "shadow_nodes_fixture.xa",  // shadow_nodes.xa.xa_lock shape: offset 32
           "shadow_nodes_fixture.xa.xa_lock",
-          "cyclic_root.lock",                       // a self-referential struct
-          "percpu_counter_fixture",                 // .data..percpu linked at 0
+          "cyclic_root.lock",        // a self-referential struct
+          "percpu_counter_fixture",  // .data..percpu linked at 0
       },
       true);
 }
 
 TEST_CASE("addresses without a lock are named by the innermost member") {
-  check_names({"not_a_lock[2]", "rcu_state_fixture.matrix[1][2]", "rcu_state_fixture.tail",
-               "rcu_state_fixture.node[1].gp_seq", "cyclic_root.children[1]", "percpu_first_fixture",
-               "shadow_nodes_fixture"},
-              false);
+  check_names(
+      {"not_a_lock[2]", "rcu_state_fixture.matrix[1][2]", "rcu_state_fixture.tail", "rcu_state_fixture.node[1].gp_seq",
+       "cyclic_root.children[1]", "percpu_first_fixture", "shadow_nodes_fixture"},
+      false);
 }
 
 TEST_CASE("addresses in padding or inside a member are named as a char gdb can take the address of") {
-  check_names({"*((char *)&rcu_state_fixture + 4)",          // padding after node[0].lock
+  check_names({"*((char *)&rcu_state_fixture + 4)",           // padding after node[0].lock
                "*((char *)&rcu_state_fixture.node[2] + 20)",  // inside node[2].parent, a pointer
                "*((char *)&not_a_lock[1] + 3)",               // inside a long
                "*((char *)&fixture_mutex + 2)",               // inside a lock, not at its start
@@ -293,13 +294,13 @@ TEST_CASE("bad vmlinux files give one clear line, never a crash") {
   write_file(empty, "");
   const std::string stripped = g_scratch + "/stripped";
   REQUIRE(run("strip -s -o '" + stripped + "' '" + g_fixture + "'").status == 0);
-  for (const auto& [path, words] : std::vector<std::pair<std::string, std::string>>{
-           {text, "not an ELF file"},
-           {truncated, "truncated"},
-           {empty, "not an ELF file"},
-           {stripped, "no symbol table"},
-           {g_scratch + "/does-not-exist", "cannot open"},
-           {g_scratch, "not a regular file"}}) {
+  for (const auto& [path, words] :
+       std::vector<std::pair<std::string, std::string>>{{text, "not an ELF file"},
+                                                        {truncated, "truncated"},
+                                                        {empty, "not an ELF file"},
+                                                        {stripped, "no symbol table"},
+                                                        {g_scratch + "/does-not-exist", "cannot open"},
+                                                        {g_scratch, "not a regular file"}}) {
     const std::string message = error_of(path);
     INFO(path << ": " << message);
     CHECK(message.find(words) != std::string::npos);
@@ -334,8 +335,8 @@ TEST_CASE("garbage DWARF falls back to the ELF symbols instead of crashing") {
   std::string commands = "cp '" + g_fixture + "' '" + garbage + "'";
   for (const char* section : {".debug_info", ".debug_abbrev"}) {
     const std::string noise = g_scratch + "/noise" + section;
-    const CommandResult size = run("readelf -S -W '" + g_fixture + "' | awk '$2 == \"" + std::string(section) +
-                                   "\" {print $6}'");
+    const CommandResult size =
+        run("readelf -S -W '" + g_fixture + "' | awk '$2 == \"" + std::string(section) + "\" {print $6}'");
     REQUIRE(!trim(size.out).empty());
     std::string bytes(std::stoul(trim(size.out), nullptr, 16), '\0');
     uint32_t state = 12345;  // a fixed LCG: the same noise every run
@@ -395,10 +396,11 @@ TEST_CASE("DWARF type cycles end the walk instead of looping") {
   // typedefs naming each other and themselves, a struct containing itself, a pointer to its own
   // typedef, an array of itself, const and volatile naming each other, a reference past the unit.
   const std::string cycles = g_scratch + "/type-cycles";
-  REQUIRE(run("gcc -nostdlib -no-pie -o '" + cycles + "' '" + std::string(kFixtureDir) + "/type_cycles.s'").status == 0);
+  REQUIRE(run("gcc -nostdlib -no-pie -o '" + cycles + "' '" + std::string(kFixtureDir) + "/type_cycles.s'").status ==
+          0);
   auto symbolizer = Symbolizer::open(cycles);
-  for (const char* variable : {"typedef_loop", "struct_loop", "self_typedef", "pointer_loop", "array_loop",
-                               "qualifier_loop", "broken_ref"}) {
+  for (const char* variable :
+       {"typedef_loop", "struct_loop", "self_typedef", "pointer_loop", "array_loop", "qualifier_loop", "broken_ref"}) {
     const CommandResult nm = run("nm '" + cycles + "' | awk '$3 == \"" + std::string(variable) + "\" {print $1}'");
     const unsigned long long address = std::strtoull(nm.out.c_str(), nullptr, 16);
     REQUIRE(address != 0);
@@ -432,8 +434,9 @@ TEST_CASE("kallsyms files name code and data symbols, and say when data symbols 
   // kernel: __start_init_stack and 34 other __start_/__stop_ symbols): an address past one is not
   // that marker plus an offset.
   const std::string markers = g_scratch + "/kallsyms-markers";
-  write_file(markers, "ffffffff81000000 T _text\nffffffff83000000 D __start_init_stack\n"
-                      "ffffffff83100000 D __stop___jump_table\n");
+  write_file(markers,
+             "ffffffff81000000 T _text\nffffffff83000000 D __start_init_stack\n"
+             "ffffffff83100000 D __stop___jump_table\n");
   auto marker_only = Symbolizer::from_kallsyms(markers);
   const auto past_marker = marker_only->name_data(0xffffffff83008080);
   CHECK_FALSE(past_marker.found);
@@ -451,8 +454,8 @@ TEST_CASE("kallsyms files name code and data symbols, and say when data symbols 
 
 TEST_CASE("an address past a text end marker is said to be unnamed, not marker+offset") {
   // nm -n is the oracle for the layout: the marker is the last symbol before marker+1.
-  const CommandResult nm =
-      run("nm -n '" + g_fixture + "' | awk 'found {print $1; exit} $3 == \"__fixture_text_end\" {print $1; found = 1}'");
+  const CommandResult nm = run("nm -n '" + g_fixture +
+                               "' | awk 'found {print $1; exit} $3 == \"__fixture_text_end\" {print $1; found = 1}'");
   std::istringstream words(nm.out);
   std::string marker_text, next_text;
   REQUIRE(words >> marker_text >> next_text);
@@ -480,14 +483,15 @@ TEST_CASE("an address past a text end marker is said to be unnamed, not marker+o
   // The shape seen with another kernel's kallsyms: a frame far past __entry_text_end. Functions
   // whose names merely end in _end are still functions.
   const std::string other = g_scratch + "/kallsyms-other-kernel";
-  write_file(other, "ffffffff81000000 T _text\n"
-                    "ffffffff81110400 T __traceiter_contention_end\n"
-                    "ffffffff81a4903c T __noinstr_text_end\n"
-                    "ffffffff81a50000 T common_interrupt_return\n"
-                    "ffffffff81a50000 T __irqentry_text_end\n"
-                    "ffffffff81c00000 T entry_SYSCALL_64\n"
-                    "ffffffff81c01b17 T __entry_text_end\n"
-                    "ffffffff81e00000 T _etext\n");
+  write_file(other,
+             "ffffffff81000000 T _text\n"
+             "ffffffff81110400 T __traceiter_contention_end\n"
+             "ffffffff81a4903c T __noinstr_text_end\n"
+             "ffffffff81a50000 T common_interrupt_return\n"
+             "ffffffff81a50000 T __irqentry_text_end\n"
+             "ffffffff81c00000 T entry_SYSCALL_64\n"
+             "ffffffff81c01b17 T __entry_text_end\n"
+             "ffffffff81e00000 T _etext\n");
   auto wrong_kernel = Symbolizer::from_kallsyms(other);
   const auto far = wrong_kernel->name_code(0xffffffff81c01b17ULL + 0xd4ece);
   CHECK_FALSE(far.found);
@@ -550,7 +554,8 @@ TEST_CASE("the symbolize command with --kallsyms names every function and object
     bool code = false;
   };
   std::vector<Query> queries;
-  const CommandResult sized = run("nm -S '" + g_fixture + "' | awk 'NF == 4 && $3 ~ /^[tTdDbBrR]$/ {print $1, $2, $3}'");
+  const CommandResult sized =
+      run("nm -S '" + g_fixture + "' | awk 'NF == 4 && $3 ~ /^[tTdDbBrR]$/ {print $1, $2, $3}'");
   REQUIRE(sized.status == 0);
   std::istringstream lines(sized.out);
   std::string address_text, size_text, type;
@@ -582,7 +587,8 @@ TEST_CASE("the symbolize command with --kallsyms names every function and object
     const auto j = nlohmann::json::parse(line);
     const std::set<std::string>& aliases = names_at[q.symbol_start];
     const unsigned long long offset = q.address - q.symbol_start;
-    INFO("0x" << std::hex << q.address << std::dec << " nm: " << *aliases.begin() << "+" << offset << " ours: " << line);
+    INFO("0x" << std::hex << q.address << std::dec << " nm: " << *aliases.begin() << "+" << offset
+              << " ours: " << line);
     CHECK(j["found"] == true);
     CHECK(j["kind"] == (q.code ? "code" : "data"));
     CHECK(aliases.count(j["symbol"].get<std::string>()) == 1);

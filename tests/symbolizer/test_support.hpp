@@ -32,7 +32,9 @@ inline CommandResult run(const std::string& command) {
   return result;
 }
 
-inline bool have_tool(const std::string& name) { return run("command -v " + name + " >/dev/null 2>&1").status == 0; }
+inline bool have_tool(const std::string& name) {
+  return run("command -v " + name + " >/dev/null 2>&1").status == 0;
+}
 
 inline std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
@@ -131,10 +133,10 @@ inline std::string without_static_suffix(const std::string& name) {
 
 // The kernel's lock types as gdb's `whatis` prints them.
 inline bool gdb_says_lock_type(const std::string& type) {
-  static const char* const kLockTypes[] = {"spinlock_t",   "raw_spinlock_t",      "rwlock_t",      "arch_spinlock_t",
-                                           "seqlock_t",    "struct mutex",        "struct rw_semaphore",
-                                           "struct semaphore", "struct rt_mutex", "struct percpu_rw_semaphore",
-                                           "struct spinlock", "struct raw_spinlock", "local_lock_t"};
+  static const char* const kLockTypes[] = {
+      "spinlock_t",      "raw_spinlock_t",      "rwlock_t",         "arch_spinlock_t", "seqlock_t",
+      "struct mutex",    "struct rw_semaphore", "struct semaphore", "struct rt_mutex", "struct percpu_rw_semaphore",
+      "struct spinlock", "struct raw_spinlock", "local_lock_t"};
   for (const char* lock : kLockTypes)
     if (type == lock) return true;
   return false;

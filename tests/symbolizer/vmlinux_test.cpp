@@ -64,9 +64,10 @@ int main() {
   // Plus the locks whose name several files define as statics (nm as the oracle), which gdb
   // evaluates only with the file qualifier.
   if (have_tool("nm")) {
-    const CommandResult duplicates = run(
-        "nm '" + vmlinux + "' | awk '$2 ~ /^[bdBD]$/ && $3 ~ /_(lock|mutex|sem)$/ && $3 !~ /[.]/ "
-        "{c[$3]++; a[$3] = a[$3] \" \" $1} END {for (n in c) if (c[n] > 1) print a[n]}'");
+    const CommandResult duplicates =
+        run("nm '" + vmlinux +
+            "' | awk '$2 ~ /^[bdBD]$/ && $3 ~ /_(lock|mutex|sem)$/ && $3 !~ /[.]/ "
+            "{c[$3]++; a[$3] = a[$3] \" \" $1} END {for (n in c) if (c[n] > 1) print a[n]}'");
     std::istringstream words(duplicates.out);
     std::string word;
     while (words >> word) locks.insert(std::stoull(word, nullptr, 16));
@@ -93,9 +94,8 @@ int main() {
     runqueues = std::strtoull(nm.out.c_str(), nullptr, 16);
     if (runqueues != 0) locks.insert(runqueues);
   }
-  std::cout << "checking " << locks.size() << " static lock addresses: " << recorded_locks
-            << " from the recording, " << function_statics
-            << " function-local statics (lock.N), file-static locks with duplicate names"
+  std::cout << "checking " << locks.size() << " static lock addresses: " << recorded_locks << " from the recording, "
+            << function_statics << " function-local statics (lock.N), file-static locks with duplicate names"
             << (runqueues != 0 ? " and the per-cpu runqueues" : "") << "\n";
 
   auto started = std::chrono::steady_clock::now();
@@ -145,7 +145,8 @@ int main() {
   if (symbol_agreed != locks.size() || evaluated_agreed != locks.size() || lock_typed != locks.size()) ++failures;
 
   // --- every kernel frame of the recording, against perf's own symbolization with the vmlinux ---
-  FILE* perf = popen(("perf script -i '" + recording + "' -k '" + vmlinux + "' -F ip,sym,symoff 2>/dev/null").c_str(), "r");
+  FILE* perf =
+      popen(("perf script -i '" + recording + "' -k '" + vmlinux + "' -F ip,sym,symoff 2>/dev/null").c_str(), "r");
   if (perf == nullptr) return skip("cannot run perf script -k");
   std::map<unsigned long long, std::string> perf_names;
   size_t samples = 0;
@@ -188,8 +189,8 @@ int main() {
   }
   std::cout << "named " << perf_names.size() << " distinct kernel frames in " << seconds_since(started) << " s\n";
   std::cout << "frames: " << frames_agreed << " of " << perf_names.size() - perf_unknown
-            << " agree with perf script -k vmlinux on symbol+offset (" << perf_unknown
-            << " perf could not name); " << with_lines << " have a source line\n";
+            << " agree with perf script -k vmlinux on symbol+offset (" << perf_unknown << " perf could not name); "
+            << with_lines << " have a source line\n";
   if (perf_names.empty() || frames_agreed != perf_names.size() - perf_unknown) ++failures;
   // Which frames have a line (code from top-level asm such as arch_rethook_trampoline has none) is
   // checked against addr2line below.
@@ -230,7 +231,8 @@ int main() {
     const auto where = symbolizer->name_code(address);
     // Ours: inlines innermost first, then the outer function; addr2line's order is the same.
     std::vector<std::pair<std::string, std::string>> ours;
-    for (const auto& frame : where.inlines) ours.push_back({frame.function, frame.file + ":" + std::to_string(frame.line)});
+    for (const auto& frame : where.inlines)
+      ours.push_back({frame.function, frame.file + ":" + std::to_string(frame.line)});
     ours.push_back({"", where.file + ":" + std::to_string(where.line)});
     bool same = ours.size() == expected.size();
     for (size_t k = 0; same && k < ours.size(); ++k) {
@@ -252,16 +254,17 @@ int main() {
   std::cout << "inlines and lines: " << chains_agreed << " of " << compared << " frames agree with addr2line -i\n";
   if (chains_agreed != compared) ++failures;
 
-  // --- the command with the recording: relocation and build-id come from the perf.data ---
+    // --- the command with the recording: relocation and build-id come from the perf.data ---
 #ifdef LOCKSCOPE_LOCKANALYZE
-  const CommandResult command = run(std::string("'") + LOCKSCOPE_LOCKANALYZE + "' symbolize --vmlinux '" + vmlinux +
-                                    "' --perf-data '" + recording + "' --format jsonl " + hex(*locks.rbegin()) +
-                                    " 2>&1");
+  const CommandResult command =
+      run(std::string("'") + LOCKSCOPE_LOCKANALYZE + "' symbolize --vmlinux '" + vmlinux + "' --perf-data '" +
+          recording + "' --format jsonl " + hex(*locks.rbegin()) + " 2>&1");
   const auto expected = symbolizer->name_data(*locks.rbegin()).name;
-  const bool command_ok = command.status == 0 && command.out.find("\"name\":\"" + expected + "\"") != std::string::npos &&
+  const bool command_ok = command.status == 0 &&
+                          command.out.find("\"name\":\"" + expected + "\"") != std::string::npos &&
                           command.out.find("warning") == std::string::npos;
-  std::cout << "lockanalyze symbolize --perf-data: " << (command_ok ? "named " + expected + " without warnings" : command.out)
-            << "\n";
+  std::cout << "lockanalyze symbolize --perf-data: "
+            << (command_ok ? "named " + expected + " without warnings" : command.out) << "\n";
   if (!command_ok) ++failures;
 #else
   std::cout << "lockanalyze is not built in this tree; its --perf-data path was not checked\n";
