@@ -17,6 +17,8 @@ packages=(
   qemu-system-x86 busybox-static cpio
   # bench/: whole-process timings
   hyperfine
+  # the format check (tests/support/check-format): the tree follows Debian 12's clang-format
+  clang-format
 )
 
 missing=()
