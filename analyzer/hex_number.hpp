@@ -1,14 +1,25 @@
 // Hex numbers as users type them on the command line: "0xffffffff83f84768", "2d200000",
-// "-0x1000" for a signed offset. Callers turn nullopt into an error that says which option.
+// "-0x1000" for a signed offset (callers turn nullopt into an error that says which option), and
+// as lockanalyze prints them.
 #pragma once
 
 #include <charconv>
+#include <cinttypes>
+#include <cstdio>
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace lockscope {
+
+// "0x…" in lowercase hex, as every output prints addresses.
+inline std::string hex(uint64_t value) {
+  char text[24];
+  std::snprintf(text, sizeof text, "0x%" PRIx64, value);
+  return text;
+}
 
 // The whole text as one unsigned hex number, with or without 0x; nullopt otherwise.
 inline std::optional<uint64_t> parse_hex(std::string_view text) {

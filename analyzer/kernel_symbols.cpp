@@ -29,12 +29,6 @@ std::string recording_kallsyms(const SymbolSourceOptions& options) {
   return "";
 }
 
-std::string hex(uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(value));
-  return text;
-}
-
 // Why a kallsyms does not fit the recording, or "" when it fits or cannot be told. perf's kernel
 // map holds the _text of the boot that was recorded; a kallsyms of another boot (KASLR placed the
 // kernel elsewhere) names every address wrongly and plausibly.

@@ -118,12 +118,6 @@ std::vector<const model::HolderLock*> merge_by_holder(const std::vector<const mo
 
 }  // namespace
 
-std::string hex(uint64_t value) {
-  char text[24];
-  snprintf(text, sizeof text, "0x%" PRIx64, value);
-  return text;
-}
-
 std::string LockEntry::display_name() const {
   if (!name.empty()) return name;
   if (lock_class.empty() && !why_unnamed.empty()) return hex(lock->address) + " (" + why_unnamed + ")";

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "contention_stats.hpp"
+#include "hex_number.hpp"
 #include "holder_model.hpp"
 #include "lockdep.hpp"
 #include "lockrec_side_file.hpp"
@@ -158,9 +159,6 @@ struct Report {
   // Contention recordings: the wait table `perf lock contention -i` prints, row for row.
   std::vector<contention::ContentionRow> contention;
 };
-
-// "0x…" in lowercase hex, as the report prints addresses.
-std::string hex(uint64_t value);
 
 // The class of a dynamic lock from one of its stacks, or "" for a static lock or no class.
 std::string dynamic_lock_class(Namer& namer, uint64_t address, std::span<const uint64_t> stack);

@@ -37,12 +37,6 @@ struct SymbolizeOptions {
   std::vector<std::string> addresses;
 };
 
-std::string hex(uint64_t value) {
-  char buf[24];
-  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
-  return buf;
-}
-
 uint64_t parse_address(const std::string& text) {
   if (auto address = parse_hex(text)) return *address;
   throw Error("bad address \"" + text + "\"").hint("give addresses in hex, like 0xffffffff83f84768");
