@@ -268,11 +268,6 @@ void run_report(const ReportOptions& options) {
   }
   report.findings = lockdep.findings();
   for (const auto& note : lockdep.notes()) report.header.notes.push_back(note);
-  // Damage is said on stderr too: a report read from part of a file must not pass for a whole one.
-  for (const auto& damage : reader->stats().damage) {
-    std::fprintf(stderr, "lockanalyze: warning: %s\n", damage.c_str());
-    report.header.notes.push_back(damage);
-  }
   for (const auto& warning : report.header.warnings)
     std::fprintf(stderr, "lockanalyze: warning: %s\n", warning.c_str());
 

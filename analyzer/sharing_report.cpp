@@ -441,6 +441,8 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
   std::stable_sort(report.groups.begin(), report.groups.end(),
                    [](const Group& a, const Group& b) { return a.holders.size() > b.holders.size(); });
 
+  // Damage first: a report read from part of a file must not pass for a whole one.
+  for (const auto& damage : reader.stats().damage) warn(header, damage);
   // Loss above this share of the recorded events makes every count and first stack incomplete
   // enough that a reader must be told, on stderr and in the notes of every output format.
   constexpr double kLossWorthAWarning = 0.01;
