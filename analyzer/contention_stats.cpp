@@ -55,16 +55,11 @@ constexpr std::array kLockTypes = {
 // perf reports wait_min of a row without waits as 0 (its ULLONG_MAX sentinel), also for sorting.
 uint64_t sort_value(const ContentionRow& row, SortKey key) {
   switch (key) {
-    case SortKey::contended:
-      return row.contended;
-    case SortKey::wait_total:
-      return row.total_wait_ns;
-    case SortKey::wait_max:
-      return row.max_wait_ns;
-    case SortKey::wait_min:
-      return row.min_wait_ns;
-    case SortKey::avg_wait:
-      return row.avg_wait_ns;
+    case SortKey::contended: return row.contended;
+    case SortKey::wait_total: return row.total_wait_ns;
+    case SortKey::wait_max: return row.max_wait_ns;
+    case SortKey::wait_min: return row.min_wait_ns;
+    case SortKey::avg_wait: return row.avg_wait_ns;
   }
   return 0;
 }

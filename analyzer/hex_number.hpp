@@ -5,8 +5,8 @@
 
 #include <charconv>
 #include <cinttypes>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <optional>
 #include <string>

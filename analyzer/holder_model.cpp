@@ -98,18 +98,12 @@ std::string access_names(uint32_t mask) {
 
 Access access_from_kind(probes::LockKind kind) {
   switch (kind) {
-    case probes::LockKind::spinlock:
-      return Access::spinlock;
-    case probes::LockKind::rwlock_read:
-      return Access::rwlock_read;
-    case probes::LockKind::rwlock_write:
-      return Access::rwlock_write;
-    case probes::LockKind::mutex:
-      return Access::mutex;
-    case probes::LockKind::rwsem_read:
-      return Access::rwsem_read;
-    case probes::LockKind::rwsem_write:
-      return Access::rwsem_write;
+    case probes::LockKind::spinlock: return Access::spinlock;
+    case probes::LockKind::rwlock_read: return Access::rwlock_read;
+    case probes::LockKind::rwlock_write: return Access::rwlock_write;
+    case probes::LockKind::mutex: return Access::mutex;
+    case probes::LockKind::rwsem_read: return Access::rwsem_read;
+    case probes::LockKind::rwsem_write: return Access::rwsem_write;
   }
   return Access::unknown;
 }
@@ -413,12 +407,9 @@ void HolderModel::on_lock_event(const perf::Sample& sample, const LockEvent& eve
         ++stats_.trylock_results_without_entry;
       }
       return;
-    case Type::release:
-      ++stats_.releases;
-      return;
+    case Type::release: ++stats_.releases; return;
     case Type::contention_end:
-    case Type::ignored:
-      return;
+    case Type::ignored: return;
   }
 }
 

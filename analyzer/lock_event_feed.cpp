@@ -9,14 +9,10 @@ EventRole role_of_event(std::string_view event_name) {
   const probes::ProbeRow* row = probes::find_probe_by_event(event_name);
   if (row == nullptr) return {};
   switch (row->role) {
-    case probes::Role::acquire:
-      return {Type::acquire, row};
-    case probes::Role::release:
-      return {Type::release, row};
-    case probes::Role::trylock_entry:
-      return {Type::trylock_entry, row};
-    case probes::Role::trylock_return:
-      return {Type::trylock_return, row};
+    case probes::Role::acquire: return {Type::acquire, row};
+    case probes::Role::release: return {Type::release, row};
+    case probes::Role::trylock_entry: return {Type::trylock_entry, row};
+    case probes::Role::trylock_return: return {Type::trylock_return, row};
   }
   return {};
 }

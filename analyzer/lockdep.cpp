@@ -447,8 +447,7 @@ void LockdepReplay::on_lock_event(const perf::Sample& sample, const LockEvent& e
       if (event.lock) s.replay_release(context, *event.lock);
       return;
     case Type::contention_end:
-    case Type::ignored:
-      return;
+    case Type::ignored: return;
   }
 }
 

@@ -613,21 +613,11 @@ class Reader final : public PerfDataReader {
         metadata_.tracing_data.assign(bytes.begin(), bytes.end());
         metadata_.tracing_data_offset = offset;
         break;
-      case kFeatBuildId:
-        parse_build_ids(cursor);
-        break;
-      case kFeatHostname:
-        metadata_.hostname = cursor.perf_string("HOSTNAME");
-        break;
-      case kFeatOsRelease:
-        metadata_.os_release = cursor.perf_string("OSRELEASE");
-        break;
-      case kFeatVersion:
-        metadata_.perf_version = cursor.perf_string("VERSION");
-        break;
-      case kFeatArch:
-        metadata_.arch = cursor.perf_string("ARCH");
-        break;
+      case kFeatBuildId: parse_build_ids(cursor); break;
+      case kFeatHostname: metadata_.hostname = cursor.perf_string("HOSTNAME"); break;
+      case kFeatOsRelease: metadata_.os_release = cursor.perf_string("OSRELEASE"); break;
+      case kFeatVersion: metadata_.perf_version = cursor.perf_string("VERSION"); break;
+      case kFeatArch: metadata_.arch = cursor.perf_string("ARCH"); break;
       case kFeatNrCpus:
         metadata_.nr_cpus_available = cursor.u32();
         metadata_.nr_cpus_online = cursor.u32();
@@ -641,11 +631,8 @@ class Reader final : public PerfDataReader {
         }
         break;
       }
-      case kFeatEventDesc:
-        parse_event_desc(cursor);
-        break;
-      default:
-        break;  // other features carry nothing lockscope uses
+      case kFeatEventDesc: parse_event_desc(cursor); break;
+      default: break;  // other features carry nothing lockscope uses
     }
   }
 
@@ -803,9 +790,7 @@ class Reader final : public PerfDataReader {
     uint32_t type = record.header.type;
     ++record_counts_[std::min<uint32_t>(type, kCountedTypes - 1)];
     switch (type) {
-      case kHeaderAttr:
-        parse_header_attr(record);
-        return;
+      case kHeaderAttr: parse_header_attr(record); return;
       case kHeaderTracingData: {
         ByteCursor cursor(record.bytes.subspan(8), record.file_offset + 8, "HEADER_TRACING_DATA");
         uint32_t size = cursor.u32();
@@ -832,19 +817,13 @@ class Reader final : public PerfDataReader {
         parse_feature(feature, record.bytes.subspan(16), record.file_offset + 16);
         return;
       }
-      case kEventUpdate:
-        parse_event_update(record);
-        return;
-      case kFinishedInit:
-        announce_metadata();
-        return;
+      case kEventUpdate: parse_event_update(record); return;
+      case kFinishedInit: announce_metadata(); return;
       case kFinishedRound:
         if (order_ == RecordOrder::time) flush_queue(queue_.round_limit());
         return;
       case kCompressed:
-      case kCompressed2:
-        handle_compressed(record);
-        return;
+      case kCompressed2: handle_compressed(record); return;
       case kHeaderEventType:
       case kIdIndex:
       case kAuxtraceInfo:
@@ -854,10 +833,8 @@ class Reader final : public PerfDataReader {
       case kStatConfig:
       case kStat:
       case kStatRound:
-      case kTimeConv:
-        return;  // known, carry nothing lockscope uses
-      default:
-        break;
+      case kTimeConv: return;  // known, carry nothing lockscope uses
+      default: break;
     }
     if (type >= 64 || type == 0) {
       ++stats_.unknown_records_skipped;
@@ -1019,9 +996,7 @@ class Reader final : public PerfDataReader {
 
   void dispatch(const RawRecord& record) {
     switch (record.header.type) {
-      case PERF_RECORD_SAMPLE:
-        dispatch_sample(record);
-        return;
+      case PERF_RECORD_SAMPLE: dispatch_sample(record); return;
       case PERF_RECORD_COMM: {
         CommRecord comm{};
         Bytes body = parse_trailer(record, comm.sample_id);
@@ -1101,8 +1076,7 @@ class Reader final : public PerfDataReader {
         visitor_->on_throttle(throttle);
         return;
       }
-      default:
-        return;  // other kernel records (SWITCH, KSYMBOL, ...) carry nothing lockscope uses
+      default: return;  // other kernel records (SWITCH, KSYMBOL, ...) carry nothing lockscope uses
     }
   }
 

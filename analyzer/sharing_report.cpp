@@ -161,16 +161,11 @@ const AddressRegion* region_of(std::string_view arch, uint64_t address) {
 
 std::string_view name_of(Storage storage) {
   switch (storage) {
-    case Storage::static_image:
-      return "static";
-    case Storage::percpu:
-      return "per-cpu";
-    case Storage::module:
-      return "module";
-    case Storage::dynamic:
-      return "dynamic";
-    case Storage::unknown:
-      return "unknown";
+    case Storage::static_image: return "static";
+    case Storage::percpu: return "per-cpu";
+    case Storage::module: return "module";
+    case Storage::dynamic: return "dynamic";
+    case Storage::unknown: return "unknown";
   }
   return "unknown";
 }

@@ -28,14 +28,10 @@ std::string tagged_name(Dwarf_Die* die) {
   const char* name = dwarf_diename(die);
   std::string base = name != nullptr ? name : "<anonymous>";
   switch (dwarf_tag(die)) {
-    case DW_TAG_structure_type:
-      return "struct " + (name != nullptr ? base : std::string("{...}"));
-    case DW_TAG_union_type:
-      return "union " + (name != nullptr ? base : std::string("{...}"));
-    case DW_TAG_enumeration_type:
-      return "enum " + (name != nullptr ? base : std::string("{...}"));
-    default:
-      return base;
+    case DW_TAG_structure_type: return "struct " + (name != nullptr ? base : std::string("{...}"));
+    case DW_TAG_union_type: return "union " + (name != nullptr ? base : std::string("{...}"));
+    case DW_TAG_enumeration_type: return "enum " + (name != nullptr ? base : std::string("{...}"));
+    default: return base;
   }
 }
 
@@ -88,12 +84,9 @@ std::string type_display(Dwarf_Die type, int depth = 0) {
   Dwarf_Die target;
   const bool has_target = follow_type(&type, &target);
   switch (tag) {
-    case DW_TAG_pointer_type:
-      return (has_target ? type_display(target, depth + 1) : "void") + " *";
-    case DW_TAG_const_type:
-      return "const " + (has_target ? type_display(target, depth + 1) : "void");
-    case DW_TAG_volatile_type:
-      return "volatile " + (has_target ? type_display(target, depth + 1) : "void");
+    case DW_TAG_pointer_type: return (has_target ? type_display(target, depth + 1) : "void") + " *";
+    case DW_TAG_const_type: return "const " + (has_target ? type_display(target, depth + 1) : "void");
+    case DW_TAG_volatile_type: return "volatile " + (has_target ? type_display(target, depth + 1) : "void");
     case DW_TAG_array_type: {
       std::string out = has_target ? type_display(target, depth + 1) : "?";
       out += " ";
@@ -105,10 +98,8 @@ std::string type_display(Dwarf_Die type, int depth = 0) {
       }
       return out;
     }
-    case DW_TAG_subroutine_type:
-      return "function";
-    default:
-      return tagged_name(&type);
+    case DW_TAG_subroutine_type: return "function";
+    default: return tagged_name(&type);
   }
 }
 

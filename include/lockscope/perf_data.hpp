@@ -109,18 +109,12 @@ enum class FrameContext : uint8_t { unknown, kernel, user, hypervisor, guest_ker
 
 inline FrameContext frame_context_of_marker(uint64_t marker) {
   switch (marker) {
-    case static_cast<uint64_t>(PERF_CONTEXT_KERNEL):
-      return FrameContext::kernel;
-    case static_cast<uint64_t>(PERF_CONTEXT_USER):
-      return FrameContext::user;
-    case static_cast<uint64_t>(PERF_CONTEXT_HV):
-      return FrameContext::hypervisor;
-    case static_cast<uint64_t>(PERF_CONTEXT_GUEST_KERNEL):
-      return FrameContext::guest_kernel;
-    case static_cast<uint64_t>(PERF_CONTEXT_GUEST_USER):
-      return FrameContext::guest_user;
-    default:
-      return FrameContext::unknown;
+    case static_cast<uint64_t>(PERF_CONTEXT_KERNEL): return FrameContext::kernel;
+    case static_cast<uint64_t>(PERF_CONTEXT_USER): return FrameContext::user;
+    case static_cast<uint64_t>(PERF_CONTEXT_HV): return FrameContext::hypervisor;
+    case static_cast<uint64_t>(PERF_CONTEXT_GUEST_KERNEL): return FrameContext::guest_kernel;
+    case static_cast<uint64_t>(PERF_CONTEXT_GUEST_USER): return FrameContext::guest_user;
+    default: return FrameContext::unknown;
   }
 }
 

@@ -26,30 +26,21 @@ struct TraceField {
     if (!found || offset > payload.size() || size > payload.size() - offset) return std::nullopt;
     const std::byte* at = payload.data() + offset;
     switch (size) {
-      case 1:
-        return load<uint8_t>(at);
-      case 2:
-        return load<uint16_t>(at);
-      case 4:
-        return load<uint32_t>(at);
-      case 8:
-        return load<uint64_t>(at);
-      default:
-        return std::nullopt;
+      case 1: return load<uint8_t>(at);
+      case 2: return load<uint16_t>(at);
+      case 4: return load<uint32_t>(at);
+      case 8: return load<uint64_t>(at);
+      default: return std::nullopt;
     }
   }
   std::optional<int64_t> read_signed(std::span<const std::byte> payload) const {
     auto value = read_unsigned(payload);
     if (!value) return std::nullopt;
     switch (size) {
-      case 1:
-        return static_cast<int8_t>(*value);
-      case 2:
-        return static_cast<int16_t>(*value);
-      case 4:
-        return static_cast<int32_t>(*value);
-      default:
-        return static_cast<int64_t>(*value);
+      case 1: return static_cast<int8_t>(*value);
+      case 2: return static_cast<int16_t>(*value);
+      case 4: return static_cast<int32_t>(*value);
+      default: return static_cast<int64_t>(*value);
     }
   }
 
