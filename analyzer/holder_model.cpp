@@ -57,9 +57,7 @@ constexpr size_t kProbeFlavours = 15;  // probes::Flavour values
 constexpr uint8_t context_bit(ExecContext context) {
   return static_cast<uint8_t>(1u << static_cast<unsigned>(context));
 }
-constexpr uint32_t access_bit(Access access) {
-  return 1u << static_cast<unsigned>(access);
-}
+constexpr uint32_t access_bit(Access access) { return 1u << static_cast<unsigned>(access); }
 
 uint64_t hash_frames(std::span<const uint64_t> frames) {
   uint64_t hash = 1469598103934665603ull;
@@ -82,9 +80,7 @@ constexpr std::array kPseudoHolders = {
 
 }  // namespace
 
-std::string_view access_name(Access access) {
-  return kAccessNames[static_cast<size_t>(access)].name;
-}
+std::string_view access_name(Access access) { return kAccessNames[static_cast<size_t>(access)].name; }
 
 std::string access_names(uint32_t mask) {
   std::string out;
@@ -115,9 +111,7 @@ Access access_from_contention_flags(uint32_t flags) {
   return Access::unknown;
 }
 
-uint32_t flavour_bit(probes::Flavour flavour) {
-  return 1u << static_cast<unsigned>(flavour);
-}
+uint32_t flavour_bit(probes::Flavour flavour) { return 1u << static_cast<unsigned>(flavour); }
 
 std::vector<std::string> flavour_names(uint32_t mask) {
   std::vector<std::string> names;
@@ -166,9 +160,7 @@ void HolderModel::on_lock_events_known(const LockEventDecoder& decoder, std::spa
   }
 }
 
-HolderModel::ThreadState& HolderModel::thread(uint32_t tid) {
-  return threads_[tid];
-}
+HolderModel::ThreadState& HolderModel::thread(uint32_t tid) { return threads_[tid]; }
 
 void HolderModel::on_comm(const perf::CommRecord& comm) {
   ++holder_epoch_;
@@ -324,9 +316,7 @@ void HolderModel::settle_trylock(uint32_t tid, ThreadState& state, std::optional
   record(acquisition);
 }
 
-void HolderModel::on_sample(const perf::Sample&) {
-  ++stats_.samples;
-}
+void HolderModel::on_sample(const perf::Sample&) { ++stats_.samples; }
 
 void HolderModel::on_lock_event(const perf::Sample& sample, const LockEvent& event, const EventRole& role) {
   if (role.type == EventRole::Type::ignored) return;

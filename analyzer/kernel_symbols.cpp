@@ -10,9 +10,7 @@
 namespace lockscope::cli {
 namespace {
 
-bool readable(const std::string& path) {
-  return access(path.c_str(), R_OK) == 0;
-}
+bool readable(const std::string& path) { return access(path.c_str(), R_OK) == 0; }
 
 int64_t parse_offset(const std::string& text) {
   if (auto offset = parse_signed_hex(text)) return *offset;

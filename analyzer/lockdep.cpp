@@ -160,9 +160,7 @@ uint64_t context_key(const perf::Sample& sample, ExecContext context) {
 
 }  // namespace
 
-std::string_view usage_name(Usage usage) {
-  return kUsageNames[static_cast<size_t>(usage)];
-}
+std::string_view usage_name(Usage usage) { return kUsageNames[static_cast<size_t>(usage)]; }
 
 std::string_view kind_name(FindingKind kind) {
   for (const auto& entry : kKindNames) {
@@ -319,13 +317,9 @@ void LockdepReplay::on_lock_events_known(const LockEventDecoder&, std::span<cons
                                            [](const EventRole& role) { return role.type == EventRole::Type::release; });
 }
 
-void LockdepReplay::on_comm(const perf::CommRecord& comm) {
-  state_->names.set(comm.tid, comm.comm);
-}
+void LockdepReplay::on_comm(const perf::CommRecord& comm) { state_->names.set(comm.tid, comm.comm); }
 
-void LockdepReplay::on_fork(const perf::TaskRecord& task) {
-  state_->names.fork(task.tid, task.ptid);
-}
+void LockdepReplay::on_fork(const perf::TaskRecord& task) { state_->names.fork(task.tid, task.ptid); }
 
 namespace {
 
@@ -366,9 +360,7 @@ void LockdepReplay::State::end_hold(ContextState& context, size_t index, bool re
   remove_held(context, index, locks);
 }
 
-void LockdepReplay::on_lost(const perf::LostRecord&) {
-  on_lost_samples(1, {});
-}
+void LockdepReplay::on_lost(const perf::LostRecord&) { on_lost_samples(1, {}); }
 
 void LockdepReplay::on_lost_samples(uint64_t, const perf::SampleId&) {
   // Some acquisition or release is missing: what any context holds is no longer known.

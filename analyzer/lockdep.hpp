@@ -37,9 +37,7 @@ enum class Usage : uint8_t {
 };
 constexpr size_t kUsageCount = 8;
 std::string_view usage_name(Usage usage);  // "IN-HARDIRQ-W", as lockdep prints it
-constexpr uint8_t usage_bit(Usage usage) {
-  return static_cast<uint8_t>(1u << static_cast<unsigned>(usage));
-}
+constexpr uint8_t usage_bit(Usage usage) { return static_cast<uint8_t>(1u << static_cast<unsigned>(usage)); }
 
 enum class FindingKind : uint8_t {
   irq_inconsistent,

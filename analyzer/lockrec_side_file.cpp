@@ -229,9 +229,7 @@ LockrecSideFile parse_fields(const Json& document, const std::string& path) {
 
 }  // namespace
 
-std::string lockrec_side_file_for(const std::string& recording) {
-  return recording + ".lockrec.json";
-}
+std::string lockrec_side_file_for(const std::string& recording) { return recording + ".lockrec.json"; }
 
 std::optional<LockrecSideFile> read_lockrec_side_file(const std::string& recording) {
   std::string path = lockrec_side_file_for(recording);

@@ -24,9 +24,7 @@ Bytes take_sized_text(ByteCursor& cursor, uint64_t size, std::string_view what) 
 }
 
 // libtraceevent wants a mutable, NUL-terminated buffer for some calls.
-std::string as_text(Bytes bytes) {
-  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
+std::string as_text(Bytes bytes) { return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()); }
 
 // lockscope reads fields, never prints events: the "print fmt:" part goes to libtraceevent as an
 // empty format. Its print-argument parser crashes on some malformed formats (libtraceevent 1.7,

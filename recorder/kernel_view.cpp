@@ -34,13 +34,9 @@ constexpr std::array<std::string_view, 2> tracefs_mount_points = {"/sys/kernel/t
 
 KernelView::KernelView(fs::path root) : root_(std::move(root)) {}
 
-fs::path KernelView::path(std::string_view absolute) const {
-  return root_ / fs::path(absolute).relative_path();
-}
+fs::path KernelView::path(std::string_view absolute) const { return root_ / fs::path(absolute).relative_path(); }
 
-std::string KernelView::read(std::string_view absolute) const {
-  return read_text(path(absolute));
-}
+std::string KernelView::read(std::string_view absolute) const { return read_text(path(absolute)); }
 
 std::optional<fs::path> KernelView::tracefs() const {
   for (std::string_view mount_point : tracefs_mount_points) {
@@ -67,13 +63,9 @@ bool KernelView::has_contention_tracepoints() const {
          fs::is_directory(*tracing / "events/lock/contention_end", unreadable);
 }
 
-std::string KernelView::machine() const {
-  return first_line(path("/proc/sys/kernel/arch"));
-}
+std::string KernelView::machine() const { return first_line(path("/proc/sys/kernel/arch")); }
 
-std::string KernelView::release() const {
-  return first_line(path("/proc/sys/kernel/osrelease"));
-}
+std::string KernelView::release() const { return first_line(path("/proc/sys/kernel/osrelease")); }
 
 std::set<std::string, std::less<>> KernelView::kernel_functions() const {
   fs::path kallsyms = path("/proc/kallsyms");

@@ -95,9 +95,7 @@ namespace {
 constexpr std::array<std::string_view, 3> mode_names = {"auto", "kprobe", "contention"};
 }  // namespace
 
-std::string_view name_of(Mode mode) {
-  return mode_names[static_cast<size_t>(mode)];
-}
+std::string_view name_of(Mode mode) { return mode_names[static_cast<size_t>(mode)]; }
 
 std::optional<Mode> mode_named(std::string_view name) {
   auto match = std::find(mode_names.begin(), mode_names.end(), name);

@@ -26,9 +26,7 @@ namespace {
 
 constexpr std::array<int, 3> stop_signals = {SIGINT, SIGTERM, SIGHUP};
 
-std::string errno_text(int error) {
-  return std::strerror(error);
-}
+std::string errno_text(int error) { return std::strerror(error); }
 
 // How often a wait for a child that may run a while looks whether it has ended. Signals are blocked
 // here (the signalfd gets them), so the nap cannot be cut short, and no wake-up can be lost: the
@@ -59,9 +57,7 @@ int wait_for(pid_t pid) {
   return status;
 }
 
-void say(const std::string& line) {
-  std::cerr << "lockrec: " << line << std::endl;
-}
+void say(const std::string& line) { std::cerr << "lockrec: " << line << std::endl; }
 
 WaitNotice::WaitNotice(std::string what, std::chrono::milliseconds first_after, std::chrono::milliseconds again_every)
     : what_(std::move(what)), started_(Clock::now()), next_notice_(started_ + first_after), again_every_(again_every) {}

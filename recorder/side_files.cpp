@@ -102,12 +102,8 @@ void write_file(const fs::path& file, const std::string& content) {
 
 }  // namespace
 
-fs::path kallsyms_file_for(const fs::path& output) {
-  return with_suffix(output, ".kallsyms");
-}
-fs::path metadata_file_for(const fs::path& output) {
-  return with_suffix(output, ".lockrec.json");
-}
+fs::path kallsyms_file_for(const fs::path& output) { return with_suffix(output, ".kallsyms"); }
+fs::path metadata_file_for(const fs::path& output) { return with_suffix(output, ".lockrec.json"); }
 
 void keep_side_files_with_old_recording(const fs::path& output) {
   // The same test as perf's check_backup(): a file (or perf.data directory) of non-zero size.

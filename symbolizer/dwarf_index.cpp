@@ -244,9 +244,7 @@ std::string normalize_path(const std::string& path) {
   return out;
 }
 
-bool has_pc_attributes(Dwarf_Die* die) {
-  return dwarf_hasattr(die, DW_AT_low_pc) || dwarf_hasattr(die, DW_AT_ranges);
-}
+bool has_pc_attributes(Dwarf_Die* die) { return dwarf_hasattr(die, DW_AT_low_pc) || dwarf_hasattr(die, DW_AT_ranges); }
 
 // Finds the inlined subroutine directly below `scope` (through lexical blocks) that contains pc.
 bool find_inline_below(Dwarf_Die* scope, uint64_t pc, Dwarf_Die* result, int depth) {

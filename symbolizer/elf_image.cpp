@@ -36,9 +36,7 @@ std::string hex_address(uint64_t value) {
 
 namespace {
 
-std::string elf_problem() {
-  return elf_errmsg(-1);
-}
+std::string elf_problem() { return elf_errmsg(-1); }
 
 }  // namespace
 
@@ -235,12 +233,8 @@ const SectionInfo* ElfImage::section_at(uint64_t address) const {
   return nullptr;
 }
 
-SymbolHit ElfImage::data_symbol_at(uint64_t address) const {
-  return symbol_at(address, false);
-}
-SymbolHit ElfImage::code_symbol_at(uint64_t address) const {
-  return symbol_at(address, true);
-}
+SymbolHit ElfImage::data_symbol_at(uint64_t address) const { return symbol_at(address, false); }
+SymbolHit ElfImage::code_symbol_at(uint64_t address) const { return symbol_at(address, true); }
 
 SymbolHit ElfImage::symbol_at(uint64_t address, bool want_code) const {
   SymbolHit hit;

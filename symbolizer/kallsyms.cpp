@@ -21,12 +21,8 @@ struct KallsymsEntry {
   std::string name;
 };
 
-bool is_text_type(char type) {
-  return type == 't' || type == 'T' || type == 'w' || type == 'W';
-}
-bool is_data_type(char type) {
-  return std::strchr("dDbBrRgGsSvV", type) != nullptr;
-}
+bool is_text_type(char type) { return type == 't' || type == 'T' || type == 'w' || type == 'W'; }
+bool is_data_type(char type) { return std::strchr("dDbBrRgGsSvV", type) != nullptr; }
 
 // Names the kernel gives to section boundaries: nothing past them belongs to the previous symbol.
 bool is_boundary(const std::string& name) {

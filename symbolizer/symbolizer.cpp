@@ -12,9 +12,7 @@
 
 namespace lockscope::symbolizer {
 
-std::string CodeLocation::name() const {
-  return function + "+" + hex_address(offset);
-}
+std::string CodeLocation::name() const { return function + "+" + hex_address(offset); }
 
 namespace {
 

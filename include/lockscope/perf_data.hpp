@@ -99,9 +99,7 @@ class Callchain {
   uint64_t count_ = 0;
 };
 
-inline bool is_context_marker(uint64_t value) {
-  return value >= static_cast<uint64_t>(-4095);
-}
+inline bool is_context_marker(uint64_t value) { return value >= static_cast<uint64_t>(-4095); }
 
 // Which part of the machine a callchain address belongs to, from the PERF_CONTEXT_* marker that
 // precedes it (kernel frames come first, then user frames).

@@ -53,9 +53,7 @@ Json kprobe_file() {
   };
 }
 
-LockrecSideFile parse(const Json& document) {
-  return parse_lockrec_side_file(document.dump(), kPath);
-}
+LockrecSideFile parse(const Json& document) { return parse_lockrec_side_file(document.dump(), kPath); }
 
 // The one-line message of parsing `text`, which must fail.
 std::string error_of(const std::string& text) {
@@ -67,9 +65,7 @@ std::string error_of(const std::string& text) {
   FAIL("no error for: " << text.substr(0, 200));
   return "";
 }
-std::string error_of(const Json& document) {
-  return error_of(document.dump());
-}
+std::string error_of(const Json& document) { return error_of(document.dump()); }
 
 constexpr const char* kMalformedHint = "written by lockrec next to the recording: remove it or record again";
 

@@ -222,9 +222,7 @@ TEST_CASE("pipe mode from a pipe and from a saved file") {
   PerfDataBuilder builder = example_lock_recording();
   ByteVector bytes = builder.pipe_mode();
 
-  SECTION("saved to a file") {
-    check_lock_recording(read_all(write_temp_file(bytes)));
-  }
+  SECTION("saved to a file") { check_lock_recording(read_all(write_temp_file(bytes))); }
 
   SECTION("through a real pipe") {
     PipeRead read = read_through_pipe(bytes, 37);
@@ -405,18 +403,10 @@ TEST_CASE("time order holds rounds larger than the read buffer intact") {
       CHECK(sample.callchain[1] == 0xffffffff81000000 + sample.time);
     }
   };
-  SECTION("file mode") {
-    check(read_all(write_temp_file(builder.file_mode())));
-  }
-  SECTION("file mode, compressed") {
-    check(read_all(write_temp_file(builder.file_mode(true))));
-  }
-  SECTION("pipe mode saved to a file") {
-    check(read_all(write_temp_file(builder.pipe_mode())));
-  }
-  SECTION("through a real pipe") {
-    check(read_through_pipe(builder.pipe_mode(), 4099).collector);
-  }
+  SECTION("file mode") { check(read_all(write_temp_file(builder.file_mode()))); }
+  SECTION("file mode, compressed") { check(read_all(write_temp_file(builder.file_mode(true)))); }
+  SECTION("pipe mode saved to a file") { check(read_all(write_temp_file(builder.pipe_mode()))); }
+  SECTION("through a real pipe") { check(read_through_pipe(builder.pipe_mode(), 4099).collector); }
 }
 
 TEST_CASE("unknown record types are skipped by size and counted") {

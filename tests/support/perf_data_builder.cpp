@@ -124,9 +124,7 @@ size_t PerfDataBuilder::add_event(const perf_event_attr& attr, std::string name,
   return events_.size() - 1;
 }
 
-void PerfDataBuilder::add_kernel_build_id(std::string_view hex20) {
-  kernel_build_ids_.emplace_back(hex20);
-}
+void PerfDataBuilder::add_kernel_build_id(std::string_view hex20) { kernel_build_ids_.emplace_back(hex20); }
 
 ByteVector PerfDataBuilder::trailer_bytes(const TrailerFields& trailer) const {
   ByteWriter out;
@@ -274,9 +272,7 @@ void PerfDataBuilder::lost_samples(uint64_t count, TrailerFields trailer) {
   record(PERF_RECORD_LOST_SAMPLES, 0, out.bytes, &trailer);
 }
 
-void PerfDataBuilder::finished_round() {
-  record(kFinishedRound, 0, {}, nullptr);
-}
+void PerfDataBuilder::finished_round() { record(kFinishedRound, 0, {}, nullptr); }
 
 void PerfDataBuilder::raw_record(uint32_t type, uint16_t misc, const ByteVector& body) {
   record(type, misc, body, nullptr);

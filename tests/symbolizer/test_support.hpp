@@ -32,9 +32,7 @@ inline CommandResult run(const std::string& command) {
   return result;
 }
 
-inline bool have_tool(const std::string& name) {
-  return run("command -v " + name + " >/dev/null 2>&1").status == 0;
-}
+inline bool have_tool(const std::string& name) { return run("command -v " + name + " >/dev/null 2>&1").status == 0; }
 
 inline std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
