@@ -238,9 +238,8 @@ std::multimap<pid_t, pid_t> children_by_parent() {
     if (!std::getline(stat, line)) continue;  // it ended meanwhile
     size_t comm_end = line.rfind(')');
     if (comm_end == std::string::npos) continue;
-    char state = 0;
-    int parent = 0;
-    if (std::sscanf(line.c_str() + comm_end + 1, " %c %d", &state, &parent) != 2) continue;
+    int parent = 0;  // after the state letter
+    if (std::sscanf(line.c_str() + comm_end + 1, " %*c %d", &parent) != 1) continue;
     children.emplace(static_cast<pid_t>(parent), static_cast<pid_t>(std::stoi(name)));
   }
   return children;

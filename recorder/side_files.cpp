@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -72,31 +73,25 @@ json plan_json(const ProbePlan& plan) {
 // midway leaves the previous FILE (or none), never a partial one that the analyzer would trust.
 void write_file(const fs::path& file, const std::string& content) {
   fs::path temporary = file.string() + ".tmp." + std::to_string(getpid());
-  auto fail = [&](const std::string& what) {
-    Error error = Error(what + ": " + std::strerror(errno)).file(file.string());
-    unlink(temporary.c_str());
-    return error;
-  };
   int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   // O_EXCL: a file of the temporary's name is not ours to remove, so not fail().
   if (fd < 0) throw Error(std::string("cannot write: ") + std::strerror(errno)).file(file.string());
-  size_t written = 0;
-  while (written < content.size()) {
+  // Closes the temporary if still open and removes it; errno is read first, as both may change it.
+  auto fail = [&](const std::string& what) {
+    Error error = Error(what + ": " + std::strerror(errno)).file(file.string());
+    if (fd >= 0) close(fd);
+    unlink(temporary.c_str());
+    return error;
+  };
+  for (size_t written = 0; written < content.size();) {
     ssize_t got = write(fd, content.data() + written, content.size() - written);
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      Error error = fail("cannot write");
-      close(fd);
-      throw error;
-    }
+    if (got < 0) throw fail("cannot write");
     written += static_cast<size_t>(got);
   }
-  if (fsync(fd) != 0) {
-    Error error = fail("cannot write (fsync)");
-    close(fd);
-    throw error;
-  }
-  if (close(fd) != 0) throw fail("cannot write (close)");
+  if (fsync(fd) != 0) throw fail("cannot write (fsync)");
+  int closing = std::exchange(fd, -1);
+  if (close(closing) != 0) throw fail("cannot write (close)");
   if (rename(temporary.c_str(), file.c_str()) != 0) throw fail("cannot rename " + temporary.string() + " to it");
 }
 
