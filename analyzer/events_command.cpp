@@ -522,9 +522,8 @@ void print_summary(const perf::PerfDataReader& reader, const EventsVisitor& visi
   }
   if (const LockEventDecoder* decoder = visitor.decoder()) {
     if (visitor.lock_events() == 0) {
-      std::fprintf(
-          stderr, "warning: %s\n",
-          explain_no_lock_events(decoder->events_summary(), visitor.lock_events() + visitor.other_samples()).c_str());
+      std::fprintf(stderr, "warning: %s\n",
+                   explain_no_lock_events(decoder->events_summary(), visitor.other_samples()).c_str());
     }
     if (decoder->short_payloads() > 0) {
       std::fprintf(stderr, "warning: %llu lock events had payloads too short for their fields\n",

@@ -31,8 +31,9 @@ void LockEventFeed::on_sample(const perf::Sample& sample) {
   each([&](LockEventConsumer& consumer) { consumer.on_sample(sample); });
   if (!decoder_) return;
   const LockEvent* event = decoder_->decode(sample);
-  // An event announced after the metadata (pipe mode) has no role: it is no lock event here.
-  if (event == nullptr || sample.event->index >= roles_.size()) return;
+  // The decoder and roles_ cover the same events (the metadata's): an event announced later (pipe
+  // mode) decodes to nullptr, so every decoded event has its role.
+  if (event == nullptr) return;
   const EventRole& role = roles_[sample.event->index];
   each([&](LockEventConsumer& consumer) { consumer.on_lock_event(sample, *event, role); });
 }
