@@ -15,8 +15,9 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "contention_feed.hpp"
+#include "contention_naming.hpp"
 #include "contention_stats.hpp"
+#include "contention_visitor.hpp"
 #include "hex_number.hpp"
 #include "kernel_symbols.hpp"
 #include "lockscope/error.hpp"

@@ -1,4 +1,4 @@
-#include "contention_feed.hpp"
+#include "contention_naming.hpp"
 
 namespace lockscope::contention {
 

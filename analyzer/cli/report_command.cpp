@@ -18,7 +18,8 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "contention_feed.hpp"
+#include "contention_naming.hpp"
+#include "contention_visitor.hpp"
 #include "holder_model.hpp"
 #include "kernel_symbols.hpp"
 #include "lock_event_feed.hpp"
