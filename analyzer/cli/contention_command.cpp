@@ -138,7 +138,7 @@ void run_contention(const ContentionCommandOptions& options) {
   }
   const perf::KernelImageInfo recording = perf::read_kernel_image_info(input, display_name);
   KernelSymbols kernel_symbols = open_kernel_symbols(
-      SymbolSourceOptions{options.input, options.vmlinux, options.kallsyms, "", options.force_vmlinux},
+      SymbolSourceOptions{options.input, options.vmlinux, options.kallsyms, "", options.force_vmlinux, {}},
       KernelFacts::from(recording));
   for (const std::string& note : kernel_symbols.notes) std::fprintf(stderr, "warning: %s\n", note.c_str());
   if (!kernel_symbols.symbols) {

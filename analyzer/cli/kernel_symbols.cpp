@@ -3,7 +3,6 @@
 
 #include <sys/utsname.h>
 #include <unistd.h>
-#include <cstdio>
 
 #include "lockscope/error.hpp"
 
@@ -53,6 +52,7 @@ std::unique_ptr<symbolizer::Symbolizer> open_recording_kallsyms(const std::strin
 
 KernelFacts KernelFacts::from(const perf::KernelImageInfo& info) {
   KernelFacts facts;
+  facts.from_recording = true;
   if (info.has_text_address) facts.runtime_text = info.text_address;
   facts.os_release = info.os_release;
   facts.build_id_hex = info.build_id_hex;
@@ -81,7 +81,7 @@ KernelSymbols open_kernel_symbols(const SymbolSourceOptions& options, const Kern
       out.symbols->set_relocation(offset);
     } else if (kernel.runtime_text && out.symbols->text_address() != 0) {
       out.symbols->set_relocation(static_cast<int64_t>(*kernel.runtime_text - out.symbols->text_address()));
-    } else {
+    } else if (kernel.from_recording) {
       out.notes.push_back(
           "the recording has no kernel map with _text: assuming no KASLR "
           "(pass --kaslr-offset if the kernel was relocated)");
@@ -94,9 +94,9 @@ KernelSymbols open_kernel_symbols(const SymbolSourceOptions& options, const Kern
             .file(options.vmlinux)
             .hint("give the vmlinux of kernel " + kernel.os_release + " (Debian: linux-image-" + kernel.os_release +
                   "-dbg), or --force-vmlinux to use this one anyway");
-      out.notes.push_back("--force-vmlinux: " + options.vmlinux +
-                          " is not the recorded kernel's (build-id differs); names may be wrong");
-      std::fprintf(stderr, "lockanalyze: warning: %s\n", out.notes.back().c_str());
+      out.forced_vmlinux = "--force-vmlinux: " + options.vmlinux +
+                           " is not the recorded kernel's (build-id differs); names may be wrong";
+      out.notes.push_back(out.forced_vmlinux);
     }
     std::string kallsyms = recording_kallsyms(options);
     if (!kallsyms.empty()) {
@@ -132,6 +132,7 @@ KernelSymbols open_kernel_symbols(const SymbolSourceOptions& options, const Kern
     }
     out.source = "kallsyms " + kallsyms;
   }
+  out.symbols->set_percpu_offsets(options.percpu_offsets);
   for (const auto& warning : out.symbols->warnings()) out.notes.push_back(warning);
   return out;
 }

@@ -19,12 +19,14 @@ struct SymbolSourceOptions {
   std::string recording;  // the perf.data path ("-" for a pipe: no side file)
   std::string vmlinux;
   std::string kallsyms;
-  std::string kaslr_offset;    // runtime _text minus the vmlinux's _text, hex
-  bool force_vmlinux = false;  // use a vmlinux whose build-id is not the recording's kernel's
+  std::string kaslr_offset;              // runtime _text minus the vmlinux's _text, hex
+  bool force_vmlinux = false;            // use a vmlinux whose build-id is not the recording's kernel's
+  std::vector<uint64_t> percpu_offsets;  // __per_cpu_offset[] of the recorded boot, when known
 };
 
 // What the recording says about its kernel.
 struct KernelFacts {
+  bool from_recording = false;  // false: addresses are named without a recording (symbolize)
   std::optional<uint64_t> runtime_text;
   std::string os_release;
   std::string build_id_hex;
@@ -38,6 +40,7 @@ struct KernelSymbols {
   std::unique_ptr<symbolizer::Symbolizer> modules;
   std::string source;              // "vmlinux PATH", "kallsyms PATH", "none"
   std::vector<std::string> notes;  // warnings, one line each
+  std::string forced_vmlinux;      // the note saying --force-vmlinux took another build's vmlinux
 };
 
 KernelSymbols open_kernel_symbols(const SymbolSourceOptions& options, const KernelFacts& kernel);

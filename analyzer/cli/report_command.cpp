@@ -195,8 +195,8 @@ void run_report(const ReportOptions& options) {
   // Symbols come first (a file's kernel facts are read ahead), so the contention feed can name
   // callers while the recording is read once. A pipe can be read only once: its symbols follow.
   // lockrec's side file, like its kallsyms, is found by the recording's name: a pipe has none.
-  SymbolSourceOptions sources{options.input, options.vmlinux, options.kallsyms, options.kaslr_offset,
-                              options.force_vmlinux};
+  SymbolSourceOptions sources{options.input,        options.vmlinux,       options.kallsyms,
+                              options.kaslr_offset, options.force_vmlinux, {}};
   KernelSymbols kernel_symbols;
   std::optional<report::LockrecSideFile> lockrec;
   if (options.input != "-") {
@@ -245,11 +245,8 @@ void run_report(const ReportOptions& options) {
 
   if (options.input == "-") {
     const perf::Metadata& metadata = reader->metadata();
-    KernelFacts kernel{model.kernel_text_address(), metadata.os_release, ""};
-    for (const auto& entry : metadata.build_ids) {
-      if (entry.filename == "[kernel.kallsyms]") kernel.build_id_hex = entry.build_id_hex;
-    }
-    kernel_symbols = open_kernel_symbols(sources, kernel);
+    kernel_symbols =
+        open_kernel_symbols(sources, KernelFacts::from(perf::kernel_image_info(metadata, model.kernel_text_address())));
     if (model.is_contention_recording()) {
       kernel_symbols.notes.push_back("the contention table needs a file: a pipe is read only once");
     }
@@ -260,6 +257,9 @@ void run_report(const ReportOptions& options) {
   report.header.symbol_source = kernel_symbols.source;
   report.header.vmlinux = options.vmlinux;
   report.header.lockrec = std::move(lockrec);
+  // The header says it too, but a report read by a script may never be seen: stderr is.
+  if (!kernel_symbols.forced_vmlinux.empty())
+    std::fprintf(stderr, "lockanalyze: warning: %s\n", kernel_symbols.forced_vmlinux.c_str());
   report.header.notes.insert(report.header.notes.begin(), kernel_symbols.notes.begin(), kernel_symbols.notes.end());
   for (const auto& warning : reader->stats().warnings) report.header.notes.push_back(warning);
   if (filters.identity == report::LockIdentity::lock_class) {

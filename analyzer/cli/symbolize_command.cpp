@@ -34,6 +34,7 @@ struct SymbolizeOptions {
   std::string kaslr_offset;
   std::string format = "text";
   std::string percpu_offsets;  // comma-separated hex
+  bool force_vmlinux = false;
   std::vector<std::string> addresses;
 };
 
@@ -42,55 +43,36 @@ uint64_t parse_address(const std::string& text) {
   throw Error("bad address \"" + text + "\"").hint("give addresses in hex, like 0xffffffff83f84768");
 }
 
-int64_t parse_offset(const std::string& text) {
-  if (auto offset = parse_signed_hex(text)) return *offset;
-  throw Error("bad offset \"" + text + "\"").hint("give the KASLR offset in hex, like 0x2d200000 or -0x1000");
+std::vector<uint64_t> parse_percpu_offsets(const std::string& text) {
+  std::vector<uint64_t> offsets;
+  for (size_t start = 0; start < text.size();) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    offsets.push_back(parse_address(text.substr(start, comma - start)));
+    start = comma + 1;
+  }
+  return offsets;
 }
 
-// The primary source, and kallsyms as a second one for what the vmlinux cannot name (modules).
-struct Sources {
-  std::unique_ptr<Symbolizer> primary;
-  std::unique_ptr<Symbolizer> fallback;
-};
-
-Sources open_sources(const SymbolizeOptions& options, const perf::KernelImageInfo* recording) {
-  Sources sources;
-  if (!options.vmlinux.empty()) {
-    sources.primary = Symbolizer::open(options.vmlinux);
-    if (!options.kallsyms.empty()) sources.fallback = Symbolizer::from_kallsyms(options.kallsyms);
-  } else if (!options.kallsyms.empty()) {
-    sources.primary = Symbolizer::from_kallsyms(options.kallsyms);
-  } else if (recording != nullptr && !recording->os_release.empty() &&
-             recording->os_release == running_kernel_release()) {
-    sources.primary = Symbolizer::from_kallsyms("/proc/kallsyms");
-  } else {
+// The same choice of symbols as the report's (kernel_symbols.hpp), with or without a recording.
+KernelSymbols open_sources(const SymbolizeOptions& options) {
+  KernelFacts kernel;
+  if (!options.perf_data.empty()) kernel = KernelFacts::from(perf::read_kernel_image_info(options.perf_data));
+  SymbolSourceOptions sources{options.perf_data.empty() ? "-" : options.perf_data,
+                              options.vmlinux,
+                              options.kallsyms,
+                              options.kaslr_offset,
+                              options.force_vmlinux,
+                              parse_percpu_offsets(options.percpu_offsets)};
+  KernelSymbols symbols = open_kernel_symbols(sources, kernel);
+  if (!symbols.symbols) {
     throw Error("nothing to name addresses with")
         .in("symbolize")
-        .hint(recording != nullptr ? "the recording's kernel (" + recording->os_release +
-                                         ") is not the running one; pass --vmlinux or --kallsyms"
-                                   : "pass --vmlinux (from linux-image-*-dbg) or --kallsyms");
+        .hint(kernel.from_recording ? "the recording's kernel (" + kernel.os_release +
+                                          ") is not the running one; pass --vmlinux or --kallsyms"
+                                    : "pass --vmlinux (from linux-image-*-dbg) or --kallsyms");
   }
-  for (Symbolizer* s : {sources.primary.get(), sources.fallback.get()}) {
-    if (s == nullptr) continue;
-    if (!options.kaslr_offset.empty()) {
-      s->set_relocation(parse_offset(options.kaslr_offset));
-    } else if (recording != nullptr && recording->has_text_address && s->text_address() != 0) {
-      s->set_relocation(static_cast<int64_t>(recording->text_address - s->text_address()));
-    } else if (recording != nullptr && !recording->has_text_address) {
-      std::cerr << "warning: " << options.perf_data
-                << ": the recording has no kernel map with _text; assuming no KASLR (pass --kaslr-offset)\n";
-    }
-    if (recording != nullptr) s->check_build_id(recording->build_id_hex);
-    std::vector<uint64_t> percpu_offsets;
-    for (size_t start = 0; start < options.percpu_offsets.size();) {
-      size_t comma = options.percpu_offsets.find(',', start);
-      if (comma == std::string::npos) comma = options.percpu_offsets.size();
-      percpu_offsets.push_back(parse_address(options.percpu_offsets.substr(start, comma - start)));
-      start = comma + 1;
-    }
-    s->set_percpu_offsets(std::move(percpu_offsets));
-  }
-  return sources;
+  return symbols;
 }
 
 nlohmann::json describe_json(uint64_t address, Symbolizer& primary, Symbolizer* fallback) {
@@ -167,17 +149,11 @@ std::string describe_text(const nlohmann::json& j) {
 void run_symbolize(const SymbolizeOptions& options) {
   if (options.format != "text" && options.format != "jsonl")
     throw Error("unknown --format \"" + options.format + "\"").hint("use text or jsonl");
-  std::unique_ptr<perf::KernelImageInfo> recording;
-  if (!options.perf_data.empty()) {
-    recording = std::make_unique<perf::KernelImageInfo>(perf::read_kernel_image_info(options.perf_data));
-  }
-  Sources sources = open_sources(options, recording.get());
-  for (Symbolizer* s : {sources.primary.get(), sources.fallback.get()})
-    if (s != nullptr)
-      for (const std::string& warning : s->warnings()) std::cerr << "warning: " << warning << "\n";
+  KernelSymbols sources = open_sources(options);
+  for (const std::string& note : sources.notes) std::cerr << "warning: " << note << "\n";
 
   auto emit = [&](const std::string& token) {
-    const nlohmann::json j = describe_json(parse_address(token), *sources.primary, sources.fallback.get());
+    const nlohmann::json j = describe_json(parse_address(token), *sources.symbols, sources.modules.get());
     std::cout << (options.format == "jsonl" ? j.dump() : describe_text(j)) << "\n";
   };
   if (!options.addresses.empty()) {
@@ -207,6 +183,8 @@ void add_symbolize_command(CLI::App& app) {
       cmd->add_option("--perf-data", options->perf_data, "take the relocation and build-id from this recording");
   offset->excludes(perf_data);
   cmd->add_option("--kallsyms", options->kallsyms, "a copy of /proc/kallsyms (alone, or for what the vmlinux lacks)");
+  cmd->add_flag("--force-vmlinux", options->force_vmlinux,
+                "use a vmlinux whose build-id differs from the recording's kernel (names may be wrong)");
   cmd->add_option("--percpu-offsets", options->percpu_offsets,
                   "__per_cpu_offset[] of the recorded boot, hex, comma-separated (gdb on /proc/kcore: "
                   "p/x __per_cpu_offset); names CPUs' copies of per-cpu variables");

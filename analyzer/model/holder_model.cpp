@@ -183,9 +183,7 @@ void HolderModel::on_fork(const perf::TaskRecord& task) {
 }
 
 void HolderModel::on_mmap(const perf::MmapRecord& map) {
-  if (!kernel_text_ && map.kernel && map.filename.starts_with("[kernel.kallsyms]") && map.pgoff != 0) {
-    kernel_text_ = map.pgoff;
-  }
+  if (!kernel_text_) kernel_text_ = perf::kernel_text_of_map(map);
 }
 
 std::string_view HolderModel::comm_for_holder(uint32_t tid, int64_t pid) {

@@ -1239,30 +1239,4 @@ std::unique_ptr<PerfDataReader> PerfDataReader::open_stream(int fd, const std::s
   return reader;
 }
 
-KernelImageInfo read_kernel_image_info(const std::string& path, const std::string& display_name) {
-  class KernelMapFinder final : public RecordVisitor {
-   public:
-    void on_mmap(const MmapRecord& map) override {
-      if (map.kernel && map.filename.starts_with("[kernel.kallsyms]")) {
-        found = true;
-        pgoff = map.pgoff;
-      }
-    }
-    bool wants_more() const override { return !found; }
-    bool found = false;
-    uint64_t pgoff = 0;
-  };
-  auto reader = PerfDataReader::open(path, display_name);
-  KernelMapFinder finder;
-  reader->read(finder);
-  KernelImageInfo info;
-  info.has_text_address = finder.found && finder.pgoff != 0;
-  info.text_address = finder.pgoff;
-  info.os_release = reader->metadata().os_release;
-  for (const auto& entry : reader->metadata().build_ids) {
-    if (entry.filename == "[kernel.kallsyms]") info.build_id_hex = entry.build_id_hex;
-  }
-  return info;
-}
-
 }  // namespace lockscope::perf

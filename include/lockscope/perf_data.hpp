@@ -11,6 +11,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -264,5 +265,13 @@ struct KernelImageInfo {
 
 // Reads the recording's metadata and its records up to the kernel map (perf writes it first).
 KernelImageInfo read_kernel_image_info(const std::string& path, const std::string& display_name = "");
+
+// The runtime `_text` a record shows when it is the kernel's map (`[kernel.kallsyms]_text`, whose
+// pgoff is `_text`); nothing for any other map, or a kernel map without it.
+std::optional<uint64_t> kernel_text_of_map(const MmapRecord& map);
+
+// What the metadata says of the kernel (release, BUILD_ID entry) with the `_text` found in its
+// records: for a pipe, which is read once, after the read.
+KernelImageInfo kernel_image_info(const Metadata& metadata, std::optional<uint64_t> runtime_text);
 
 }  // namespace lockscope::perf

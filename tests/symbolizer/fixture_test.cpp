@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "example_recordings.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/symbolizer.hpp"
 #include "test_support.hpp"
@@ -238,6 +239,31 @@ TEST_CASE("the build-id is the ELF note's, and a different one is reported namin
   REQUIRE(symbolizer->warnings().size() == 1);
   CHECK(symbolizer->warnings()[0].find("00112233") != std::string::npos);
   CHECK(symbolizer->warnings()[0].find(expected) != std::string::npos);
+}
+
+// The command takes its symbols as the report does (cli/kernel_symbols.cpp): another build's
+// vmlinux names every address wrongly and plausibly, so it is refused unless forced.
+TEST_CASE("symbolize --perf-data refuses a vmlinux of another build unless --force-vmlinux") {
+  const std::string recording =
+      lockscope::testing::write_temp_file(lockscope::testing::example_lock_recording().file_mode());
+  const std::string recorded_id = "eb4fbcd0112233445566778899aabbccddeeff00";  // example_lock_recording's
+  const std::string ours = trim(run("readelf -n '" + g_fixture + "' | awk '/Build ID:/ {print $3}'").out);
+  REQUIRE(!ours.empty());
+  std::ostringstream lock;
+  lock << "0x" << std::hex << gdb_address_of("fixture_mutex");
+  const std::string base =
+      "'" + g_cli + "' symbolize --vmlinux '" + g_fixture + "' --perf-data '" + recording + "' " + lock.str();
+  const CommandResult refused = run(base + " 2>&1");
+  CHECK(refused.status == 1);
+  CHECK(refused.out.find("is not the recorded kernel's vmlinux: its build-id differs from the recording's " +
+                         recorded_id) != std::string::npos);
+  CHECK(refused.out.find("--force-vmlinux") != std::string::npos);
+
+  const CommandResult forced = run(base + " --force-vmlinux 2>&1");
+  INFO(forced.out);
+  CHECK(forced.status == 0);
+  CHECK(forced.out.find(recorded_id + " but " + g_fixture + " has " + ours) != std::string::npos);
+  CHECK(forced.out.find(" fixture_mutex ") != std::string::npos);
 }
 
 TEST_CASE("the relocation moves every address except per-cpu offsets") {
