@@ -108,12 +108,12 @@ int main(int argc, char** argv) {
                                  "or -a to record system-wide until Ctrl-C");
   } catch (const CLI::ParseError& error) {
     int status = app.exit(error);
-    return status == 0 ? 0 : 125;
+    return status == 0 ? 0 : lockscope::recorder::kExitLockrecFailed;
   }
   try {
     return lockscope::recorder::run(options);
   } catch (const std::exception& error) {
     std::cerr << "lockrec: " << error.what() << std::endl;
-    return 125;
+    return lockscope::recorder::kExitLockrecFailed;
   }
 }

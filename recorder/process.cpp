@@ -1,6 +1,7 @@
 #include "process.hpp"
 
 #include <lockscope/error.hpp>
+#include <lockscope/recorder.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -153,7 +154,7 @@ std::string describe_wait_status(int wait_status) {
 int shell_exit_code(int wait_status) {
   if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
   if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
-  return 125;
+  return kExitLockrecFailed;
 }
 
 Started start_process(const std::vector<std::string>& argv, const SignalWatch& signals,

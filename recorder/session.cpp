@@ -1,6 +1,7 @@
 // One lockrec run: check, add probes, record while COMMAND runs, remove probes, write side files.
 #include "process.hpp"
 
+#include <boost/algorithm/string/join.hpp>
 #include <lockscope/error.hpp>
 #include <lockscope/recorder.hpp>
 
@@ -28,20 +29,7 @@ namespace lockscope::recorder {
 
 namespace {
 
-// Exit codes of lockrec itself, as env(1) and timeout(1) use them, so they rarely collide with
-// COMMAND's own: 125 lockrec or perf failed, 126 COMMAND cannot be executed, 127 COMMAND not found.
-constexpr int exit_lockrec_failed = 125;
-constexpr int exit_command_not_executable = 126;
-constexpr int exit_command_not_found = 127;
-
-std::string join(const std::vector<std::string>& parts, std::string_view separator) {
-  std::string joined;
-  for (const auto& part : parts) {
-    if (!joined.empty()) joined += separator;
-    joined += part;
-  }
-  return joined;
-}
+using boost::algorithm::join;
 
 // ---- privileges and perf ----------------------------------------------------------------------
 
@@ -372,7 +360,7 @@ class Recording {
       // so this signal is what ends it.) If lockrec died before the signal was set up, nothing would
       // send it: perf is not started at all then.
       prctl(PR_SET_PDEATHSIG, SIGINT);
-      if (getppid() != lockrec) _exit(exit_lockrec_failed);
+      if (getppid() != lockrec) _exit(kExitLockrecFailed);
       int null = open("/dev/null", O_RDONLY);
       dup2(null, STDIN_FILENO);
       place_control_fds(control_read, control_write, ack_write);
@@ -535,7 +523,7 @@ void note_kprobe_only_options(const Options& options) {
 // Each problem on a line of its own, since each says what to do about itself; then lockrec stops.
 int report_problems(const std::vector<std::string>& problems) {
   for (const auto& problem : problems) say(problem);
-  return exit_lockrec_failed;
+  return kExitLockrecFailed;
 }
 
 int run_cleanup(const KernelView& kernel, const Options& options) {
@@ -603,7 +591,7 @@ std::optional<int> command_cannot_run(const Options& options) {
        : name.find('/') != std::string::npos ? "no such file"
                                              : "not found in PATH") +
       "; nothing was recorded");
-  return found_but_not_executable ? exit_command_not_executable : exit_command_not_found;
+  return found_but_not_executable ? kExitCommandNotExecutable : kExitCommandNotFound;
 }
 
 // perf record moves an existing FILE aside and writes FILE; some outputs cannot be that.
@@ -727,7 +715,7 @@ int run_recording(const KernelView& kernel, const Options& options) {
     write_side_files(kernel, options, summary);
     if (perf_ended_by_itself && !options.pid) {
       say("perf record ended by itself (" + describe_wait_status(*outcome.perf_status) + "); " + what_to_do);
-      return exit_lockrec_failed;
+      return kExitLockrecFailed;
     }
     if (perf_ended_by_itself) say("process " + std::to_string(*options.pid) + " ended; the recording is complete");
     return 0;
@@ -741,11 +729,11 @@ int run_recording(const KernelView& kernel, const Options& options) {
                        (outcome.command_status ? "while COMMAND ran, so lockrec stopped COMMAND"
                                                : "before COMMAND started, so COMMAND was not run");
     say(what + "; " + what_to_do);
-    return exit_lockrec_failed;
+    return kExitLockrecFailed;
   }
   if (outcome.command_exec_errno != 0) {
     say("cannot run " + options.command[0] + ": " + std::strerror(outcome.command_exec_errno));
-    return outcome.command_exec_errno == ENOENT ? exit_command_not_found : exit_command_not_executable;
+    return outcome.command_exec_errno == ENOENT ? kExitCommandNotFound : kExitCommandNotExecutable;
   }
   if (!outcome.command_status) {
     // A stop signal came before COMMAND started; perf wrote an (empty) recording.
@@ -768,7 +756,7 @@ int run(const Options& options) {
     return run_recording(kernel, options);
   } catch (const Error& error) {
     std::cerr << "lockrec: " << error.what() << std::endl;
-    return exit_lockrec_failed;
+    return kExitLockrecFailed;
   }
 }
 

@@ -24,9 +24,8 @@ constexpr std::array kAccessNames = {
 };
 static_assert(kAccessNames.size() == kAccessCount);
 
-// lock:contention_begin flags (include/trace/events/lock.h, LCB_F_*) to the access they mean,
-// most specific combination first.
-constexpr uint32_t kSpin = 1, kRead = 2, kWrite = 4, kRt = 8, kPercpu = 16, kMutex = 32;
+// lock:contention_begin flags to the access they mean, most specific combination first.
+using namespace contention_flags;
 struct ContentionAccess {
   uint32_t flags;
   Access access;

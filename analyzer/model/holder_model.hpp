@@ -40,7 +40,7 @@ std::string_view access_name(Access access);
 // The access kinds of a mask of Access bits, comma-separated: "rwlock-read,rwlock-write".
 std::string access_names(uint32_t mask);
 Access access_from_kind(probes::LockKind kind);
-// lock:contention_begin's flags (LCB_F_*: SPIN 1, READ 2, WRITE 4, RT 8, PERCPU 16, MUTEX 32).
+// lock:contention_begin's flags (lockscope::contention_flags).
 Access access_from_contention_flags(uint32_t flags);
 
 // Flavours as a bit set: the probe table's flavours, plus what a trylock's result said.

@@ -1,6 +1,7 @@
 #include "report_output.hpp"
 
 #include <array>
+#include <boost/algorithm/string/join.hpp>
 #include <boost/graph/adjacency_list.hpp>
 #include <boost/graph/graphviz.hpp>
 #include <cinttypes>
@@ -12,6 +13,8 @@
 namespace lockscope::report {
 namespace {
 
+using boost::algorithm::join;
+
 using Json = nlohmann::ordered_json;
 
 std::vector<std::string> context_names(uint8_t mask) {
@@ -20,15 +23,6 @@ std::vector<std::string> context_names(uint8_t mask) {
     if (mask & (1u << static_cast<unsigned>(context))) names.emplace_back(context_name(context));
   }
   return names;
-}
-
-std::string join(const std::vector<std::string>& parts, std::string_view separator) {
-  std::string out;
-  for (const auto& part : parts) {
-    if (!out.empty()) out += separator;
-    out += part;
-  }
-  return out;
 }
 
 // ---- lockdep findings (shared by text and JSON) ----

@@ -27,6 +27,13 @@ constexpr uint8_t kNmi = 0x40;
 constexpr uint8_t kBhOff = 0x80;
 }  // namespace trace_flags
 
+// lock:contention_begin's `flags`: the kind of lock waited for (LCB_F_* of the kernel's
+// include/trace/events/lock.h).
+namespace contention_flags {
+inline constexpr uint32_t kSpin = 1u << 0, kRead = 1u << 1, kWrite = 1u << 2, kRt = 1u << 3, kPercpu = 1u << 4,
+                          kMutex = 1u << 5;
+}  // namespace contention_flags
+
 ExecContext context_from_flags(uint8_t common_flags);
 
 struct LockEvent {

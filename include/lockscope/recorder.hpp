@@ -161,6 +161,12 @@ void write_side_files(const KernelView& kernel, const Options& options, const Re
 // when FILE has none), so the old recording still reads as it did. Call it just before perf starts.
 void keep_side_files_with_old_recording(const std::filesystem::path& output);
 
+// Exit codes of lockrec itself, as env(1) and timeout(1) use them, so they rarely collide with
+// COMMAND's own: lockrec or perf failed, COMMAND cannot be executed, COMMAND not found.
+inline constexpr int kExitLockrecFailed = 125;
+inline constexpr int kExitCommandNotExecutable = 126;
+inline constexpr int kExitCommandNotFound = 127;
+
 // Runs lockrec: everything main does after parsing the command line. Returns the exit status.
 int run(const Options& options);
 

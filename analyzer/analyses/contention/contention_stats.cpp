@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "lockscope/error.hpp"
+#include "lockscope/lock_events.hpp"
 
 namespace lockscope::contention {
 namespace {
@@ -27,9 +28,7 @@ constexpr unsigned kLockHashBits = 12;
 // perf's caller buffer is char[128]: longer names are cut to 127 characters.
 constexpr size_t kCallerNameMax = 127;
 
-// LCB_F_* of include/trace/events/lock.h.
-constexpr uint32_t kSpin = 1u << 0, kRead = 1u << 1, kWrite = 1u << 2, kRt = 1u << 3, kPercpu = 1u << 4,
-                   kMutex = 1u << 5;
+using namespace contention_flags;
 
 struct LockType {
   uint32_t flags;

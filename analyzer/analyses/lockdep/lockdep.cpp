@@ -162,6 +162,13 @@ uint64_t context_key(const perf::Sample& sample, ExecContext context) {
 
 std::string_view usage_name(Usage usage) { return kUsageNames[static_cast<size_t>(usage)]; }
 
+namespace {
+// lockdep's title of an inconsistency: the usage seen first, then the one that contradicted it.
+std::string inconsistent_usage_title(Usage first, Usage second) {
+  return "inconsistent {" + std::string(usage_name(first)) + "} -> {" + std::string(usage_name(second)) + "} usage";
+}
+}  // namespace
+
 std::string_view kind_name(FindingKind kind) {
   for (const auto& entry : kKindNames) {
     if (entry.kind == kind) return entry.name;
@@ -695,8 +702,7 @@ void LockdepReplay::State::find_inconsistencies(const model::HolderModel* holder
         }
         Finding finding;
         finding.kind = irq.inconsistent;
-        finding.title =
-            "inconsistent {" + std::string(usage_name(first)) + "} -> {" + std::string(usage_name(second)) + "} usage";
+        finding.title = inconsistent_usage_title(first, second);
         finding.locks.push_back(finding_lock(lock));
         finding.evidence.push_back(usage_evidence(lock, first));
         finding.evidence.push_back(usage_evidence(lock, second));
@@ -843,28 +849,25 @@ void LockdepReplay::State::find_safe_to_unsafe() {
         }
       }
       for (uint32_t unsafe : visited) {
-        uint8_t usage = s.locks[unsafe].usage_mask;
-        // Same pairs as the inconsistency: a writer in the interrupt against any enabled holder,
-        // a reader in the interrupt against an enabled writer.
-        std::optional<Usage> in, on;
-        if (safe_writer && (usage & usage_bit(irq.on_w))) {
-          in = irq.in_w;
-          on = irq.on_w;
-        } else if (safe_writer && (usage & usage_bit(irq.on_r))) {
-          in = irq.in_w;
-          on = irq.on_r;
-        } else if (safe_reader && (usage & usage_bit(irq.on_w))) {
-          in = irq.in_r;
-          on = irq.on_w;
+        // The same pairs as an inconsistency, the safe lock's interrupt use against the unsafe
+        // one's enabled use; the most telling pair found.
+        const uint8_t unsafe_usage = s.locks[unsafe].usage_mask;
+        const UsageConflict* conflict = nullptr;
+        for (const UsageConflict& candidate : kUsageConflicts) {
+          if ((safe_state.usage_mask & usage_bit(irq.*candidate.in)) && (unsafe_usage & usage_bit(irq.*candidate.on))) {
+            conflict = &candidate;
+            break;
+          }
         }
-        if (!in) continue;
+        if (conflict == nullptr) continue;
+        const Usage in = irq.*conflict->in, on = irq.*conflict->on;
         if (!room_for(irq.safe_to_unsafe)) return;
         Finding finding;
         finding.kind = irq.safe_to_unsafe;
         finding.title = std::string(irq.name) + "-safe -> " + std::string(irq.name) + "-unsafe lock order detected";
         finding.locks = {finding_lock(safe), finding_lock(unsafe)};
-        finding.evidence.push_back(usage_evidence(safe, *in));
-        finding.evidence.push_back(usage_evidence(unsafe, *on));
+        finding.evidence.push_back(usage_evidence(safe, in));
+        finding.evidence.push_back(usage_evidence(unsafe, on));
         std::vector<uint32_t> path;
         for (uint32_t at = unsafe; at != safe; at = s.edges[reached_by[at]].from) path.push_back(reached_by[at]);
         for (auto edge = path.rbegin(); edge != path.rend(); ++edge) finding.evidence.push_back(edge_evidence(*edge));
@@ -944,8 +947,7 @@ void LockdepReplay::add_class_findings(const ClassOf& class_of) {
         }
         Finding finding;
         finding.kind = irq.inconsistent;
-        finding.title = "inconsistent {" + std::string(usage_name(seen[0].first)) + "} -> {" +
-                        std::string(usage_name(seen[1].first)) + "} usage";
+        finding.title = inconsistent_usage_title(seen[0].first, seen[1].first);
         for (const auto& [bit, lock] : seen) {
           finding.locks.push_back(s.finding_lock(lock));
           finding.locks.back().lock_class = name;
