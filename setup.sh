@@ -17,8 +17,9 @@ packages=(
   qemu-system-x86 busybox-static cpio
   # bench/: whole-process timings
   hyperfine
-  # the format check (tests/support/check-format): the tree follows Debian 12's clang-format
-  clang-format
+  # the format and lint checks (tests/support/check-format, check-tidy): the tree follows Debian
+  # 12's clang-format and clang-tidy
+  clang-format clang-tidy
 )
 
 missing=()

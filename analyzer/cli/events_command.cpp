@@ -546,6 +546,7 @@ void run_events(const EventsOptions& options) {
   for (const auto& candidate : kOutputFormats) {
     if (candidate.name == options.format) format = &candidate;
   }
+  if (format == nullptr) throw Error("unknown --format " + options.format);  // CLI11 checked it
   auto start = std::chrono::steady_clock::now();
   auto reader = perf::PerfDataReader::open(options.input);
 
@@ -577,6 +578,7 @@ void add_events_command(CLI::App& app) {
       app.add_subcommand("events", "One row per lock event (CSV or JSON lines); a summary of the recording on stderr");
   add_input_option(command, options->input, "perf.data recording, or - for a pipe-mode stream");
   std::vector<std::string> names;
+  names.reserve(kOutputFormats.size());
   for (const auto& format : kOutputFormats) names.emplace_back(format.name);
   command->add_option("--format", options->format, "Output format")->check(CLI::IsMember(names))->capture_default_str();
   command->add_option("-o,--output", options->output, "Write rows here instead of stdout");

@@ -23,9 +23,7 @@ bool is_help_or_version(const std::string& argument) {
   return argument == "-h" || argument == "--help" || argument == "--version";
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"lockanalyze: which processes take the same kernel locks, from a perf.data recording"};
   app.require_subcommand(1);
   app.add_flag_callback(
@@ -64,4 +62,19 @@ int main(int argc, char** argv) {
     return kExitError;
   }
   return 0;
+}
+
+}  // namespace
+
+// What run() throws outside parsing (CLI11 refusing an option definition, memory running out)
+// leaves the same way: one line, never std::terminate.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "lockanalyze: %s\n", error.what());
+  } catch (...) {
+    std::fprintf(stderr, "lockanalyze: an unknown exception\n");
+  }
+  return kExitError;
 }

@@ -132,7 +132,7 @@ struct ModelStats {
 
 class HolderModel final : public LockEventConsumer {
  public:
-  explicit HolderModel(Options options) : options_(std::move(options)) {}
+  explicit HolderModel(Options options) : options_(options) {}
 
   void on_lock_events_known(const LockEventDecoder& decoder, std::span<const EventRole> roles) override;
   void on_comm(const perf::CommRecord& comm) override;

@@ -774,6 +774,7 @@ void LockdepReplay::State::find_cycles() {
   bool full = false;
   auto report_cycle = [&] {
     std::vector<uint8_t> masks;
+    masks.reserve(path_edges.size());
     for (uint32_t edge : path_edges) masks.push_back(s.edges[edge].types);
     if (!is_strong_cycle(masks)) return;  // only recursive readers meet: no deadlock
     if (!room_for(FindingKind::lock_order_cycle)) {
