@@ -277,15 +277,16 @@ void HolderModel::record(const Acquisition& acquisition) {
     }
   }
   if (holders_[holder].is_pseudo()) {
-    uint32_t task = task_holder_for(acquisition, state);
-    auto& tasks = pair.interrupted_holders;
-    if (std::find(tasks.begin(), tasks.end(), task) == tasks.end()) {
-      if (tasks.size() < kMaxInterruptedTasks) {
-        tasks.push_back(task);
-      } else {
-        ++pair.interrupted_more;
-      }
-    }
+    pair.add_interrupted(task_holder_for(acquisition, state));
+  }
+}
+
+void HolderLock::add_interrupted(uint32_t task) {
+  if (std::find(interrupted_holders.begin(), interrupted_holders.end(), task) != interrupted_holders.end()) return;
+  if (interrupted_holders.size() < kMaxInterruptedTasks) {
+    interrupted_holders.push_back(task);
+  } else {
+    ++interrupted_more;
   }
 }
 

@@ -97,6 +97,10 @@ struct HolderLock {
   std::vector<uint32_t> stacks;               // interned stack ids, first one first, at most stacks_per_pair
   std::vector<uint32_t> interrupted_holders;  // for pseudo-holders: tasks they interrupted
   uint64_t interrupted_more = 0;              // beyond kMaxInterruptedTasks
+
+  // A task this pseudo-holder interrupted: the first kMaxInterruptedTasks distinct ones by
+  // name, the others counted.
+  void add_interrupted(uint32_t task);
 };
 
 // Identical kernel stacks are stored once, all frames in one array.

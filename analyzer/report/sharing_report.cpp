@@ -101,17 +101,8 @@ std::vector<const model::HolderLock*> merge_by_holder(const std::vector<const mo
     sum.access_mask |= pair->access_mask;
     sum.flavour_mask |= pair->flavour_mask;
     sum.context_mask |= pair->context_mask;
-    for (uint32_t task : pair->interrupted_holders) {
-      if (std::find(sum.interrupted_holders.begin(), sum.interrupted_holders.end(), task) !=
-          sum.interrupted_holders.end()) {
-        continue;
-      }
-      if (sum.interrupted_holders.size() < model::kMaxInterruptedTasks) {
-        sum.interrupted_holders.push_back(task);
-      } else {
-        ++sum.interrupted_more;
-      }
-    }
+    for (uint32_t task : pair->interrupted_holders) sum.add_interrupted(task);
+    sum.interrupted_more += pair->interrupted_more;
   }
   return out;
 }
@@ -270,15 +261,11 @@ bool has_call_chains(const perf::Metadata& metadata) {
 
 }  // namespace
 
-Report build_report(const model::HolderModel& model, const perf::PerfDataReader& reader, const Filters& filters,
-                    Namer& namer) {
-  Report report;
-  report.namer = &namer;
-  report.stacks = &model.stacks();
-  report.filters = filters;
+namespace {
+
+void fill_header(Header& header, const model::HolderModel& model, const perf::PerfDataReader& reader) {
   const perf::Metadata& metadata = reader.metadata();
   const model::ModelStats& stats = model.stats();
-  Header& header = report.header;
   header.recording = reader.path();
   header.kernel = metadata.os_release;
   header.hostname = metadata.hostname;
@@ -293,16 +280,25 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
   header.holders = model.holders().size();
   header.locks = model.locks().size();
   header.contention_recording = model.is_contention_recording();
+}
 
-  // Pairs by lock, only those that held the lock and pass the holder filters.
+// Pairs by lock, only those that held the lock and pass the holder filters.
+std::vector<std::vector<const model::HolderLock*>> held_pairs_by_lock(const model::HolderModel& model,
+                                                                      const Filters& filters) {
   std::vector<std::vector<const model::HolderLock*>> pairs_by_lock(model.locks().size());
   for (const auto& pair : model.pairs()) {
     if (pair.acquisitions == 0) continue;
     if (!holder_passes(model.holders()[pair.holder], filters)) continue;
     pairs_by_lock[pair.lock].push_back(&pair);
   }
+  return pairs_by_lock;
+}
 
-  // Which locks count as one: each address alone, or every unnamed lock of one class together.
+// Which locks count as one: each address alone, or every unnamed lock of one class together.
+std::vector<std::vector<size_t>> lock_identities(
+    const model::HolderModel& model, const std::vector<std::vector<const model::HolderLock*>>& pairs_by_lock,
+    const Filters& filters, Report& report) {
+  Namer& namer = *report.namer;
   std::vector<std::vector<size_t>> identities;
   if (filters.identity == LockIdentity::address) {
     for (size_t i = 0; i < pairs_by_lock.size(); ++i) identities.push_back({i});
@@ -323,67 +319,69 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
       identities[it->second].push_back(i);
     }
   }
+  return identities;
+}
 
-  for (const auto& members : identities) {
-    std::vector<const model::HolderLock*> pairs;
-    for (size_t index : members) pairs.insert(pairs.end(), pairs_by_lock[index].begin(), pairs_by_lock[index].end());
-    if (members.size() > 1) pairs = merge_by_holder(pairs, report.merged_pairs);
-    if (pairs.empty() || pairs.size() < filters.min_holders) continue;
-    const model::Lock& lock = model.locks()[members.front()];
-    LockEntry entry;
-    entry.lock = &lock;
-    entry.instances = members.size();
-    uint32_t access_mask = 0;
-    for (size_t index : members) access_mask |= model.locks()[index].access_mask;
-    entry.kind = model::access_names(access_mask);
-    const symbolizer::DataName& data = namer.data(lock.address);
-    entry.storage = members.size() == 1 ? namer.storage_of(lock.address) : Storage::dynamic;
-    if (!data.found && (entry.storage == Storage::static_image || entry.storage == Storage::module)) {
-      // What to pass to name it: the symbols had no data symbol here (a kallsyms without
-      // CONFIG_KALLSYMS_ALL, or none at all); the recorded kernel's vmlinux has them all.
-      entry.why_unnamed = "unnamed " + std::string(name_of(entry.storage)) + ": " +
-                          (data.why_unnamed.empty() ? "no symbol covers it" : data.why_unnamed) +
-                          "; --vmlinux of the recorded kernel names it";
-    }
-    if (data.found && members.size() == 1) {
-      entry.name = data.name;
-      entry.symbol = data.symbol;
-      entry.offset = data.offset;
-      entry.section = data.section;
-      entry.type = data.type;
-      entry.percpu = data.percpu;
-    }
-    std::sort(pairs.begin(), pairs.end(), [](const auto* a, const auto* b) {
-      if (a->acquisitions != b->acquisitions) return a->acquisitions > b->acquisitions;
-      return a->first_time < b->first_time;
-    });
-    // The lock's first stack is that of the pair that took it first.
-    const model::HolderLock* earliest = earliest_pair(pairs);
-    if (entry.name.empty() && entry.storage == Storage::dynamic && !earliest->stacks.empty()) {
-      entry.lock_class = lock_class(report.stack(earliest->stacks.front()));
-    }
-    for (const model::HolderLock* pair : pairs) {
-      HolderEntry holder;
-      holder.holder = &model.holders()[pair->holder];
-      holder.pair = pair;
-      for (uint32_t task : pair->interrupted_holders) {
-        holder.interrupted.push_back(model.holders()[task].label());
-      }
-      entry.acquisitions += pair->acquisitions;
-      entry.holders.push_back(std::move(holder));
-    }
-    if (!lock_passes(entry, filters)) continue;
-    report.locks.push_back(std::move(entry));
+// The report's entry for one lock identity (one lock, or a class's locks merged), or nothing when
+// the filters leave it out.
+std::optional<LockEntry> lock_entry(const model::HolderModel& model, const std::vector<size_t>& members,
+                                    std::vector<const model::HolderLock*> pairs, Report& report) {
+  const Filters& filters = report.filters;
+  Namer& namer = *report.namer;
+  if (members.size() > 1) pairs = merge_by_holder(pairs, report.merged_pairs);
+  if (pairs.empty() || pairs.size() < filters.min_holders) return std::nullopt;
+  const model::Lock& lock = model.locks()[members.front()];
+  LockEntry entry;
+  entry.lock = &lock;
+  entry.instances = members.size();
+  uint32_t access_mask = 0;
+  for (size_t index : members) access_mask |= model.locks()[index].access_mask;
+  entry.kind = model::access_names(access_mask);
+  const symbolizer::DataName& data = namer.data(lock.address);
+  entry.storage = members.size() == 1 ? namer.storage_of(lock.address) : Storage::dynamic;
+  if (!data.found && (entry.storage == Storage::static_image || entry.storage == Storage::module)) {
+    // What to pass to name it: the symbols had no data symbol here (a kallsyms without
+    // CONFIG_KALLSYMS_ALL, or none at all); the recorded kernel's vmlinux has them all.
+    entry.why_unnamed = "unnamed " + std::string(name_of(entry.storage)) + ": " +
+                        (data.why_unnamed.empty() ? "no symbol covers it" : data.why_unnamed) +
+                        "; --vmlinux of the recorded kernel names it";
   }
-  std::sort(report.locks.begin(), report.locks.end(), [](const LockEntry& a, const LockEntry& b) {
-    if (a.holders.size() != b.holders.size()) return a.holders.size() > b.holders.size();
-    if (a.acquisitions != b.acquisitions) return a.acquisitions > b.acquisitions;
-    return a.lock->address < b.lock->address;
+  if (data.found && members.size() == 1) {
+    entry.name = data.name;
+    entry.symbol = data.symbol;
+    entry.offset = data.offset;
+    entry.section = data.section;
+    entry.type = data.type;
+    entry.percpu = data.percpu;
+  }
+  std::sort(pairs.begin(), pairs.end(), [](const auto* a, const auto* b) {
+    if (a->acquisitions != b->acquisitions) return a->acquisitions > b->acquisitions;
+    return a->first_time < b->first_time;
   });
+  // The lock's first stack is that of the pair that took it first.
+  const model::HolderLock* earliest = earliest_pair(pairs);
+  if (entry.name.empty() && entry.storage == Storage::dynamic && !earliest->stacks.empty()) {
+    entry.lock_class = lock_class(report.stack(earliest->stacks.front()));
+  }
+  for (const model::HolderLock* pair : pairs) {
+    HolderEntry holder;
+    holder.holder = &model.holders()[pair->holder];
+    holder.pair = pair;
+    for (uint32_t task : pair->interrupted_holders) {
+      holder.interrupted.push_back(model.holders()[task].label());
+    }
+    entry.acquisitions += pair->acquisitions;
+    entry.holders.push_back(std::move(holder));
+  }
+  if (!lock_passes(entry, filters)) return std::nullopt;
+  return entry;
+}
 
-  // Pairs of holders and the locks they share. A lock held by very many holders (tasklist_lock
-  // over a long build) would make its pairs quadratic in memory: 60,000 holders of one lock took
-  // 22 GB. It couples them all anyway, so it is left out of the pairs, and a note says so.
+// Pairs of holders and the locks they share. A lock held by very many holders (tasklist_lock over
+// a long build) would make its pairs quadratic in memory: 60,000 holders of one lock took 22 GB.
+// It couples them all anyway, so it is left out of the pairs, and a note says so.
+void add_holder_pairs(Report& report) {
+  Header& header = report.header;
   std::map<std::pair<const model::Holder*, const model::Holder*>, std::vector<size_t>> shared;
   size_t locks_left_out_of_pairs = 0;
   for (size_t i = 0; i < report.locks.size(); ++i) {
@@ -406,8 +404,10 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
   }
   std::stable_sort(report.pairs.begin(), report.pairs.end(),
                    [](const auto& a, const auto& b) { return a.shared_locks.size() > b.shared_locks.size(); });
+}
 
-  // Groups: connected components of the bipartite holder–lock graph of the reported locks.
+// Groups: connected components of the bipartite holder–lock graph of the reported locks.
+void add_groups(Report& report) {
   using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::undirectedS>;
   std::map<const model::Holder*, size_t> holder_vertex;
   for (const auto& lock : report.locks) {
@@ -435,7 +435,11 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
   }
   std::stable_sort(report.groups.begin(), report.groups.end(),
                    [](const Group& a, const Group& b) { return a.holders.size() > b.holders.size(); });
+}
 
+// What a reader must know before trusting the numbers: damage, loss, sampling, an empty window.
+void add_warnings(Header& header, const model::HolderModel& model, const perf::PerfDataReader& reader) {
+  const model::ModelStats& stats = model.stats();
   // Damage first: a report read from part of a file must not pass for a whole one.
   for (const auto& damage : reader.stats().damage) warn(header, damage);
   // Loss above this share of the recorded events makes every count and first stack incomplete
@@ -485,6 +489,34 @@ Report build_report(const model::HolderModel& model, const perf::PerfDataReader&
         "a contention recording: holders are the processes that had to wait "
         "for a lock; uncontended acquisitions are not seen");
   }
+}
+
+}  // namespace
+
+Report build_report(const model::HolderModel& model, const perf::PerfDataReader& reader, const Filters& filters,
+                    Namer& namer) {
+  Report report;
+  report.namer = &namer;
+  report.stacks = &model.stacks();
+  report.filters = filters;
+  fill_header(report.header, model, reader);
+  const auto pairs_of_lock = held_pairs_by_lock(model, filters);
+  for (const auto& members : lock_identities(model, pairs_of_lock, filters, report)) {
+    std::vector<const model::HolderLock*> pairs;
+    for (size_t index : members) pairs.insert(pairs.end(), pairs_of_lock[index].begin(), pairs_of_lock[index].end());
+    if (std::optional<LockEntry> entry = lock_entry(model, members, std::move(pairs), report)) {
+      report.locks.push_back(std::move(*entry));
+    }
+  }
+  std::sort(report.locks.begin(), report.locks.end(), [](const LockEntry& a, const LockEntry& b) {
+    if (a.holders.size() != b.holders.size()) return a.holders.size() > b.holders.size();
+    if (a.acquisitions != b.acquisitions) return a.acquisitions > b.acquisitions;
+    return a.lock->address < b.lock->address;
+  });
+
+  add_holder_pairs(report);
+  add_groups(report);
+  add_warnings(report.header, model, reader);
   return report;
 }
 
