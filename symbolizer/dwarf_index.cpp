@@ -1,9 +1,13 @@
 #include "dwarf_index.hpp"
 
 #include <dwarf.h>
+#include <gelf.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 
 namespace lockscope::symbolizer {
 
@@ -276,75 +280,286 @@ bool is_lock_type_name(std::string_view name) {
   return std::find(kNames.begin(), kNames.end(), name) != kNames.end();
 }
 
-void DwarfIndex::add_if_located(Dwarf_Die* die, Dwarf_Off cu, const std::string& function, bool in_inner_block) {
+DwarfIndex::DwarfIndex(Elf* elf, Dwarf* whole) : elf_(elf), whole_(whole) {
+  size_t names_index = 0;
+  size_t file_size = 0;
+  char* file = elf_rawfile(elf_, &file_size);
+  if (file == nullptr || elf_getshdrstrndx(elf_, &names_index) != 0) return;
+  uint64_t debug_begin = UINT64_MAX, debug_end = 0;
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf_, scn)) != nullptr) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr || shdr.sh_type == SHT_NOBITS) continue;
+    const char* name = elf_strptr(elf_, names_index, shdr.sh_name);
+    if (name == nullptr || std::string_view(name).substr(0, 7) != ".debug_") continue;
+    // ElfImage checked that every section lies inside the file.
+    debug_begin = std::min<uint64_t>(debug_begin, shdr.sh_offset);
+    debug_end = std::max<uint64_t>(debug_end, shdr.sh_offset + shdr.sh_size);
+    // A compressed .debug_info has no bytes to view unit by unit; the whole-file Dwarf serves then.
+    if (std::string_view(name) == ".debug_info" && (shdr.sh_flags & SHF_COMPRESSED) == 0) {
+      info_ = reinterpret_cast<const unsigned char*>(file) + shdr.sh_offset;
+      info_size_ = shdr.sh_size;
+      info_section_ = elf_ndxscn(scn);
+    }
+  }
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  if (debug_begin < debug_end && debug_end <= file_size) {
+    const uint64_t aligned = debug_begin / page * page;
+    debug_pages_ = file + aligned;
+    debug_pages_size_ = debug_end - aligned;
+  }
+}
+
+DwarfIndex::~DwarfIndex() {
+  for (auto& [unit, view] : views_) {
+    if (view == nullptr) continue;
+    dwarf_end(view->dwarf);
+    elf_end(view->elf);
+  }
+}
+
+// The page faults are the cost, not the bytes: unmapping every few lookups keeps resident memory
+// to what the last few touched, and pages a later lookup needs again come back from the page cache.
+void DwarfIndex::release_pages_now_and_then() {
+  constexpr unsigned kLookupsBetweenReleases = 64;
+  if (++lookups_since_release_ >= kLookupsBetweenReleases) release_pages();
+}
+
+void DwarfIndex::release_pages() {
+  lookups_since_release_ = 0;
+  if (debug_pages_ != nullptr) madvise(debug_pages_, debug_pages_size_, MADV_DONTNEED);
+}
+
+// .debug_aranges: per unit, a header and (address, length) pairs ending in (0, 0). Read here
+// instead of with dwarf_getaranges, which opens every unit to find its DIE.
+void DwarfIndex::read_code_ranges() {
+  code_ranges_read_ = true;
+  Elf_Scn* scn = nullptr;
+  size_t names_index = 0;
+  if (elf_getshdrstrndx(elf_, &names_index) != 0) return;
+  Elf_Data* data = nullptr;
+  while ((scn = elf_nextscn(elf_, scn)) != nullptr) {
+    GElf_Shdr shdr;
+    const char* name = gelf_getshdr(scn, &shdr) != nullptr ? elf_strptr(elf_, names_index, shdr.sh_name) : nullptr;
+    if (name != nullptr && std::string_view(name) == ".debug_aranges") {
+      data = elf_getdata(scn, nullptr);
+      break;
+    }
+  }
+  if (data == nullptr || data->d_buf == nullptr) return;
+  const auto* bytes = static_cast<const unsigned char*>(data->d_buf);
+  const uint64_t size = data->d_size;
+  auto read = [&](uint64_t at, size_t width) {  // little-endian, as the x86-64 vmlinux is
+    uint64_t value = 0;
+    for (size_t i = 0; i < width; ++i) value |= uint64_t{bytes[at + i]} << (8 * i);
+    return value;
+  };
+  uint64_t set = 0;
+  while (size - set >= 4) {
+    uint64_t length = read(set, 4);
+    uint64_t header = 4;
+    size_t offset_size = 4;
+    if (length == 0xffffffff) {
+      if (size - set < 12) break;
+      length = read(set + 4, 8);
+      header = 12;
+      offset_size = 8;
+    }
+    if (length > size - set - header) break;
+    const uint64_t end = set + header + length;
+    uint64_t at = set + header;
+    // version (2), unit offset, address size (1), segment selector size (1)
+    if (end - at < 2 + offset_size + 2) break;
+    const Dwarf_Off unit = read(at + 2, offset_size);
+    const size_t address_size = bytes[at + 2 + offset_size];
+    at += 2 + offset_size + 2;
+    if (address_size != 8) break;
+    // The pairs start at a multiple of their size from the start of the set.
+    const uint64_t tuple = 2 * address_size;
+    at = set + (at - set + tuple - 1) / tuple * tuple;
+    for (; at <= end && end - at >= tuple; at += tuple) {
+      const uint64_t low = read(at, 8), count = read(at + 8, 8);
+      if (low == 0 && count == 0) break;
+      if (count != 0 && low + count > low) code_ranges_.push_back({low, low + count, unit});
+    }
+    set = end;
+  }
+  std::sort(code_ranges_.begin(), code_ranges_.end(),
+            [](const CodeRange& a, const CodeRange& b) { return a.low < b.low; });
+}
+
+std::optional<Dwarf_Off> DwarfIndex::unit_of_code(uint64_t address) {
+  if (!code_ranges_read_) read_code_ranges();
+  auto it = std::upper_bound(code_ranges_.begin(), code_ranges_.end(), address,
+                             [](uint64_t a, const CodeRange& r) { return a < r.low; });
+  if (it == code_ranges_.begin() || address >= (it - 1)->high) return std::nullopt;
+  return (it - 1)->unit;
+}
+
+DwarfIndex::UnitView* DwarfIndex::view_of(Dwarf_Off unit) {
+  auto it = views_.find(unit);
+  if (it == views_.end()) it = views_.emplace(unit, open_view(unit)).first;
+  return it->second.get();
+}
+
+// libelf parses the mapped file again (headers only, already resident) so that this Dwarf gets an
+// Elf_Data of its own for .debug_info, which is narrowed to the unit.
+std::optional<uint64_t> DwarfIndex::unit_size(Dwarf_Off unit) const {
+  if (info_ == nullptr || unit >= info_size_ || info_size_ - unit < 4) return std::nullopt;
+  uint64_t length = 0;
+  uint64_t header = 4;
+  uint32_t length32 = 0;
+  std::memcpy(&length32, info_ + unit, 4);  // little-endian, as the x86-64 vmlinux is
+  if (length32 == 0xffffffff) {
+    if (info_size_ - unit < 12) return std::nullopt;
+    std::memcpy(&length, info_ + unit + 4, 8);
+    header = 12;
+  } else if (length32 >= 0xfffffff0) {
+    return std::nullopt;  // reserved values
+  } else {
+    length = length32;
+  }
+  if (length > info_size_ - unit - header) return std::nullopt;
+  return header + length;
+}
+
+std::unique_ptr<DwarfIndex::UnitView> DwarfIndex::open_view(Dwarf_Off unit) {
+  const std::optional<uint64_t> size = unit_size(unit);
+  if (!size) return nullptr;
+  size_t file_size = 0;
+  char* file = elf_rawfile(elf_, &file_size);
+  Elf* elf = file != nullptr ? elf_memory(file, file_size) : nullptr;
+  if (elf == nullptr) return nullptr;
+  Elf_Scn* scn = elf_getscn(elf, info_section_);
+  Elf_Data* data = scn != nullptr ? elf_getdata(scn, nullptr) : nullptr;
+  if (data == nullptr || data->d_buf != info_ || data->d_size != info_size_) {
+    elf_end(elf);
+    return nullptr;
+  }
+  data->d_buf = const_cast<unsigned char*>(info_ + unit);
+  data->d_size = *size;
+  Dwarf* dwarf = dwarf_begin_elf(elf, DWARF_C_READ, nullptr);
+  Dwarf_Off next = 0;
+  size_t header_size = 0;
+  if (dwarf == nullptr ||
+      dwarf_next_unit(dwarf, 0, &next, &header_size, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr) != 0) {
+    if (dwarf != nullptr) dwarf_end(dwarf);
+    elf_end(elf);
+    return nullptr;
+  }
+  auto view = std::make_unique<UnitView>();
+  view->elf = elf;
+  view->dwarf = dwarf;
+  view->unit = unit;
+  view->cu_die = unit + header_size;
+  return view;
+}
+
+DwarfIndex::UnitView* DwarfIndex::opened_view(Dwarf_Off unit) const {
+  auto it = views_.find(unit);
+  return it != views_.end() ? it->second.get() : nullptr;
+}
+
+// Through the unit's view when one is open; the full scans go through the whole-file Dwarf and do
+// not open thousands of views.
+bool DwarfIndex::open_die(Dwarf_Off unit, Dwarf_Off die, Dwarf_Die* out) {
+  if (UnitView* view = opened_view(unit); view != nullptr && die >= unit)
+    return dwarf_offdie(view->dwarf, die - unit, out) != nullptr;
+  return dwarf_offdie(whole_, die, out) != nullptr;
+}
+
+bool DwarfIndex::open_unit_die(Dwarf_Off unit, Dwarf_Die* out) {
+  if (UnitView* view = opened_view(unit)) return dwarf_offdie(view->dwarf, view->cu_die - unit, out) != nullptr;
+  Dwarf_Off next = 0;
+  size_t header_size = 0;
+  if (dwarf_next_unit(whole_, unit, &next, &header_size, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr) != 0)
+    return false;
+  return dwarf_offdie(whole_, unit + header_size, out) != nullptr;
+}
+
+void DwarfIndex::add_if_located(Dwarf_Die* die, Dwarf_Off unit, Dwarf_Off die_base, const std::string& function,
+                                bool in_inner_block) {
   Dwarf_Attribute attr;
   if (dwarf_attr(die, DW_AT_location, &attr) == nullptr) return;
   Dwarf_Op* ops = nullptr;
   size_t count = 0;
   if (dwarf_getlocation(&attr, &ops, &count) != 0 || count != 1 || ops[0].atom != DW_OP_addr) return;
-  variables_.emplace(ops[0].number, Located{dwarf_dieoffset(die), cu, function, in_inner_block});
+  variables_.emplace(ops[0].number, Located{die_base + dwarf_dieoffset(die), unit, function, in_inner_block});
+}
+
+void DwarfIndex::index_unit_top_level(Dwarf_Off unit, Dwarf_Die* cu_die, Dwarf_Off die_base) {
+  if (!top_level_units_.insert(unit).second) return;
+  Dwarf_Die child;
+  if (dwarf_child(cu_die, &child) != 0) return;
+  do {
+    if (dwarf_tag(&child) == DW_TAG_variable) add_if_located(&child, unit, die_base, "", false);
+  } while (dwarf_siblingof(&child, &child) == 0);
 }
 
 void DwarfIndex::index_top_level_variables() {
   top_level_indexed_ = true;
-  Dwarf_CU* cu = nullptr;
-  Dwarf_Half version = 0;
-  uint8_t unit_type = 0;
-  Dwarf_Die cu_die, sub_die;
-  while (dwarf_get_units(dwarf_, cu, &cu, &version, &unit_type, &cu_die, &sub_die) == 0) {
-    if (dwarf_tag(&cu_die) != DW_TAG_compile_unit && dwarf_tag(&cu_die) != DW_TAG_partial_unit) continue;
-    const char* name = dwarf_diename(&cu_die);
-    const Dwarf_Off cu_offset = dwarf_dieoffset(&cu_die);
-    units_.push_back({cu_offset, name != nullptr ? name : ""});
-    Dwarf_Die child;
-    if (dwarf_child(&cu_die, &child) != 0) continue;
-    do {
-      if (dwarf_tag(&child) == DW_TAG_variable) add_if_located(&child, cu_offset, "", false);
-    } while (dwarf_siblingof(&child, &child) == 0);
+  Dwarf_Off unit = 0, next = 0;
+  size_t header_size = 0;
+  while (dwarf_next_unit(whole_, unit, &next, &header_size, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr) ==
+         0) {
+    Dwarf_Die cu_die;
+    if (dwarf_offdie(whole_, unit + header_size, &cu_die) != nullptr &&
+        (dwarf_tag(&cu_die) == DW_TAG_compile_unit || dwarf_tag(&cu_die) == DW_TAG_partial_unit)) {
+      const char* name = dwarf_diename(&cu_die);
+      units_.push_back({unit, name != nullptr ? name : ""});
+      index_unit_top_level(unit, &cu_die, 0);
+    }
+    constexpr size_t kUnitsBetweenReleases = 64;
+    if (units_.size() % kUnitsBetweenReleases == 0) release_pages();
+    unit = next;
   }
 }
 
 // `in_inner_block`: a lexical block or an inlined body lies between `parent` and the subprogram
 // that `function` names. gdb resolves `function::var` in the function's outermost block only (and
 // then in the file and global scopes), so a static below it is out of reach of that spelling.
-void DwarfIndex::walk_for_statics(Dwarf_Die* parent, Dwarf_Off cu, const std::string& function, bool in_inner_block,
-                                  int depth) {
+void DwarfIndex::walk_for_statics(Dwarf_Die* parent, Dwarf_Off unit, Dwarf_Off die_base, const std::string& function,
+                                  bool in_inner_block, int depth) {
   if (depth > kMaxTypeDepth) return;
   Dwarf_Die child;
   if (dwarf_child(parent, &child) != 0) return;
   do {
     const int tag = dwarf_tag(&child);
     if (tag == DW_TAG_variable) {
-      // Depth 0 is the CU itself: its variables are in the index already, from the top-level pass.
-      if (depth > 0) add_if_located(&child, cu, function, in_inner_block);
+      // Depth 0 is the CU itself: its variables are in the index already (index_whole_unit).
+      if (depth > 0) add_if_located(&child, unit, die_base, function, in_inner_block);
     } else if (tag == DW_TAG_subprogram) {
       const char* name = dwarf_diename(&child);
-      walk_for_statics(&child, cu, name != nullptr ? name : function, false, depth + 1);
+      walk_for_statics(&child, unit, die_base, name != nullptr ? name : function, false, depth + 1);
     } else if (tag == DW_TAG_lexical_block || tag == DW_TAG_inlined_subroutine) {
       // gdb makes an inlined body a block of its own too, so it counts as an inner block.
-      walk_for_statics(&child, cu, function, true, depth + 1);
+      walk_for_statics(&child, unit, die_base, function, true, depth + 1);
     }
   } while (dwarf_siblingof(&child, &child) == 0);
 }
 
-void DwarfIndex::index_whole_cu(Dwarf_Off cu_die_offset) {
-  if (!walked_units_.insert(cu_die_offset).second) return;
+void DwarfIndex::index_whole_unit(Dwarf_Off unit) {
+  if (!walked_units_.insert(unit).second) return;
+  UnitView* view = view_of(unit);
+  const Dwarf_Off die_base = view != nullptr ? unit : 0;
   Dwarf_Die cu_die;
-  if (dwarf_offdie(dwarf_, cu_die_offset, &cu_die) == nullptr) return;
-  walk_for_statics(&cu_die, cu_die_offset, "", false, 0);
+  if (!open_unit_die(unit, &cu_die)) return;
+  index_unit_top_level(unit, &cu_die, die_base);
+  walk_for_statics(&cu_die, unit, die_base, "", false, 0);
 }
 
 std::optional<DwarfVariable> DwarfIndex::describe_variable(const Located& located) {
   Dwarf_Die die, cu_die, type;
-  if (dwarf_offdie(dwarf_, located.die, &die) == nullptr) return std::nullopt;
+  if (!open_die(located.unit, located.die, &die)) return std::nullopt;
   DwarfVariable variable;
+  variable.unit = located.unit;
   variable.die = located.die;
   const char* name = dwarf_diename(&die);
   if (name == nullptr) return std::nullopt;
   variable.name = name;
   variable.function = located.function;
   variable.in_inner_block = located.in_inner_block;
-  if (dwarf_offdie(dwarf_, located.cu, &cu_die) != nullptr) {
+  if (open_unit_die(located.unit, &cu_die)) {
     const char* cu_name = dwarf_diename(&cu_die);
     if (cu_name != nullptr) variable.cu_name = cu_name;
   }
@@ -371,7 +586,7 @@ const DwarfIndex::Located* DwarfIndex::choose_variable(uint64_t address, uint64_
   for (auto it = begin; it != end; ++it) {
     const Located& candidate = it->second;
     Dwarf_Die die, type;
-    if (dwarf_offdie(dwarf_, candidate.die, &die) == nullptr) continue;
+    if (!open_die(candidate.unit, candidate.die, &die)) continue;
     const char* name = dwarf_diename(&die);
     if (name == nullptr) continue;
     if (name == wanted) {
@@ -386,8 +601,9 @@ const DwarfIndex::Located* DwarfIndex::choose_variable(uint64_t address, uint64_
 }
 
 std::optional<DwarfVariable> DwarfIndex::variable_at(uint64_t address, uint64_t offset, std::string_view symbol_name,
-                                                     std::string_view file_hint) {
-  if (!top_level_indexed_) index_top_level_variables();
+                                                     std::string_view file_hint,
+                                                     const std::vector<uint64_t>& code_of_its_file) {
+  release_pages_now_and_then();
   // gcc gives a function-local static `lock` the ELF name `lock.1`.
   std::string_view wanted = symbol_name;
   const size_t dot = wanted.rfind('.');
@@ -395,14 +611,55 @@ std::optional<DwarfVariable> DwarfIndex::variable_at(uint64_t address, uint64_t 
       wanted.find_first_not_of("0123456789", dot + 1) == std::string_view::npos)
     wanted = wanted.substr(0, dot);
   bool named_as_wanted = false;
-  const Located* chosen = choose_variable(address, offset, wanted, &named_as_wanted);
+  const Located* chosen = nullptr;
+  // First the units of the variable's own object file. A variable with a fixed address is defined
+  // in one unit only, so a DIE named as wanted there is the one the full scan below would choose.
+  // Address 0 is the exception (the linker leaves DW_OP_addr 0 for discarded objects everywhere).
+  std::vector<Dwarf_Off> candidates;
+  for (uint64_t code : code_of_its_file) {
+    const std::optional<Dwarf_Off> unit = unit_of_code(code);
+    if (unit && std::find(candidates.begin(), candidates.end(), *unit) == candidates.end()) candidates.push_back(*unit);
+  }
+  auto index_top_levels = [&] {
+    for (Dwarf_Off unit : candidates) {
+      Dwarf_Die cu_die;
+      if (view_of(unit) != nullptr && open_unit_die(unit, &cu_die)) index_unit_top_level(unit, &cu_die, unit);
+    }
+    chosen = choose_variable(address, offset, wanted, &named_as_wanted);
+  };
+  if (address != 0 && !candidates.empty()) {
+    index_top_levels();
+    if (!named_as_wanted && file_hint.empty() && candidates.size() > 1) {
+      // A global of an object file without statics next to it (pgd_lock, alone in fault.o's .bss):
+      // units follow the link order, as the sections do, so it is in a unit between the neighbours'.
+      const auto [low, high] = std::minmax_element(candidates.begin(), candidates.end());
+      constexpr size_t kMaxUnitsBetween = 1024;
+      std::vector<Dwarf_Off> between;
+      for (Dwarf_Off unit = *low; unit < *high && between.size() < kMaxUnitsBetween;) {
+        const std::optional<uint64_t> size = unit_size(unit);
+        if (!size) break;
+        between.push_back(unit);
+        unit += *size;
+      }
+      candidates = std::move(between);
+      index_top_levels();
+    }
+    if (!named_as_wanted && !file_hint.empty()) {
+      for (Dwarf_Off unit : candidates) index_whole_unit(unit);
+      chosen = choose_variable(address, offset, wanted, &named_as_wanted);
+    }
+    if (named_as_wanted) return describe_variable(*chosen);
+  }
+  // Every unit's top level, then for a function-local static every unit of a file with its name.
+  if (!top_level_indexed_) index_top_level_variables();
+  chosen = choose_variable(address, offset, wanted, &named_as_wanted);
   if (!named_as_wanted && !file_hint.empty()) {
     // A function-local static: walk the whole of each CU whose source file has that base name.
     for (const CompileUnit& unit : units_) {
       const std::string_view name = unit.name;
       const size_t slash = name.rfind('/');
       const std::string_view base = slash == std::string_view::npos ? name : name.substr(slash + 1);
-      if (base == file_hint) index_whole_cu(unit.die);
+      if (base == file_hint) index_whole_unit(unit.unit);
     }
     chosen = choose_variable(address, offset, wanted, &named_as_wanted);
   }
@@ -412,14 +669,13 @@ std::optional<DwarfVariable> DwarfIndex::variable_at(uint64_t address, uint64_t 
 
 MemberPath DwarfIndex::member_path(const DwarfVariable& variable, uint64_t offset) {
   Dwarf_Die die, type;
-  if (dwarf_offdie(dwarf_, variable.die, &die) == nullptr || !follow_type(&die, &type)) return {"", "", false, offset};
+  if (!open_die(variable.unit, variable.die, &die) || !follow_type(&die, &type)) return {"", "", false, offset};
   std::vector<std::pair<Dwarf_Off, uint64_t>> seen;
   return describe(type, offset, "", 0, seen);
 }
 
-const std::vector<DwarfIndex::Subprogram>& DwarfIndex::subprograms_of(Dwarf_Die* cu_die) {
-  const Dwarf_Off key = dwarf_dieoffset(cu_die);
-  auto it = subprograms_.find(key);
+const std::vector<DwarfIndex::Subprogram>& DwarfIndex::subprograms_of(Dwarf_Off unit, Dwarf_Die* cu_die) {
+  auto it = subprograms_.find(unit);
   if (it != subprograms_.end()) return it->second;
   std::vector<Subprogram> list;
   Dwarf_Die child;
@@ -433,14 +689,13 @@ const std::vector<DwarfIndex::Subprogram>& DwarfIndex::subprograms_of(Dwarf_Die*
     } while (dwarf_siblingof(&child, &child) == 0);
   }
   std::sort(list.begin(), list.end(), [](const Subprogram& a, const Subprogram& b) { return a.low < b.low; });
-  return subprograms_.emplace(key, std::move(list)).first->second;
+  return subprograms_.emplace(unit, std::move(list)).first->second;
 }
 
 // The kernel's CUs are named relative to the source tree ("kernel/ucount.c") while the line table
 // holds absolute paths; the source root is the line-table path of the CU's own file minus its name.
-const std::string& DwarfIndex::source_root_of(Dwarf_Die* cu_die) {
-  const Dwarf_Off key = dwarf_dieoffset(cu_die);
-  auto it = source_roots_.find(key);
+const std::string& DwarfIndex::source_root_of(Dwarf_Off unit, Dwarf_Die* cu_die) {
+  auto it = source_roots_.find(unit);
   if (it != source_roots_.end()) return it->second;
   std::string root;
   const char* cu_name = dwarf_diename(cu_die);
@@ -462,38 +717,44 @@ const std::string& DwarfIndex::source_root_of(Dwarf_Die* cu_die) {
     const char* comp_dir = dwarf_formstring(dwarf_attr(cu_die, DW_AT_comp_dir, &attr));
     if (comp_dir != nullptr) root = normalize_path(comp_dir) + "/";
   }
-  return source_roots_.emplace(key, std::move(root)).first->second;
+  return source_roots_.emplace(unit, std::move(root)).first->second;
 }
 
-std::string DwarfIndex::source_path(Dwarf_Die* cu_die, const char* raw_path) {
+std::string DwarfIndex::source_path(Dwarf_Off unit, Dwarf_Die* cu_die, const char* raw_path) {
   if (raw_path == nullptr) return "";
   const std::string path = normalize_path(raw_path);
-  const std::string& root = source_root_of(cu_die);
+  const std::string& root = source_root_of(unit, cu_die);
   if (!root.empty() && path.size() > root.size() && path.compare(0, root.size(), root) == 0)
     return path.substr(root.size());
   return path;
 }
 
 void DwarfIndex::describe_code(uint64_t address, CodeLocation& out) {
+  release_pages_now_and_then();
+  const std::optional<Dwarf_Off> unit = unit_of_code(address);
+  if (!unit) return;
+  // The unit's own Dwarf, or the whole file's when it cannot be viewed alone.
+  const UnitView* view = view_of(*unit);
+  Dwarf* dwarf = view != nullptr ? view->dwarf : whole_;
   Dwarf_Die cu_die;
-  if (dwarf_addrdie(dwarf_, address, &cu_die) == nullptr) return;
+  if (!open_unit_die(*unit, &cu_die)) return;
   const Dwarf_Line* line = dwarf_getsrc_die(&cu_die, address);
   std::string line_file;
   int line_number = 0;
   if (line != nullptr) {
-    line_file = source_path(&cu_die, dwarf_linesrc(const_cast<Dwarf_Line*>(line), nullptr, nullptr));
+    line_file = source_path(*unit, &cu_die, dwarf_linesrc(const_cast<Dwarf_Line*>(line), nullptr, nullptr));
     dwarf_lineno(const_cast<Dwarf_Line*>(line), &line_number);
   }
   // The subprogram containing the address, then the chain of inlined subroutines inside it.
   std::vector<Dwarf_Die> chain;
-  const std::vector<Subprogram>& list = subprograms_of(&cu_die);
+  const std::vector<Subprogram>& list = subprograms_of(*unit, &cu_die);
   auto it =
       std::upper_bound(list.begin(), list.end(), address, [](uint64_t a, const Subprogram& s) { return a < s.low; });
   for (int steps = 0; it != list.begin() && steps < 8; ++steps) {
     --it;
     if (address >= it->low && address < it->high) {
       Dwarf_Die scope;
-      if (dwarf_offdie(dwarf_, it->die, &scope) == nullptr) break;
+      if (dwarf_offdie(dwarf, it->die, &scope) == nullptr) break;
       Dwarf_Die inlined;
       while (chain.size() < 64 && find_inline_below(&scope, address, &inlined, 0)) {
         chain.push_back(inlined);
@@ -511,7 +772,7 @@ void DwarfIndex::describe_code(uint64_t address, CodeLocation& out) {
     file.clear();
     line_no = 0;
     if (have_files && dwarf_formudata(dwarf_attr(inlined, DW_AT_call_file, &attr), &index) == 0 && index < file_count)
-      file = source_path(&cu_die, dwarf_filesrc(files, index, nullptr, nullptr));
+      file = source_path(*unit, &cu_die, dwarf_filesrc(files, index, nullptr, nullptr));
     if (dwarf_formudata(dwarf_attr(inlined, DW_AT_call_line, &attr), &number) == 0) line_no = static_cast<int>(number);
   };
   std::string file = line_file;

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 
 #include "lockscope/error.hpp"
 
@@ -151,6 +152,8 @@ void ElfImage::read_symbols() {
   const size_t count = shdr.sh_entsize ? shdr.sh_size / shdr.sh_entsize : 0;
   symbols_.reserve(count);
   std::string_view current_file;
+  uint32_t current_group = 0;
+  file_group_code_.emplace_back();
   for (size_t i = 1; i < count; ++i) {
     GElf_Sym sym;
     const uint64_t entry_offset = shdr.sh_offset + i * shdr.sh_entsize;
@@ -166,6 +169,8 @@ void ElfImage::read_symbols() {
     const bool global = GELF_ST_BIND(sym.st_info) != STB_LOCAL;
     if (type == STT_FILE) {
       current_file = name;
+      current_group = static_cast<uint32_t>(file_group_code_.size());
+      file_group_code_.emplace_back();
       continue;
     }
     if (type != STT_OBJECT && type != STT_FUNC && type != STT_NOTYPE && type != STT_TLS) continue;
@@ -175,14 +180,18 @@ void ElfImage::read_symbols() {
     s.size = sym.st_size;
     s.name = name;
     s.file = global ? std::string_view() : current_file;
+    s.file_group = global ? 0 : current_group;
     s.section_index = sym.st_shndx;
     s.type = static_cast<uint8_t>(type);
     s.global = global;
     s.weak = GELF_ST_BIND(sym.st_info) == STB_WEAK;
     s.index = static_cast<uint32_t>(i);
     symbols_.push_back(s);
-    ++name_counts_[s.name];
-    if (type == STT_FUNC) function_names_.insert(s.name);
+    // A few are enough: one that .debug_aranges covers finds the unit (see code_of_file_group).
+    constexpr size_t kCodePerGroup = 4;
+    std::vector<uint64_t>& group_code = file_group_code_[s.file_group];
+    if (!global && type == STT_FUNC && sections_[s.section_index].executable && group_code.size() < kCodePerGroup)
+      group_code.push_back(s.address);
     if (s.name == "_text") text_address_ = s.address;
   }
   // Among aliases at one address the preferred one sorts last, because lookups walk backwards.
@@ -284,10 +293,73 @@ SymbolHit ElfImage::symbol_at(uint64_t address, bool want_code) const {
   return hit;
 }
 
-size_t ElfImage::count_named(std::string_view name) const {
-  auto it = name_counts_.find(name);
-  return it == name_counts_.end() ? 0 : it->second;
+void ElfImage::index_names() const {
+  if (names_indexed_) return;
+  names_indexed_ = true;
+  name_hashes_.reserve(symbols_.size());
+  for (size_t i = 0; i < symbols_.size(); ++i)
+    name_hashes_.emplace_back(std::hash<std::string_view>()(symbols_[i].name), static_cast<uint32_t>(i));
+  std::sort(name_hashes_.begin(), name_hashes_.end());
 }
+
+std::vector<const ElfSymbol*> ElfImage::named(std::string_view name) const {
+  index_names();
+  std::vector<const ElfSymbol*> out;
+  const size_t hash = std::hash<std::string_view>()(name);
+  auto it = std::lower_bound(name_hashes_.begin(), name_hashes_.end(), std::pair<size_t, uint32_t>(hash, 0));
+  for (; it != name_hashes_.end() && it->first == hash; ++it) {
+    if (symbols_[it->second].name == name) out.push_back(&symbols_[it->second]);
+  }
+  return out;
+}
+
+bool ElfImage::has_function(std::string_view name) const {
+  for (const ElfSymbol* symbol : named(name)) {
+    if (symbol->type == STT_FUNC) return true;
+  }
+  return false;
+}
+
+uint32_t ElfImage::file_group_of(std::string_view local_name) const {
+  for (const ElfSymbol* symbol : named(local_name)) {
+    if (symbol->file_group != 0) return symbol->file_group;
+  }
+  return 0;
+}
+
+const std::vector<uint64_t>& ElfImage::code_of_file_group(uint32_t group) const {
+  return group < file_group_code_.size() ? file_group_code_[group] : file_group_code_[0];
+}
+
+std::vector<uint32_t> ElfImage::neighbouring_file_groups(uint64_t address) const {
+  std::vector<uint32_t> groups;
+  const SectionInfo* section = section_at(address);
+  if (section == nullptr) return groups;
+  const size_t section_index = static_cast<size_t>(section - sections_.data());
+  auto after = std::upper_bound(symbols_.begin(), symbols_.end(), address,
+                                [](uint64_t a, const ElfSymbol& s) { return a < s.address; });
+  // Bounded walks: past a few hundred symbols the neighbour says little about the object file.
+  constexpr int kMaxSteps = 256;
+  auto before = after;
+  for (int steps = 0; before != symbols_.begin() && steps < kMaxSteps; ++steps) {
+    const ElfSymbol& s = *--before;
+    if (s.section_index != section_index) break;
+    if (s.file_group != 0) {
+      groups.push_back(s.file_group);
+      break;
+    }
+  }
+  for (int steps = 0; after != symbols_.end() && steps < kMaxSteps; ++after, ++steps) {
+    if (after->section_index != section_index) break;
+    if (after->file_group != 0) {
+      if (groups.empty() || groups.front() != after->file_group) groups.push_back(after->file_group);
+      break;
+    }
+  }
+  return groups;
+}
+
+size_t ElfImage::count_named(std::string_view name) const { return named(name).size(); }
 
 }  // namespace lockscope::symbolizer
 

@@ -8,8 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
-#include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace lockscope::symbolizer {
@@ -28,6 +27,9 @@ struct ElfSymbol {
   // The STT_FILE that precedes a local symbol ("ucount.c"); empty for globals. Locals are grouped
   // by source file in the symbol table, so this is how a file static finds its compile unit.
   std::string_view file;
+  // Which STT_FILE group (1-based, in symbol-table order) a local symbol belongs to; 0 for globals.
+  // Two files can share a name ("core.c"), a group is one object file and so one compile unit.
+  uint32_t file_group = 0;
   uint16_t section_index = 0;
   uint8_t type = STT_NOTYPE;
   bool global = false;
@@ -76,7 +78,18 @@ class ElfImage {
   // How many symbols have this exact name (to know when a name needs a file qualifier).
   size_t count_named(std::string_view name) const;
   // Whether an out-of-line copy of the function exists (gdb resolves `func::var` only then).
-  bool has_function(std::string_view name) const { return function_names_.count(name) != 0; }
+  bool has_function(std::string_view name) const;
+
+  // Link-time addresses of a few local functions of a file group: through .debug_aranges they find
+  // the compile unit of that object file without reading any other unit.
+  const std::vector<uint64_t>& code_of_file_group(uint32_t group) const;
+  // The file groups of the nearest local symbols before and after `address` in its section: a
+  // global variable is laid out among the statics of its own object file, so these are the likely
+  // compile units that define it.
+  std::vector<uint32_t> neighbouring_file_groups(uint64_t address) const;
+  // The file group of the first local symbol with this exact name, 0 when there is none.
+  // EXPORT_SYMBOL(x) leaves a local `__ksymtab_x` in the object file that defines x.
+  uint32_t file_group_of(std::string_view local_name) const;
 
  private:
   SymbolHit symbol_at(uint64_t address, bool want_code) const;
@@ -84,6 +97,9 @@ class ElfImage {
   void read_sections();
   void read_symbols();
   void read_build_id();
+  void index_names() const;
+  // The symbols named exactly `name`.
+  std::vector<const ElfSymbol*> named(std::string_view name) const;
 
   std::string path_;
   int fd_ = -1;
@@ -92,8 +108,11 @@ class ElfImage {
   std::vector<const SectionInfo*> alloc_sorted_;  // allocated, non-empty, by address
   const SectionInfo* percpu_ = nullptr;
   std::vector<ElfSymbol> symbols_;  // by address
-  std::unordered_map<std::string_view, uint32_t> name_counts_;
-  std::unordered_set<std::string_view> function_names_;
+  // (hash of the name, index in symbols_), sorted; built on first use: only naming data needs it,
+  // and a hash table or a sort of 130k names costs 0.05-0.1 s where sorting integers takes ~10 ms.
+  mutable bool names_indexed_ = false;
+  mutable std::vector<std::pair<size_t, uint32_t>> name_hashes_;
+  std::vector<std::vector<uint64_t>> file_group_code_;  // by file group; [0] is for globals
   std::string build_id_;
   uint64_t text_address_ = 0;
 };

@@ -24,7 +24,7 @@ class VmlinuxSymbolizer final : public Symbolizer {
       warnings_.push_back(path + ": no DWARF debug info (" + dwarf_errmsg(-1) +
                           "); naming from the ELF symbol table only, without member paths, inlines or lines");
     } else {
-      index_ = std::make_unique<DwarfIndex>(dwarf_);
+      index_ = std::make_unique<DwarfIndex>(elf_.elf(), dwarf_);
     }
   }
   ~VmlinuxSymbolizer() override {
@@ -135,9 +135,20 @@ class VmlinuxSymbolizer final : public Symbolizer {
     out.symbol = hit.symbol->name;
     out.offset = hit.offset;
     if (index_ != nullptr) {
+      // The object file that defines the variable: its own for a static; for a global the one that
+      // exports it, else its neighbours'.
+      std::vector<uint64_t> code_of_its_file = elf_.code_of_file_group(hit.symbol->file_group);
+      if (hit.symbol->global) {
+        std::vector<uint32_t> groups = {elf_.file_group_of("__ksymtab_" + std::string(hit.symbol->name))};
+        if (groups.front() == 0) groups = elf_.neighbouring_file_groups(hit.symbol->address);
+        for (uint32_t group : groups) {
+          const std::vector<uint64_t>& code = elf_.code_of_file_group(group);
+          code_of_its_file.insert(code_of_its_file.end(), code.begin(), code.end());
+        }
+      }
       const std::optional<DwarfVariable> variable =
           index_->variable_at(hit.symbol->address, hit.offset, hit.symbol->name,
-                              hit.symbol->global ? std::string_view() : hit.symbol->file);
+                              hit.symbol->global ? std::string_view() : hit.symbol->file, code_of_its_file);
       if (variable && (variable->size == 0 || hit.offset < variable->size)) {
         const MemberPath member = index_->member_path(*variable, hit.offset);
         const std::string object = gdb_name(*variable, hit.symbol->address) + member.path;

@@ -4,9 +4,9 @@
 //
 // Sources, best first: a vmlinux with DWARF (ELF symbols + types), a vmlinux without DWARF (ELF
 // symbols only, with a warning), or a /proc/kallsyms-format file (symbols only, no sizes or types).
-// Nothing is parsed up front beyond the ELF symbol table: DWARF is indexed lazily (top-level
-// variables of each CU on the first data lookup, one CU's functions on the first code lookup in it),
-// and every answer is cached by address.
+// Nothing is parsed up front beyond the ELF symbol table: DWARF is read lazily, only from the
+// compile units that hold the asked-for addresses (see docs/symbolizer.md, Cost), and every answer
+// is cached by address.
 #pragma once
 
 #include <cstdint>
