@@ -301,6 +301,14 @@ DwarfIndex::DwarfIndex(Elf* elf, Dwarf* whole) : elf_(elf), whole_(whole) {
       info_size_ = shdr.sh_size;
       info_section_ = elf_ndxscn(scn);
     }
+    // Through libelf rather than the file's bytes: libdw may have decompressed it in place.
+    if (std::string_view(name) == ".debug_abbrev" && (shdr.sh_flags & SHF_COMPRESSED) == 0) {
+      const Elf_Data* data = elf_getdata(scn, nullptr);
+      if (data != nullptr && data->d_buf != nullptr) {
+        abbrev_ = static_cast<const unsigned char*>(data->d_buf);
+        abbrev_size_ = data->d_size;
+      }
+    }
   }
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   if (debug_begin < debug_end && debug_end <= file_size) {
@@ -423,9 +431,76 @@ std::optional<uint64_t> DwarfIndex::unit_size(Dwarf_Off unit) const {
   return header + length;
 }
 
+// The unit header: length, version, then the abbreviation offset (DWARF 2-4) or unit type, address
+// size and abbreviation offset (DWARF 5).
+bool DwarfIndex::refers_only_inside(Dwarf_Off unit, uint64_t size) {
+  const unsigned char* header = info_ + unit;  // unit_size checked [unit, unit + size) is in .debug_info
+  uint32_t length32 = 0;
+  std::memcpy(&length32, header, 4);
+  const uint64_t offset_size = length32 == 0xffffffff ? 8 : 4;
+  uint64_t at = length32 == 0xffffffff ? 12 : 4;
+  if (size - at < 2) return false;
+  uint16_t version = 0;
+  std::memcpy(&version, header + at, 2);  // little-endian, as the x86-64 vmlinux is
+  at += 2;
+  if (version < 2 || version > 5) return false;
+  if (version == 5) at += 2;
+  if (size < at || size - at < offset_size) return false;
+  uint64_t abbrev_offset = 0;
+  std::memcpy(&abbrev_offset, header + at, offset_size);
+  auto it = abbrevs_checked_.find(abbrev_offset);
+  if (it == abbrevs_checked_.end())
+    it = abbrevs_checked_.emplace(abbrev_offset, abbrevs_refer_only_inside(abbrev_offset)).first;
+  return it->second;
+}
+
+// An abbreviation table: entries of (code, tag, children flag, (attribute, form)... 0 0), ended by
+// code 0. DW_FORM_implicit_const carries a signed LEB128 value after the form.
+bool DwarfIndex::abbrevs_refer_only_inside(uint64_t offset) const {
+  if (abbrev_ == nullptr || offset >= abbrev_size_) return false;
+  uint64_t at = offset;
+  // Unsigned; a signed one is only skipped. Padded encodings are allowed up to 16 bytes.
+  auto leb128 = [&](uint64_t* value) {
+    *value = 0;
+    for (unsigned shift = 0; at < abbrev_size_ && shift < 16 * 7; shift += 7) {
+      const unsigned char byte = abbrev_[at++];
+      if (shift < 64) *value |= uint64_t{byte & 0x7fu} << shift;
+      if ((byte & 0x80) == 0) return true;
+    }
+    return false;
+  };
+  for (;;) {
+    uint64_t code = 0, tag = 0;
+    if (!leb128(&code)) return false;
+    if (code == 0) return true;
+    if (!leb128(&tag) || at >= abbrev_size_) return false;
+    ++at;  // DW_CHILDREN_yes or _no
+    for (;;) {
+      uint64_t attribute = 0, form = 0, implicit = 0;
+      if (!leb128(&attribute) || !leb128(&form)) return false;
+      if (attribute == 0 && form == 0) break;
+      switch (form) {
+        case DW_FORM_ref_addr:     // a DIE anywhere in .debug_info (LTO, dwz's partial units)
+        case DW_FORM_ref_sig8:     // a type unit
+        case DW_FORM_GNU_ref_alt:  // dwz's supplementary file
+        case DW_FORM_GNU_strp_alt:
+        case DW_FORM_ref_sup4:  // DWARF 5 supplementary file
+        case DW_FORM_ref_sup8:
+        case DW_FORM_strp_sup:
+        case DW_FORM_indirect:  // the form is in the DIE: any of the above
+          return false;
+        case DW_FORM_implicit_const:
+          if (!leb128(&implicit)) return false;
+          break;
+        default: break;
+      }
+    }
+  }
+}
+
 std::unique_ptr<DwarfIndex::UnitView> DwarfIndex::open_view(Dwarf_Off unit) {
   const std::optional<uint64_t> size = unit_size(unit);
-  if (!size) return nullptr;
+  if (!size || !refers_only_inside(unit, *size)) return nullptr;
   size_t file_size = 0;
   char* file = elf_rawfile(elf_, &file_size);
   Elf* elf = file != nullptr ? elf_memory(file, file_size) : nullptr;
@@ -622,8 +697,10 @@ std::optional<DwarfVariable> DwarfIndex::variable_at(uint64_t address, uint64_t 
   }
   auto index_top_levels = [&] {
     for (Dwarf_Off unit : candidates) {
+      // A unit that cannot be viewed alone (see refers_only_inside) is read through the whole file.
+      const Dwarf_Off die_base = view_of(unit) != nullptr ? unit : 0;
       Dwarf_Die cu_die;
-      if (view_of(unit) != nullptr && open_unit_die(unit, &cu_die)) index_unit_top_level(unit, &cu_die, unit);
+      if (open_unit_die(unit, &cu_die)) index_unit_top_level(unit, &cu_die, die_base);
     }
     chosen = choose_variable(address, offset, wanted, &named_as_wanted);
   };

@@ -4,8 +4,10 @@
 // microseconds in a VM) and up to a large folio (~100 KB) of resident memory.
 //  - Units: libdw reads the header of every unit before the one asked for (dwarf_offdie,
 //    dwarf_addrdie: ~0.14 s and ~110 MB for the Debian vmlinux), so each needed unit is opened as
-//    a Dwarf of its own over a one-unit view of .debug_info (the other sections stay whole; the
-//    kernel's units refer to each other by no DW_FORM_ref_addr). .debug_aranges is read here.
+//    a Dwarf of its own over a one-unit view of .debug_info (the other sections stay whole). A
+//    unit whose abbreviations use a form that points outside it (DW_FORM_ref_addr from LTO or dwz,
+//    DW_FORM_ref_sig8, the supplementary-file forms) is served by the whole-file Dwarf instead: the
+//    Debian kernel's units use none. .debug_aranges is read here.
 //  - Variables: the ELF symbol table names the object file (an STT_FILE group) of a static, and the
 //    neighbouring statics that of a global; a local function of that file finds its unit through
 //    .debug_aranges. Only that unit's top-level DIEs are scanned (its whole tree for a
@@ -114,6 +116,11 @@ class DwarfIndex {
   std::optional<uint64_t> unit_size(Dwarf_Off unit) const;
   UnitView* opened_view(Dwarf_Off unit) const;
   std::unique_ptr<UnitView> open_view(Dwarf_Off unit);
+  // False when a DIE of the unit can refer outside it (see the top), or when its header or
+  // abbreviations cannot be read: the unit is then not viewed alone. `size` is unit_size(unit).
+  bool refers_only_inside(Dwarf_Off unit, uint64_t size);
+  // Whether the abbreviation table at `offset` in .debug_abbrev is sound and uses no such form.
+  bool abbrevs_refer_only_inside(uint64_t offset) const;
   bool open_die(Dwarf_Off unit, Dwarf_Off die, Dwarf_Die* out);
   bool open_unit_die(Dwarf_Off unit, Dwarf_Die* out);
   void release_pages_now_and_then();
@@ -141,6 +148,10 @@ class DwarfIndex {
   const unsigned char* info_ = nullptr;
   uint64_t info_size_ = 0;
   size_t info_section_ = 0;
+  // .debug_abbrev as libelf (or libdw, decompressing it) gives it; null when there is none.
+  const unsigned char* abbrev_ = nullptr;
+  uint64_t abbrev_size_ = 0;
+  std::unordered_map<uint64_t, bool> abbrevs_checked_;  // by offset in .debug_abbrev
   char* debug_pages_ = nullptr;
   size_t debug_pages_size_ = 0;
   unsigned lookups_since_release_ = 0;

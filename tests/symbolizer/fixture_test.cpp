@@ -439,6 +439,47 @@ TEST_CASE("DWARF type cycles end the walk instead of looping") {
   }
 }
 
+TEST_CASE("a unit that refers into other units (gcc -flto: DW_FORM_ref_addr) is read through the whole file") {
+  // The link-time unit holds the addresses, and the compile-time units the names and types that its
+  // DIEs reach by DW_FORM_ref_addr: a view of the one unit would find neither.
+  const std::string lto = g_scratch + "/lto";
+  const std::string dir = kFixtureDir;
+  REQUIRE(run("gcc -g -O2 -flto -no-pie -I'" + dir + "' '" + dir + "/lto_locks.c' '" + dir + "/lto_main.c' -o '" + lto +
+              "'")
+              .status == 0);
+  REQUIRE(run("readelf --debug-dump=abbrev '" + lto + "' | grep -q DW_FORM_ref_addr").status == 0);
+  const std::vector<std::string> targets = {"lto_locks.lock", "lto_locks.mutex", "lto_mutex"};
+  std::vector<std::string> queries;
+  for (const std::string& target : targets) {
+    queries.push_back("print/x (unsigned long)&(" + target + ")");
+    queries.push_back("whatis " + target);
+  }
+  const auto answers = gdb_batch(lto, queries, g_scratch);
+  auto symbolizer = Symbolizer::open(lto);
+  for (size_t i = 0; i < targets.size(); ++i) {
+    INFO("target " << targets[i] << " gdb: " << answers[2 * i] << " | " << answers[2 * i + 1]);
+    unsigned long long address = 0;
+    REQUIRE(parse_gdb_value(answers[2 * i], &address));
+    const auto named = symbolizer->name_data(address);
+    INFO("named " << named.name << " (" << named.type << ")");
+    CHECK(named.found);
+    CHECK(named.name == targets[i]);
+    CHECK(named.type == gdb_type(answers[2 * i + 1]));
+    CHECK(named.is_lock);
+  }
+  // main's first instruction is in lto_entry, inlined at link time: addr2line -i names it.
+  const CommandResult nm = run("nm '" + lto + "' | awk '$3 == \"main\" {print $1}'");
+  const unsigned long long main_address = std::strtoull(nm.out.c_str(), nullptr, 16);
+  REQUIRE(main_address != 0);
+  const CommandResult oracle = run("addr2line -i -f -e '" + lto + "' " + trim(nm.out));
+  REQUIRE(oracle.status == 0);
+  const auto where = symbolizer->name_code(main_address);
+  INFO("addr2line: " << oracle.out << " named " << where.name());
+  CHECK(where.function == "main");
+  REQUIRE(where.inlines.size() == 1);
+  CHECK(where.inlines[0].function == oracle.out.substr(0, oracle.out.find('\n')));
+}
+
 TEST_CASE("kallsyms files name code and data symbols, and say when data symbols are missing") {
   // nm prints the /proc/kallsyms format; the symbol sizes are not in it, as in the kernel's.
   const std::string all = g_scratch + "/kallsyms-all";
