@@ -8,12 +8,12 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <deque>
 
 #include "byte_cursor.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/perf_data.hpp"
 #include "record_sources.hpp"
+#include "time_order.hpp"
 
 namespace lockscope::perf {
 namespace {
@@ -189,123 +189,6 @@ std::string build_id_hex(Bytes bytes) {
   }
   return out;
 }
-
-// Records held back for time ordering, sorted at each flush. Records in a StreamRecordSource's
-// buffer stay there (the source keeps them: no copy); others (decompressed ones) are copied into
-// an arena.
-class TimeOrderQueue {
- public:
-  struct Entry {
-    uint64_t time;
-    uint64_t sequence;
-    uint64_t location;  // stream offset in the window, or offset in the arena
-    uint64_t file_offset;
-    uint32_t size;
-    bool in_arena;
-  };
-
-  // The source whose buffered records are held in place (the data section or the pipe).
-  void use_window(StreamRecordSource* window) { window_ = window; }
-
-  void push(const RawRecord& record, uint64_t time) {
-    if (flushed_any_ && time < flushed_up_to_) ++out_of_order_;
-    // Appended in sequence order, the entries stay sorted while times do not go back.
-    if (!entries_.empty() && time < entries_.back().time) entries_sorted_ = false;
-    // Filled in place: an Entry built aside and copied in cost store-forwarding stalls (a third
-    // of push's time).
-    Entry& entry = entries_.emplace_back();
-    entry.time = time;
-    entry.sequence = sequence_++;
-    entry.file_offset = record.file_offset;
-    entry.size = static_cast<uint32_t>(record.bytes.size());
-    if (record.in_stream_buffer && window_ != nullptr) {
-      entry.location = record.file_offset;
-      entry.in_arena = false;
-      if (!window_holds_any_) window_->keep_from(record.file_offset);
-      window_holds_any_ = true;
-    } else {
-      entry.location = arena_.size();
-      entry.in_arena = true;
-      arena_.insert(arena_.end(), record.bytes.begin(), record.bytes.end());
-    }
-    max_time_ = std::max(max_time_, time);
-  }
-
-  // perf's rule: at a FINISHED_ROUND everything up to the newest time seen at the previous round
-  // is final. Returns the limit to flush up to.
-  uint64_t round_limit() {
-    uint64_t limit = previous_round_max_;
-    previous_round_max_ = max_time_;
-    return limit;
-  }
-
-  // Calls emit(RawRecord) for entries with time <= limit in time order, keeps the rest.
-  template <typename Emit>
-  void flush(uint64_t limit, Emit&& emit) {
-    // (time, sequence) is unique, so a plain sort is deterministic and needs no extra buffer.
-    // Many rounds arrive already in order (one CPU's buffer): no sort for them.
-    if (!entries_sorted_) {
-      std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
-        return a.time != b.time ? a.time < b.time : a.sequence < b.sequence;
-      });
-      entries_sorted_ = true;
-    }
-    size_t flushed = 0;
-    RawRecord record;
-    while (flushed < entries_.size() && entries_[flushed].time <= limit) {
-      const Entry& entry = entries_[flushed];
-      record.bytes = entry.in_arena ? Bytes(arena_.data() + entry.location, entry.size)
-                                    : window_->kept(entry.location, entry.size);
-      std::memcpy(&record.header, record.bytes.data(), sizeof record.header);
-      record.file_offset = entry.file_offset;
-      emit(record);
-      flushed_up_to_ = entry.time;
-      flushed_any_ = true;
-      ++flushed;
-    }
-    entries_.erase(entries_.begin(), entries_.begin() + static_cast<ptrdiff_t>(flushed));
-    keep_unflushed();
-  }
-
-  uint64_t out_of_order() const { return out_of_order_; }
-
- private:
-  // The window keeps its records from the oldest unflushed one on; arena records still held move
-  // to the front of a fresh arena.
-  void keep_unflushed() {
-    uint64_t oldest_in_window = UINT64_MAX;
-    spare_.clear();
-    for (Entry& entry : entries_) {
-      if (!entry.in_arena) {
-        oldest_in_window = std::min(oldest_in_window, entry.location);
-        continue;
-      }
-      const std::byte* bytes = arena_.data() + entry.location;
-      entry.location = spare_.size();
-      spare_.insert(spare_.end(), bytes, bytes + entry.size);
-    }
-    std::swap(arena_, spare_);
-    window_holds_any_ = oldest_in_window != UINT64_MAX;
-    if (window_ == nullptr) return;
-    if (window_holds_any_) {
-      window_->keep_from(oldest_in_window);
-    } else {
-      window_->keep_nothing();
-    }
-  }
-
-  StreamRecordSource* window_ = nullptr;
-  bool window_holds_any_ = false;
-  std::vector<std::byte> arena_, spare_;
-  std::vector<Entry> entries_;
-  bool entries_sorted_ = true;  // by (time, sequence)
-  uint64_t sequence_ = 0;
-  uint64_t max_time_ = 0;
-  uint64_t previous_round_max_ = 0;
-  uint64_t flushed_up_to_ = 0;
-  bool flushed_any_ = false;
-  uint64_t out_of_order_ = 0;
-};
 
 class Reader final : public PerfDataReader {
  public:
