@@ -30,30 +30,12 @@ T load(const std::byte* p) {
   return value;
 }
 
-// Where each sample field sits, computed once per attr from its sample_type. Fields up to CALLCHAIN
-// are at fixed offsets; everything after a variable-length field is found by walking.
-struct SampleLayout {
-  uint64_t sample_type = 0;
-  uint64_t read_format = 0;
-  uint64_t branch_sample_type = 0;
-  uint64_t regs_user_mask = 0;
-  uint64_t regs_intr_mask = 0;
-  bool sample_id_all = false;
-  // Offset of the ID (or IDENTIFIER) u64 from the start of a sample body, -1 when absent.
-  int id_offset_in_sample = -1;
-  // Offset of the ID from the END of a non-sample record's sample_id_all trailer, -1 when absent.
-  int id_offset_from_end = -1;
-  // Size of the sample_id_all trailer of non-sample records.
-  uint32_t trailer_size = 0;
-};
-
 // One event of the recording: its attr, name and ids.
 struct EventDesc {
   perf_event_attr attr{};  // zero-extended or truncated to the size this build knows
   uint32_t attr_size_in_file = 0;
   std::string name;  // "probe:_raw_spin_lock", "lock:contention_begin"; from EVENT_DESC
   std::vector<uint64_t> ids;
-  SampleLayout layout;
   size_t index = 0;  // position in Metadata::events
 };
 
