@@ -81,9 +81,7 @@ void define_options(CLI::App& app, Options& options, std::string& mode_name) {
   app.add_option("command", options.command, "the command to run while recording, after --");
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run_lockrec(int argc, char** argv) {
   CLI::App app(
       "lockrec [OPTIONS] -- COMMAND [ARGS...]\n"
       "Records the kernel locks every process takes, system-wide, while COMMAND runs.\n"
@@ -110,10 +108,20 @@ int main(int argc, char** argv) {
     int status = app.exit(error);
     return status == 0 ? 0 : lockscope::recorder::kExitLockrecFailed;
   }
+  return lockscope::recorder::run(options);
+}
+
+}  // namespace
+
+// Every failure leaves as one line on stderr and status 125: what the recorder throws, and what
+// setting up the command line throws (CLI11 refusing an option definition, memory running out).
+int main(int argc, char** argv) {
   try {
-    return lockscope::recorder::run(options);
+    return run_lockrec(argc, argv);
   } catch (const std::exception& error) {
     std::cerr << "lockrec: " << error.what() << std::endl;
-    return lockscope::recorder::kExitLockrecFailed;
+  } catch (...) {
+    std::cerr << "lockrec: an unknown exception" << std::endl;
   }
+  return lockscope::recorder::kExitLockrecFailed;
 }

@@ -799,7 +799,7 @@ const std::string& DwarfIndex::source_root_of(Dwarf_Off unit, Dwarf_Die* cu_die)
 
 std::string DwarfIndex::source_path(Dwarf_Off unit, Dwarf_Die* cu_die, const char* raw_path) {
   if (raw_path == nullptr) return "";
-  const std::string path = normalize_path(raw_path);
+  std::string path = normalize_path(raw_path);
   const std::string& root = source_root_of(unit, cu_die);
   if (!root.empty() && path.size() > root.size() && path.compare(0, root.size(), root) == 0)
     return path.substr(root.size());

@@ -195,7 +195,7 @@ TEST_CASE("lockdep: the same order in two threads, or nesting after the release,
 TEST_CASE("lockdep: ABBA on two mutexes, and a three-lock cycle") {
   Recording rec;
   auto nest = [&](uint32_t tid, uint64_t outer, uint64_t inner) {  // each thread its own function
-    uint64_t caller = kCaller + tid * 0x100;
+    uint64_t caller = kCaller + uint64_t{tid} * 0x100;
     rec.event("mutex_lock", tid, tid, {outer}, caller);
     rec.event("mutex_lock", tid, tid, {inner}, caller + 8);
     rec.event("mutex_unlock", tid, tid, {inner}, caller + 16);

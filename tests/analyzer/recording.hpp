@@ -116,7 +116,7 @@ class Recording {
     reader_->read(visitor, perf::RecordOrder::time);
   }
 
-  report::Report report(const model::HolderModel& model, report::Filters filters = {}) {
+  report::Report report(const model::HolderModel& model, const report::Filters& filters = {}) {
     namer_ = std::make_unique<report::Namer>(nullptr);
     return report::build_report(model, *reader_, filters, *namer_);
   }

@@ -2,7 +2,9 @@
 // target: make_seeds OUT_DIR  ->  OUT_DIR/{perf_data_file,perf_data_pipe,trace_formats,
 // compressed_records}/builder-*. Each seed is a few hundred bytes to a few KB, so the fuzzers run
 // thousands of inputs a second (the real recordings tried first ran at 46 a second).
+#include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -51,7 +53,7 @@ PerfDataBuilder samples_by_id() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run_make_seeds(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: make_seeds OUT_DIR\n");
     return 2;
@@ -74,9 +76,20 @@ int main(int argc, char** argv) {
 
   // The compressed-records target takes a control byte, then the records it compresses.
   for (uint8_t control : {uint8_t{0x03}, uint8_t{0x40 | 0x10}}) {
-    ByteVector input{std::byte{control}};
-    input.insert(input.end(), lock.data().begin(), lock.data().end());
+    ByteVector input(1 + lock.data().size());
+    input[0] = std::byte{control};
+    std::copy(lock.data().begin(), lock.data().end(), input.begin() + 1);
     write_seed(zstd, "builder-lock-" + std::to_string(control), input);
   }
   return 0;
+}
+
+// A failure is one line and status 1, not std::terminate.
+int main(int argc, char** argv) {
+  try {
+    return run_make_seeds(argc, argv);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "make_seeds: %s\n", error.what());
+  }
+  return 1;
 }

@@ -392,7 +392,7 @@ TEST_CASE("time order holds rounds larger than the read buffer intact") {
     builder.finished_round();
   }
   auto check = [](const Collector& c) {
-    REQUIRE(c.samples.size() == 3 + 3 * 2 * kPerCpu);
+    REQUIRE(c.samples.size() == 3 + kPerCpu * 2 * 3);
     for (size_t i = 3; i < c.samples.size(); ++i) {
       const DecodedSample& sample = c.samples[i];
       INFO("sample " << i);

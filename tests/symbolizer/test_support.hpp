@@ -88,7 +88,7 @@ inline std::vector<std::string> gdb_batch(const std::string& binary, const std::
 // "$3 = 0x404058" -> 0x404058; returns false for gdb errors ("No symbol ...").
 inline bool parse_gdb_value(const std::string& answer, unsigned long long* value) {
   const size_t eq = answer.find("= ");
-  if (answer.rfind("$", 0) != 0 || eq == std::string::npos) return false;
+  if (answer.rfind('$', 0) != 0 || eq == std::string::npos) return false;
   char* end = nullptr;
   *value = std::strtoull(answer.c_str() + eq + 2, &end, 0);
   return end != answer.c_str() + eq + 2;

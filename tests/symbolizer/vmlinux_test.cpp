@@ -7,6 +7,7 @@
 //    symbol+offset, and with `addr2line -i` on inline frames and lines.
 // Exits 77 (skipped) saying why when the vmlinux, the recording, perf or gdb is not there.
 #include <chrono>
+#include <exception>
 #include <iostream>
 #include <regex>
 #include <set>
@@ -37,7 +38,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-int main() {
+int run_vmlinux_test() {
   const std::string support = LOCKSCOPE_TEST_SUPPORT_DIR;
   for (const char* tool : {"perf", "gdb"})
     if (!have_tool(tool)) return skip(std::string(tool) + " is not installed; it is the oracle");
@@ -270,4 +271,14 @@ int main() {
   std::cout << "lockanalyze is not built in this tree; its --perf-data path was not checked\n";
 #endif
   return failures ? 1 : 0;
+}
+
+// A failure is one line and status 1, not std::terminate.
+int main() {
+  try {
+    return run_vmlinux_test();
+  } catch (const std::exception& error) {
+    std::cout << "vmlinux_test: " << error.what() << std::endl;
+  }
+  return 1;
 }
