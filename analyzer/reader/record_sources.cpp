@@ -213,7 +213,11 @@ uint64_t DecompressedRecordSource::feed(Bytes compressed, uint64_t record_offset
   // decompression bomb); stop before the buffer grows without bound.
   constexpr size_t kMaxPending = 256u << 20;
   uint64_t produced = 0;
-  while (input.pos < input.size) {
+  // zstd decodes a block into its own window when the output has less room than the block, and
+  // returns once the input is consumed with part of that block still inside. So a full output
+  // means "call again", even with no input left; stopping there lost the stream's last records.
+  bool output_was_full = false;
+  while (input.pos < input.size || output_was_full) {
     if (end_pos_ > kMaxPending) {
       throw Error("a compressed payload decodes to more than 256 MiB of pending records")
           .at(record_offset)
@@ -231,6 +235,7 @@ uint64_t DecompressedRecordSource::feed(Bytes compressed, uint64_t record_offset
     }
     end_pos_ += output.pos;
     produced += output.pos;
+    output_was_full = output.pos == output.size;
   }
   return produced;
 }

@@ -409,6 +409,36 @@ TEST_CASE("time order holds rounds larger than the read buffer intact") {
   SECTION("through a real pipe") { check(read_through_pipe(builder.pipe_mode(), 4099).collector); }
 }
 
+// zstd decodes a block into its own window when the output buffer has less room than the block,
+// and returns once the input is consumed even if part of the block is still inside. A payload
+// that decodes to more than the reader's buffer must be drained to the end, or the recording's
+// last records vanish without a word (found on a live recording: its last 33 samples).
+TEST_CASE("a compressed payload that decodes to more than the buffer is drained to its end") {
+  // About 100 bytes a sample: 120 to 360 KB, one to four times the buffer, so that some payload
+  // ends with a block that does not fit.
+  for (uint64_t samples = 1200; samples <= 3600; samples += 300) {
+    INFO(samples << " samples");
+    PerfDataBuilder builder = example_lock_recording();
+    for (uint64_t i = 0; i < samples; ++i) {
+      SampleFields fields;
+      fields.pid = fields.tid = 100;
+      fields.time = 10000 + i;
+      fields.callchain = {kContextKernel, 0xffffffff81000000 + i};
+      fields.raw = trace_payload(kSpinLockId, 0, 0, 100, {0, fields.time * 16});
+      builder.sample(0, fields);
+    }
+    builder.finished_round();
+    auto check = [&](const Collector& c) {
+      REQUIRE(c.samples.size() == 3 + samples);
+      CHECK(c.samples.back().time == 10000 + samples - 1);
+    };
+    // All records in one payload, the last one of the stream.
+    constexpr size_t kOnePayload = 1 << 20;
+    check(read_all(write_temp_file(builder.file_mode(true, kOnePayload))));
+    check(read_all(write_temp_file(builder.pipe_mode(true, kOnePayload))));
+  }
+}
+
 TEST_CASE("unknown record types are skipped by size and counted") {
   PerfDataBuilder builder = example_lock_recording();
   builder.raw_record(120, 0, ByteVector(24, std::byte{0x77}));
