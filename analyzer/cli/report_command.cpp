@@ -234,8 +234,8 @@ void run_report(const ReportOptions& options) {
     LockEventFeed all({&model, &lockdep, contention_feed.get()});
     ProgressVisitor progress(all, metadata.pipe_mode ? 0 : metadata.data_offset + metadata.data_size);
     reader->read(progress, perf::RecordOrder::time);
+    all.finish();
   }
-  model.finish();
   lockdep.finish(&model);
 
   report::Filters filters = options.filters;

@@ -178,7 +178,6 @@ void HolderModel::on_fork(const perf::TaskRecord& task) {
   names_.fork(task.tid, task.ptid);
   ThreadState& child = thread(task.tid);
   child.pid = task.pid;
-  child.trylock_pending = false;
 }
 
 void HolderModel::on_mmap(const perf::MmapRecord& map) {
@@ -290,30 +289,6 @@ void HolderLock::add_interrupted(uint32_t task) {
   }
 }
 
-void HolderModel::settle_trylock(uint32_t tid, ThreadState& state, std::optional<bool> taken) {
-  if (!state.trylock_pending) return;
-  state.trylock_pending = false;
-  Acquisition acquisition{};
-  acquisition.tid = tid;
-  acquisition.pid = state.pid;
-  acquisition.lock = state.trylock_lock;
-  acquisition.time = state.trylock_time;
-  acquisition.access = access_from_kind(state.trylock_row->kind);
-  acquisition.flavour_mask = flavour_bit(state.trylock_row->flavour);
-  if (taken) {
-    acquisition.flavour_mask |=
-        1u << static_cast<unsigned>(*taken ? FlavourBit::trylock_taken : FlavourBit::trylock_failed);
-    acquisition.trylock_failed = *taken ? 0 : 1;
-  } else {
-    ++stats_.trylock_entries_without_result;
-  }
-  acquisition.context = state.trylock_context;
-  acquisition.irqs_off = state.trylock_flags & trace_flags::kIrqsOff;
-  acquisition.user_frames = state.trylock_user_frames;
-  acquisition.stack_id = state.trylock_stack;
-  record(acquisition);
-}
-
 void HolderModel::on_sample(const perf::Sample&) { ++stats_.samples; }
 
 void HolderModel::on_lock_event(const perf::Sample& sample, const LockEvent& event, const EventRole& role) {
@@ -326,12 +301,44 @@ void HolderModel::on_lock_event(const perf::Sample& sample, const LockEvent& eve
   }
   if (stats_.first_time == 0 || sample.time < stats_.first_time) stats_.first_time = sample.time;
   stats_.last_time = std::max(stats_.last_time, sample.time);
-  if ((options_.window_start_ns && sample.time < *options_.window_start_ns) ||
-      (options_.window_end_ns && sample.time > *options_.window_end_ns)) {
+  if (outside_window(sample.time)) {
     ++stats_.outside_window;
     return;
   }
 
+  using Type = EventRole::Type;
+  switch (role.type) {
+    case Type::acquire:
+    case Type::contention_begin: {
+      if (!event.lock) {
+        ++stats_.events_without_lock;
+        return;
+      }
+      Acquisition acquisition = acquisition_of(sample, event);
+      acquisition.lock = *event.lock;
+      if (role.type == Type::acquire) {
+        acquisition.access = access_from_kind(role.row->kind);
+        acquisition.flavour_mask = flavour_bit(role.row->flavour);
+      } else {
+        ++stats_.contention_begins;
+        acquisition.access = access_from_contention_flags(event.contention_flags.value_or(0));
+        acquisition.flavour_mask = 1u << static_cast<unsigned>(FlavourBit::contended);
+      }
+      record(acquisition);
+      return;
+    }
+    case Type::trylock_entry:
+      // Recorded when the feed pairs it with its result (on_trylock).
+      if (!event.lock) ++stats_.events_without_lock;
+      return;
+    case Type::release: ++stats_.releases; return;
+    case Type::trylock_return:
+    case Type::contention_end:
+    case Type::ignored: return;
+  }
+}
+
+HolderModel::Acquisition HolderModel::acquisition_of(const perf::Sample& sample, const LockEvent& event) {
   frame_buffer_.clear();
   bool user_frames = false;
   perf::for_each_frame(sample.callchain, [&](uint64_t address, perf::FrameContext context) {
@@ -352,57 +359,29 @@ void HolderModel::on_lock_event(const perf::Sample& sample, const LockEvent& eve
   acquisition.irqs_off = event.irqs_off;
   acquisition.user_frames = user_frames;
   acquisition.kernel_frames = frame_buffer_;
-
-  using Type = EventRole::Type;
-  switch (role.type) {
-    case Type::acquire:
-    case Type::contention_begin:
-      if (!event.lock) {
-        ++stats_.events_without_lock;
-        return;
-      }
-      acquisition.lock = *event.lock;
-      if (role.type == Type::acquire) {
-        acquisition.access = access_from_kind(role.row->kind);
-        acquisition.flavour_mask = flavour_bit(role.row->flavour);
-      } else {
-        ++stats_.contention_begins;
-        acquisition.access = access_from_contention_flags(event.contention_flags.value_or(0));
-        acquisition.flavour_mask = 1u << static_cast<unsigned>(FlavourBit::contended);
-      }
-      record(acquisition);
-      return;
-    case Type::trylock_entry:
-      if (!event.lock) {
-        ++stats_.events_without_lock;
-        return;
-      }
-      settle_trylock(sample.tid, state, std::nullopt);
-      state.trylock_pending = true;
-      state.trylock_row = role.row;
-      state.trylock_lock = *event.lock;
-      state.trylock_time = sample.time;
-      state.trylock_flags = event.common_flags;
-      state.trylock_context = event.context;
-      state.trylock_user_frames = user_frames;
-      state.trylock_stack = stacks_.intern(frame_buffer_);
-      if (state.pid < 0) state.pid = sample.pid;
-      return;
-    case Type::trylock_return:
-      if (state.trylock_pending && state.trylock_row->function == role.row->function) {
-        settle_trylock(sample.tid, state, event.ret.value_or(0) != 0);
-      } else {
-        ++stats_.trylock_results_without_entry;
-      }
-      return;
-    case Type::release: ++stats_.releases; return;
-    case Type::contention_end:
-    case Type::ignored: return;
-  }
+  return acquisition;
 }
 
-void HolderModel::finish() {
-  for (auto& [tid, state] : threads_) settle_trylock(tid, state, std::nullopt);
+void HolderModel::on_trylock(const TrylockOutcome& trylock) {
+  // The entry was counted (and its time checked against the window) when it came.
+  if (outside_window(trylock.entry.time)) return;
+  Acquisition acquisition = acquisition_of(trylock.entry, trylock.entry_event);
+  acquisition.lock = *trylock.entry_event.lock;
+  const probes::ProbeRow& row = *trylock.entry_role.row;
+  acquisition.access = access_from_kind(row.kind);
+  acquisition.flavour_mask = flavour_bit(row.flavour);
+  if (trylock.taken) {
+    acquisition.flavour_mask |=
+        1u << static_cast<unsigned>(*trylock.taken ? FlavourBit::trylock_taken : FlavourBit::trylock_failed);
+    acquisition.trylock_failed = *trylock.taken ? 0 : 1;
+  } else {
+    ++stats_.trylock_entries_without_result;
+  }
+  record(acquisition);
+}
+
+void HolderModel::on_trylock_result_without_entry(const perf::Sample& sample) {
+  if (!outside_window(sample.time)) ++stats_.trylock_results_without_entry;
 }
 
 }  // namespace lockscope::model

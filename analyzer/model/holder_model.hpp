@@ -144,8 +144,8 @@ class HolderModel final : public LockEventConsumer {
   void on_mmap(const perf::MmapRecord& map) override;
   void on_sample(const perf::Sample& sample) override;
   void on_lock_event(const perf::Sample& sample, const LockEvent& event, const EventRole& role) override;
-  // Call once after the read: settles trylock entries whose result never came.
-  void finish();
+  void on_trylock(const TrylockOutcome& trylock) override;
+  void on_trylock_result_without_entry(const perf::Sample& sample) override;
 
   const std::vector<Holder>& holders() const { return holders_; }
   const std::vector<Lock>& locks() const { return locks_; }
@@ -161,15 +161,6 @@ class HolderModel final : public LockEventConsumer {
  private:
   struct ThreadState {
     int64_t pid = -1;
-    // A trylock entry waiting for its return probe on this thread.
-    bool trylock_pending = false;
-    const probes::ProbeRow* trylock_row = nullptr;
-    uint64_t trylock_lock = 0;
-    uint64_t trylock_time = 0;
-    uint8_t trylock_flags = 0;
-    uint32_t trylock_stack = 0;
-    ExecContext trylock_context = ExecContext::task;
-    bool trylock_user_frames = false;
     // The task holder of this thread, valid while no COMM or FORK came since (holder_epoch_).
     uint32_t cached_holder = 0;
     uint64_t cached_epoch = 0;
@@ -200,7 +191,11 @@ class HolderModel final : public LockEventConsumer {
   HolderLock& pair_for(uint32_t holder, uint32_t lock);
   ThreadState& thread(uint32_t tid);
   std::string_view comm_for_holder(uint32_t tid, int64_t pid);
-  void settle_trylock(uint32_t tid, ThreadState& state, std::optional<bool> taken);
+  Acquisition acquisition_of(const perf::Sample& sample, const LockEvent& event);
+  bool outside_window(uint64_t time) const {
+    return (options_.window_start_ns && time < *options_.window_start_ns) ||
+           (options_.window_end_ns && time > *options_.window_end_ns);
+  }
 
   Options options_;
   std::optional<LockEventDecoder::EventsSummary> events_summary_;

@@ -36,6 +36,53 @@ void LockEventFeed::on_sample(const perf::Sample& sample) {
   if (event == nullptr) return;
   const EventRole& role = roles_[sample.event->index];
   each([&](LockEventConsumer& consumer) { consumer.on_lock_event(sample, *event, role); });
+  if (role.type == EventRole::Type::trylock_entry) on_trylock_entry(sample, *event, role);
+  if (role.type == EventRole::Type::trylock_return) on_trylock_return(sample, *event, role);
+}
+
+namespace {
+// The context a trylock's two probes share: a task's by thread, an interrupt's by CPU (an
+// interrupt's samples carry the tid of the task it interrupted).
+uint64_t trylock_context_key(const perf::Sample& sample, ExecContext context) {
+  if (context == ExecContext::task && sample.tid != 0) return sample.tid;
+  return (uint64_t{1} << 40) | (uint64_t{sample.cpu} << 8) | static_cast<uint64_t>(context);
+}
+}  // namespace
+
+void LockEventFeed::on_trylock_entry(const perf::Sample& sample, const LockEvent& event, const EventRole& role) {
+  if (!event.lock) return;
+  PendingTrylock& trylock = trylocks_[trylock_context_key(sample, event.context)];
+  settle(trylock, std::nullopt);
+  trylock.pending = true;
+  trylock.sample = sample;
+  trylock.sample.raw = {};
+  trylock.callchain.resize(sample.callchain.size());
+  for (uint64_t i = 0; i < sample.callchain.size(); ++i) trylock.callchain[i] = sample.callchain[i];
+  trylock.sample.callchain =
+      perf::Callchain(reinterpret_cast<const std::byte*>(trylock.callchain.data()), trylock.callchain.size());
+  trylock.event = event;
+  trylock.event.sample = &trylock.sample;
+  trylock.role = role;
+}
+
+void LockEventFeed::on_trylock_return(const perf::Sample& sample, const LockEvent& event, const EventRole& role) {
+  auto found = trylocks_.find(trylock_context_key(sample, event.context));
+  if (found == trylocks_.end() || !found->second.pending || found->second.role.row->function != role.row->function) {
+    each([&](LockEventConsumer& consumer) { consumer.on_trylock_result_without_entry(sample); });
+    return;
+  }
+  settle(found->second, event.ret.value_or(0) != 0);
+}
+
+void LockEventFeed::settle(PendingTrylock& trylock, std::optional<bool> taken) {
+  if (!trylock.pending) return;
+  trylock.pending = false;
+  TrylockOutcome outcome{trylock.sample, trylock.event, trylock.role, taken};
+  each([&](LockEventConsumer& consumer) { consumer.on_trylock(outcome); });
+}
+
+void LockEventFeed::settle_all_trylocks() {
+  for (auto& [key, trylock] : trylocks_) settle(trylock, std::nullopt);
 }
 
 }  // namespace lockscope

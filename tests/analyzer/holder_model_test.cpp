@@ -163,6 +163,41 @@ TEST_CASE("trylock entries pair with their return probe per thread") {
   CHECK(beta_failed);
 }
 
+// The feed pairs a trylock's probes by context: an interrupt's samples carry the tid of the task
+// they interrupted, and a trylock in the interrupt must not settle the task's pending one.
+TEST_CASE("an interrupt's trylock does not settle the trylock of the task it interrupted") {
+  Recording rec;
+  rec.comm(10, 10, "alpha");
+  rec.event("_raw_spin_trylock", 10, 10, {kLockA});
+  rec.event("_raw_spin_trylock", 10, 10, {kLockB}, 0xffffffff81100000, kHardirq | kIrqsOff);
+  rec.event("_raw_spin_trylock__return", 10, 10, {1}, 0xffffffff81100000, kHardirq | kIrqsOff);
+  rec.event("_raw_spin_trylock__return", 10, 10, {1});
+  auto model = rec.read();
+  CHECK(model.stats().trylock_entries_without_result == 0);
+  CHECK(model.stats().trylock_results_without_entry == 0);
+  report::Filters one;
+  one.min_holders = 1;
+  auto report = rec.report(model, one);
+  REQUIRE(report.locks.size() == 2);
+  for (const auto& lock : report.locks) {
+    REQUIRE(lock.holders.size() == 1);
+    CHECK(model::flavour_names(lock.holders[0].pair->flavour_mask) ==
+          std::vector<std::string>{"trylock", "trylock-taken"});
+  }
+}
+
+TEST_CASE("lost events settle a pending trylock without a result") {
+  Recording rec;
+  rec.comm(10, 10, "alpha");
+  rec.event("_raw_spin_trylock", 10, 10, {kLockA});
+  rec.lost();
+  rec.event("_raw_spin_trylock__return", 10, 10, {1});
+  auto model = rec.read();
+  // Whether the return that follows a loss belongs to the entry before it is unknown.
+  CHECK(model.stats().trylock_entries_without_result == 1);
+  CHECK(model.stats().trylock_results_without_entry == 1);
+}
+
 TEST_CASE("rwlock read and write are one lock with both kinds") {
   Recording rec;
   rec.comm(10, 10, "reader");

@@ -31,7 +31,7 @@ std::unique_ptr<Replayed> replay(Recording& rec) {
   auto out = std::make_unique<Replayed>();
   LockEventFeed both({&out->model, &out->replay});
   rec.read_into(both);
-  out->model.finish();
+  both.finish();
   out->replay.finish(&out->model);
   return out;
 }

@@ -99,7 +99,7 @@ class Recording {
     model::HolderModel model(options);
     LockEventFeed feed({&model});
     read_into(feed);
-    model.finish();
+    feed.finish();
     return model;
   }
 

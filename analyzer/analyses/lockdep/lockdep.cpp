@@ -225,21 +225,11 @@ struct LockdepReplay::State {
     bool trylock = false;
     uint32_t frames_start = 0, frames_count = 0;  // in ContextState::frames
   };
-  // A trylock entry waiting for its return probe, which says whether the lock was taken.
-  struct PendingTrylock {
-    bool pending = false;
-    const probes::ProbeRow* row = nullptr;
-    uint64_t lock = 0;
-    uint8_t flags = 0;
-    uint64_t time = 0;
-    std::vector<uint64_t> frames;
-  };
   struct ContextState {
     std::vector<HeldLock> held;
     std::vector<uint64_t> frames;  // stacks of the held locks' acquisitions, in order
     std::vector<PendingEdge> pending_edges;
     uint32_t next_serial = 0;
-    PendingTrylock trylock;
   };
   // One acquisition as the replay needs it.
   struct Acquisition {
@@ -300,6 +290,30 @@ struct LockdepReplay::State {
   }
   std::span<const uint64_t> frames_of(const Acquisition& taken) {
     return taken.unread_callchain ? read_frames(*taken.unread_callchain) : taken.frames;
+  }
+
+  // The acquisition this sample made, of `address`. With releases every held lock keeps its
+  // stack, so it is read now; without, only when needed.
+  Acquisition acquisition_of(const perf::Sample& sample, const LockEvent& event, uint64_t address) {
+    Acquisition taken;
+    taken.sample = &sample;
+    taken.context = event.context;
+    taken.flags = event.common_flags;
+    taken.lock = address;
+    if (has_release_events) {
+      taken.frames = read_frames(sample.callchain);
+    } else {
+      taken.unread_callchain = &sample.callchain;
+    }
+    return taken;
+  }
+
+  void acquire(const Acquisition& taken) {
+    ++stats_.acquisitions;
+    uint32_t lock = lock_for(taken.lock);
+    locks[lock].access_mask |= 1u << static_cast<unsigned>(taken.access);
+    mark_usage(lock, taken);
+    if (has_release_events) replay_acquire(contexts[context_key(*taken.sample, taken.context)], lock, taken);
   }
 
   uint32_t lock_for(uint64_t address) {
@@ -374,7 +388,6 @@ void LockdepReplay::on_lost_samples(uint64_t, const perf::SampleId&) {
   State& s = *state_;
   for (auto& [key, context] : s.contexts) {
     while (!context.held.empty()) s.end_hold(context, context.held.size() - 1, false);
-    context.trylock.pending = false;
   }
   ++stats_.replay_resets;
 }
@@ -382,72 +395,46 @@ void LockdepReplay::on_lost_samples(uint64_t, const perf::SampleId&) {
 void LockdepReplay::on_lock_event(const perf::Sample& sample, const LockEvent& event, const EventRole& role) {
   State& s = *state_;
   using Type = EventRole::Type;
-  if (role.type == Type::ignored || role.type == Type::contention_end) return;
-
-  State::Acquisition acquisition;
-  acquisition.sample = &sample;
-  acquisition.context = event.context;
-  acquisition.flags = event.common_flags;
-  if (s.has_release_events) {
-    acquisition.frames = s.read_frames(sample.callchain);  // every held lock keeps its stack
-  } else {
-    acquisition.unread_callchain = &sample.callchain;
-  }
-  State::ContextState& context = s.contexts[context_key(sample, event.context)];
-
-  auto acquire = [&](const State::Acquisition& taken) {
-    ++stats_.acquisitions;
-    uint32_t lock = s.lock_for(taken.lock);
-    s.locks[lock].access_mask |= 1u << static_cast<unsigned>(taken.access);
-    s.mark_usage(lock, taken);
-    if (s.has_release_events) s.replay_acquire(context, lock, taken);
-  };
-
   switch (role.type) {
-    case Type::acquire:
-    case Type::contention_begin:
+    case Type::acquire: {
       if (!event.lock) return;
-      acquisition.lock = *event.lock;
-      if (role.type == Type::acquire) {
-        acquisition.access = model::access_from_kind(role.row->kind);
-        acquisition.flavour = role.row->flavour;
-      } else {
-        // Inside the slow path the flags are the lock's own: whatever the entry point disabled
-        // is disabled by now.
-        acquisition.access = model::access_from_contention_flags(event.contention_flags.value_or(0));
-      }
-      acquire(acquisition);
+      State::Acquisition taken = s.acquisition_of(sample, event, *event.lock);
+      taken.access = model::access_from_kind(role.row->kind);
+      taken.flavour = role.row->flavour;
+      s.acquire(taken);
       return;
-    case Type::trylock_entry:
+    }
+    case Type::contention_begin: {
       if (!event.lock) return;
-      if (context.trylock.pending) ++stats_.trylocks_without_result;
-      context.trylock.pending = true;
-      context.trylock.row = role.row;
-      context.trylock.lock = *event.lock;
-      context.trylock.flags = event.common_flags;
-      context.trylock.time = sample.time;
-      acquisition.frames = s.frames_of(acquisition);
-      context.trylock.frames.assign(acquisition.frames.begin(), acquisition.frames.end());
+      State::Acquisition taken = s.acquisition_of(sample, event, *event.lock);
+      // Inside the slow path the flags are the lock's own: whatever the entry point disabled is
+      // disabled by now.
+      taken.access = model::access_from_contention_flags(event.contention_flags.value_or(0));
+      s.acquire(taken);
       return;
-    case Type::trylock_return:
-      if (!context.trylock.pending || context.trylock.row->function != role.row->function) return;
-      context.trylock.pending = false;
-      if (event.ret.value_or(0) == 0) return;  // not taken: no hold, no usage
-      acquisition.lock = context.trylock.lock;
-      acquisition.access = model::access_from_kind(role.row->kind);
-      acquisition.flavour = role.row->flavour;
-      acquisition.flags = context.trylock.flags;
-      acquisition.trylock = true;
-      acquisition.frames = context.trylock.frames;
-      acquisition.unread_callchain = nullptr;
-      acquire(acquisition);
-      return;
+    }
     case Type::release:
-      if (event.lock) s.replay_release(context, *event.lock);
+      if (event.lock) s.replay_release(s.contexts[context_key(sample, event.context)], *event.lock);
       return;
+    case Type::trylock_entry:  // replayed once paired with its result: on_trylock
+    case Type::trylock_return:
     case Type::contention_end:
     case Type::ignored: return;
   }
+}
+
+void LockdepReplay::on_trylock(const TrylockOutcome& trylock) {
+  if (!trylock.taken) {
+    ++stats_.trylocks_without_result;
+    return;
+  }
+  if (!*trylock.taken) return;  // not taken: no hold, no usage
+  const probes::ProbeRow& row = *trylock.entry_role.row;
+  State::Acquisition taken = state_->acquisition_of(trylock.entry, trylock.entry_event, *trylock.entry_event.lock);
+  taken.access = model::access_from_kind(row.kind);
+  taken.flavour = row.flavour;
+  taken.trylock = true;
+  state_->acquire(taken);
 }
 
 void LockdepReplay::State::mark_usage(uint32_t lock, const Acquisition& taken) {
@@ -880,10 +867,6 @@ void LockdepReplay::State::find_safe_to_unsafe() {
 
 void LockdepReplay::finish(const model::HolderModel* holders) {
   State& s = *state_;
-  for (auto& [key, context] : s.contexts) {
-    if (context.trylock.pending) ++stats_.trylocks_without_result;
-    context.trylock.pending = false;
-  }
   findings_.clear();
   s.find_inconsistencies(holders);
   // A hold still open when the recording ended may well be held still: its edges count. Those

@@ -121,6 +121,7 @@ class LockdepReplay final : public LockEventConsumer {
   void on_comm(const perf::CommRecord& comm) override;
   void on_fork(const perf::TaskRecord& task) override;
   void on_lock_event(const perf::Sample& sample, const LockEvent& event, const EventRole& role) override;
+  void on_trylock(const TrylockOutcome& trylock) override;
   void on_lost(const perf::LostRecord& lost) override;
   void on_lost_samples(uint64_t lost, const perf::SampleId& id) override;
 
