@@ -43,14 +43,14 @@ std::string elf_problem() { return elf_errmsg(-1); }
 
 ElfImage::ElfImage(const std::string& path) : path_(path) {
   if (elf_version(EV_CURRENT) == EV_NONE) throw Error("libelf is too old").file(path);
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) throw Error(std::string("cannot open: ") + strerror(errno)).file(path);
+  fd_ = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd_.valid()) throw Error(std::string("cannot open: ") + strerror(errno)).file(path);
   try {
     struct stat st {};
-    if (fstat(fd_, &st) != 0) throw Error(std::string("cannot stat: ") + strerror(errno));
+    if (fstat(fd_.get(), &st) != 0) throw Error(std::string("cannot stat: ") + strerror(errno));
     if (!S_ISREG(st.st_mode)) throw Error("not a regular file").hint("pass the vmlinux file itself");
     unsigned char magic[4] = {};
-    if (pread(fd_, magic, 4, 0) != 4 || memcmp(magic, ELFMAG, SELFMAG) != 0)
+    if (pread(fd_.get(), magic, 4, 0) != 4 || memcmp(magic, ELFMAG, SELFMAG) != 0)
       throw Error("not an ELF file: expected the magic \\x7fELF")
           .at(0)
           .hint("pass an uncompressed vmlinux (not a vmlinuz/bzImage)");
@@ -60,7 +60,7 @@ ElfImage::ElfImage(const std::string& path) : path_(path) {
           .at(0)
           .hint("copy or download the vmlinux again");
     // READ_MMAP: the symbol table and the DWARF we touch are paged in on demand, never copied.
-    elf_ = elf_begin(fd_, ELF_C_READ_MMAP, nullptr);
+    elf_ = elf_begin(fd_.get(), ELF_C_READ_MMAP, nullptr);
     if (elf_ == nullptr || elf_kind(elf_) != ELF_K_ELF) throw Error("not a readable ELF file: " + elf_problem());
     if (gelf_getclass(elf_) != ELFCLASS64)
       throw Error("not a 64-bit ELF file: expected ELFCLASS64").at(EI_CLASS).hint("lockscope reads x86-64 kernels");
@@ -69,16 +69,15 @@ ElfImage::ElfImage(const std::string& path) : path_(path) {
     read_symbols();
     read_build_id();
   } catch (Error& e) {
+    // The destructor does not run for a constructor that throws; the descriptor closes itself.
     if (elf_ != nullptr) elf_end(elf_);
-    ::close(fd_);
     e.file(path);
     throw;
   }
 }
 
 ElfImage::~ElfImage() {
-  if (elf_ != nullptr) elf_end(elf_);
-  if (fd_ >= 0) ::close(fd_);
+  if (elf_ != nullptr) elf_end(elf_);  // before fd_ closes (a member, destroyed after this body)
 }
 
 // libelf maps the file and trusts the headers' offsets; a truncated vmlinux (an interrupted copy or

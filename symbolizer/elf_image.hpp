@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "lockscope/unique_fd.hpp"
+
 namespace lockscope::symbolizer {
 
 struct SectionInfo {
@@ -102,7 +104,7 @@ class ElfImage {
   std::vector<const ElfSymbol*> named(std::string_view name) const;
 
   std::string path_;
-  int fd_ = -1;
+  UniqueFd fd_;
   Elf* elf_ = nullptr;
   std::vector<SectionInfo> sections_;             // indexed by section number
   std::vector<const SectionInfo*> alloc_sorted_;  // allocated, non-empty, by address

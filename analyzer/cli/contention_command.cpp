@@ -24,6 +24,7 @@
 #include "lockscope/lock_events.hpp"
 #include "lockscope/perf_data.hpp"
 #include "lockscope/symbolizer.hpp"
+#include "lockscope/unique_fd.hpp"
 
 namespace lockscope::cli {
 namespace {
@@ -89,8 +90,8 @@ class SpooledStdin {
     const char* tmpdir = std::getenv("TMPDIR");
     std::string directory = tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp";
     std::string name = directory + "/lockanalyze-stdin-XXXXXX";
-    fd_ = mkstemp(name.data());
-    if (fd_ < 0) {
+    fd_ = UniqueFd(mkstemp(name.data()));
+    if (!fd_.valid()) {
       throw Error(std::string("cannot create a file to hold standard input: ") + std::strerror(errno))
           .file(directory)
           .hint("set TMPDIR to a writable directory");
@@ -104,7 +105,7 @@ class SpooledStdin {
       if (got < 0) throw Error(std::string("cannot read standard input: ") + std::strerror(errno)).file("<stdin>");
       if (got == 0) break;
       for (ssize_t done = 0; done < got;) {
-        ssize_t put = write(fd_, buffer.data() + done, static_cast<size_t>(got - done));
+        ssize_t put = write(fd_.get(), buffer.data() + done, static_cast<size_t>(got - done));
         if (put < 0 && errno == EINTR) continue;
         if (put < 0) {
           throw Error(std::string("cannot hold standard input in a temporary file: ") + std::strerror(errno))
@@ -117,13 +118,10 @@ class SpooledStdin {
     }
     if (total == 0) throw Error("standard input is empty").file("<stdin>").hint("pipe perf record -o - into it");
   }
-  ~SpooledStdin() { close(fd_); }
-  SpooledStdin(const SpooledStdin&) = delete;
-  SpooledStdin& operator=(const SpooledStdin&) = delete;
-  std::string path() const { return "/proc/self/fd/" + std::to_string(fd_); }
+  std::string path() const { return "/proc/self/fd/" + std::to_string(fd_.get()); }
 
  private:
-  int fd_ = -1;
+  UniqueFd fd_;
 };
 
 void run_contention(const ContentionCommandOptions& options) {

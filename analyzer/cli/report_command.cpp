@@ -27,6 +27,7 @@
 #include "lockscope/error.hpp"
 #include "lockscope/perf_data.hpp"
 #include "lockscope/symbolizer.hpp"
+#include "lockscope/unique_fd.hpp"
 #include "report_output.hpp"
 #include "sharing_report.hpp"
 
@@ -47,14 +48,14 @@ void render_svg(const std::string& dot_text, const std::string& svg_path) {
         .file(svg_path)
         .hint("create it, or give --svg a path in an existing directory");
   std::string dot_path = (std::filesystem::temp_directory_path() / "lockanalyze-graph.XXXXXX").string();
-  int dot_fd = mkstemp(dot_path.data());
-  if (dot_fd < 0) throw Error(std::string("cannot create a temporary file: ") + std::strerror(errno));
+  UniqueFd dot_fd(mkstemp(dot_path.data()));
+  if (!dot_fd.valid()) throw Error(std::string("cannot create a temporary file: ") + std::strerror(errno));
   struct RemoveOnExit {
     std::string path;
     ~RemoveOnExit() { unlink(path.c_str()); }
   } remove_dot{dot_path};
-  bool written = write(dot_fd, dot_text.data(), dot_text.size()) == static_cast<ssize_t>(dot_text.size());
-  close(dot_fd);
+  bool written = write(dot_fd.get(), dot_text.data(), dot_text.size()) == static_cast<ssize_t>(dot_text.size());
+  if (dot_fd.reset() != 0) written = false;
   if (!written) throw Error("cannot write the graph for graphviz").file(dot_path).hint("is /tmp full?");
 
   std::vector<std::string> words = {"dot", "-Tsvg", "-o", svg_path, dot_path};

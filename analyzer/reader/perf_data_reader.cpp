@@ -17,6 +17,7 @@
 #include "file_header.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/perf_data.hpp"
+#include "lockscope/unique_fd.hpp"
 #include "record_sources.hpp"
 #include "record_types.hpp"
 #include "sample_layout.hpp"
@@ -33,9 +34,7 @@ class Reader final : public PerfDataReader {
  public:
   explicit Reader(std::string path, std::string display_name = "")
       : path_(std::move(path)), display_name_(std::move(display_name)) {}
-  ~Reader() override {
-    if (data_fd_ >= 0) ::close(data_fd_);
-  }
+  ~Reader() override = default;
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
 
@@ -137,15 +136,14 @@ class Reader final : public PerfDataReader {
   // source lives as long as the reader: the time-order queue holds records in its buffer until the
   // final flush.
   void read_data_section() {
-    if (data_fd_ >= 0) ::close(data_fd_);
-    data_fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (data_fd_ < 0) {
+    data_fd_ = UniqueFd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!data_fd_.valid()) {
       throw Error(std::string("cannot open the data section: ") + strerror(errno)).at(metadata_.data_offset);
     }
-    if (lseek(data_fd_, static_cast<off_t>(metadata_.data_offset), SEEK_SET) < 0) {
+    if (lseek(data_fd_.get(), static_cast<off_t>(metadata_.data_offset), SEEK_SET) < 0) {
       throw Error(std::string("cannot seek to the data section: ") + strerror(errno)).at(metadata_.data_offset);
     }
-    data_section_ = std::make_unique<StreamRecordSource>(data_fd_, metadata_.data_offset, metadata_.data_size);
+    data_section_ = std::make_unique<StreamRecordSource>(data_fd_.get(), metadata_.data_offset, metadata_.data_size);
     StreamRecordSource& source = *data_section_;
     queue_.use_window(&source);
     read_all(source);
@@ -439,7 +437,7 @@ class Reader final : public PerfDataReader {
   std::string display_name_;
   std::unique_ptr<MappedFile> file_;
   std::unique_ptr<StreamRecordSource> stream_;
-  int data_fd_ = -1;
+  UniqueFd data_fd_;
   std::unique_ptr<StreamRecordSource> data_section_;  // file mode
   std::unique_ptr<DecompressedRecordSource> decompressed_;
   bool pipe_file_ = false;

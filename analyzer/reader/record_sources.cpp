@@ -10,36 +10,31 @@
 #include <cstring>
 
 #include "lockscope/error.hpp"
+#include "lockscope/unique_fd.hpp"
 
 namespace lockscope::perf {
 
 MappedFile::MappedFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
     throw Error(std::string("cannot open: ") + strerror(errno)).file(path);
   }
   struct stat info {};
-  if (fstat(fd, &info) != 0) {
-    int saved = errno;
-    ::close(fd);
-    throw Error(std::string("cannot stat: ") + strerror(saved)).file(path);
+  if (fstat(fd.get(), &info) != 0) {
+    throw Error(std::string("cannot stat: ") + strerror(errno)).file(path);
   }
   if (S_ISDIR(info.st_mode)) {
-    ::close(fd);
     // perf record -o DIR --threads writes a directory; lockanalyze reads the single-file format.
     throw Error("is a directory, not a perf.data file").file(path).hint("give the recording's file");
   }
   size_ = static_cast<size_t>(info.st_size);
   if (size_ > 0) {
-    void* mapping = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    void* mapping = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
     if (mapping == MAP_FAILED) {
-      int saved = errno;
-      ::close(fd);
-      throw Error(std::string("cannot mmap: ") + strerror(saved)).file(path);
+      throw Error(std::string("cannot mmap: ") + strerror(errno)).file(path);
     }
     data_ = static_cast<const std::byte*>(mapping);
   }
-  ::close(fd);
 }
 
 MappedFile::~MappedFile() {
