@@ -94,9 +94,9 @@ KernelSymbols open_kernel_symbols(const SymbolSourceOptions& options, const Kern
             .file(options.vmlinux)
             .hint("give the vmlinux of kernel " + kernel.os_release + " (Debian: linux-image-" + kernel.os_release +
                   "-dbg), or --force-vmlinux to use this one anyway");
-      out.forced_vmlinux = "--force-vmlinux: " + options.vmlinux +
-                           " is not the recorded kernel's (build-id differs); names may be wrong";
-      out.notes.push_back(out.forced_vmlinux);
+      out.forced_vmlinux_note = out.notes.size();
+      out.notes.push_back("--force-vmlinux: " + options.vmlinux +
+                          " is not the recorded kernel's (build-id differs); names may be wrong");
     }
     std::string kallsyms = recording_kallsyms(options);
     if (!kallsyms.empty()) {

@@ -40,7 +40,8 @@ struct KernelSymbols {
   std::unique_ptr<symbolizer::Symbolizer> modules;
   std::string source;              // "vmlinux PATH", "kallsyms PATH", "none"
   std::vector<std::string> notes;  // warnings, one line each
-  std::string forced_vmlinux;      // the note saying --force-vmlinux took another build's vmlinux
+  // The note (also in `notes`) saying --force-vmlinux took another build's vmlinux, if it did.
+  std::optional<size_t> forced_vmlinux_note;
 };
 
 KernelSymbols open_kernel_symbols(const SymbolSourceOptions& options, const KernelFacts& kernel);

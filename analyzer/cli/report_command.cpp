@@ -148,27 +148,18 @@ std::pair<std::optional<uint64_t>, std::optional<uint64_t>> parse_window(const s
   return {seconds(text.substr(0, comma)), seconds(text.substr(comma + 1))};
 }
 
-// Forwards every record to the model and, when stderr is a terminal, shows how far the read is.
-class ProgressVisitor final : public perf::RecordVisitor {
+// When stderr is a terminal, shows how far the read is: one more consumer of the feed.
+class ReadProgress final : public LockEventConsumer {
  public:
-  ProgressVisitor(perf::RecordVisitor& inner, uint64_t file_size)
-      : inner_(inner), file_size_(file_size), enabled_(isatty(STDERR_FILENO) && file_size > (64u << 20)) {}
-  ~ProgressVisitor() override {
+  explicit ReadProgress(uint64_t file_size)
+      : file_size_(file_size), enabled_(isatty(STDERR_FILENO) && file_size > (64u << 20)) {}
+  ~ReadProgress() override {
     if (shown_) std::fprintf(stderr, "\r%60s\r", "");
   }
-  ProgressVisitor(const ProgressVisitor&) = delete;
-  ProgressVisitor& operator=(const ProgressVisitor&) = delete;
+  ReadProgress(const ReadProgress&) = delete;
+  ReadProgress& operator=(const ReadProgress&) = delete;
 
-  void on_metadata(const perf::Metadata& m) override { inner_.on_metadata(m); }
-  void on_comm(const perf::CommRecord& r) override { inner_.on_comm(r); }
-  void on_fork(const perf::TaskRecord& r) override { inner_.on_fork(r); }
-  void on_exit(const perf::TaskRecord& r) override { inner_.on_exit(r); }
-  void on_mmap(const perf::MmapRecord& r) override { inner_.on_mmap(r); }
-  void on_lost(const perf::LostRecord& r) override { inner_.on_lost(r); }
-  void on_lost_samples(uint64_t lost, const perf::SampleId& id) override { inner_.on_lost_samples(lost, id); }
-  void on_throttle(const perf::ThrottleRecord& r) override { inner_.on_throttle(r); }
   void on_sample(const perf::Sample& sample) override {
-    inner_.on_sample(sample);
     if (enabled_ && (++samples_ & 0xffff) == 0) {
       std::fprintf(stderr, "\rlockanalyze: read %" PRIu64 " of %" PRIu64 " MB", sample.file_offset >> 20,
                    file_size_ >> 20);
@@ -177,7 +168,6 @@ class ProgressVisitor final : public perf::RecordVisitor {
   }
 
  private:
-  perf::RecordVisitor& inner_;
   uint64_t file_size_;
   bool enabled_;
   bool shown_ = false;
@@ -232,9 +222,9 @@ void run_report(const ReportOptions& options) {
   lockdep::LockdepReplay lockdep;
   {
     const perf::Metadata& metadata = reader->metadata();
-    LockEventFeed all({&model, &lockdep, contention_feed.get()});
-    ProgressVisitor progress(all, metadata.pipe_mode ? 0 : metadata.data_offset + metadata.data_size);
-    reader->read(progress, perf::RecordOrder::time);
+    ReadProgress progress(metadata.pipe_mode ? 0 : metadata.data_offset + metadata.data_size);
+    LockEventFeed all({&model, &lockdep, contention_feed.get(), &progress});
+    reader->read(all, perf::RecordOrder::time);
     all.finish();
   }
   lockdep.finish(&model);
@@ -259,8 +249,9 @@ void run_report(const ReportOptions& options) {
   report.header.vmlinux = options.vmlinux;
   report.header.lockrec = std::move(lockrec);
   // The header says it too, but a report read by a script may never be seen: stderr is.
-  if (!kernel_symbols.forced_vmlinux.empty())
-    std::fprintf(stderr, "lockanalyze: warning: %s\n", kernel_symbols.forced_vmlinux.c_str());
+  if (kernel_symbols.forced_vmlinux_note)
+    std::fprintf(stderr, "lockanalyze: warning: %s\n",
+                 kernel_symbols.notes[*kernel_symbols.forced_vmlinux_note].c_str());
   report.header.notes.insert(report.header.notes.begin(), kernel_symbols.notes.begin(), kernel_symbols.notes.end());
   for (const auto& warning : reader->stats().warnings) report.header.notes.push_back(warning);
   if (filters.identity == report::LockIdentity::lock_class) {
