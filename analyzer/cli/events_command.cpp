@@ -169,11 +169,35 @@ bool is_plain_text(std::string_view value) {
   return true;
 }
 
+// A short plain text (a comm, an event name) kept at the start of a fixed block, so that it is
+// written with one copy of constant size: copies of the text's own length were calls to memcpy,
+// two per row. The row's reserve holds the block's overrun.
+struct ShortText {
+  static constexpr size_t kCapacity = 64;
+  std::array<char, kCapacity> bytes{};
+  size_t size = 0;
+
+  // A copy of `text`, or nullptr when it is too long or not plain (it is written the slow way).
+  static const ShortText* make(ShortText& block, std::string_view text, bool plain) {
+    if (!plain || text.size() > kCapacity) return nullptr;
+    std::memcpy(block.bytes.data(), text.data(), text.size());
+    block.size = text.size();
+    return &block;
+  }
+};
+
+char* put_short(char* at, const ShortText& text) {
+  std::memcpy(at, text.bytes.data(), ShortText::kCapacity);
+  return at + text.size;
+}
+
 struct EventRow {
   const LockEvent& event;
   std::string_view comm;
-  bool comm_is_plain = false;        // is_plain_text(comm), known ahead
-  bool event_name_is_plain = false;  // is_plain_text(event.event_name), known ahead
+  bool comm_is_plain = false;                   // is_plain_text(comm), known ahead
+  bool event_name_is_plain = false;             // is_plain_text(event.event_name), known ahead
+  const ShortText* short_comm = nullptr;        // comm in a block, when it is short and plain
+  const ShortText* short_event_name = nullptr;  // the same for event.event_name
   uint64_t kernel_frames = 0;
   uint64_t user_frames = 0;
   uint64_t stack_depth() const { return kernel_frames + user_frames; }
@@ -263,8 +287,8 @@ void visit_columns(const EventRow& row, Visitor& visitor) {
   visitor.number("cpu", sample.cpu);
   visitor.number("pid", static_cast<int32_t>(sample.pid));
   visitor.number("tid", static_cast<int32_t>(sample.tid));
-  visitor.text("comm", row.comm, row.comm_is_plain);
-  visitor.text("event", row.event.event_name, row.event_name_is_plain);
+  visitor.text("comm", row.comm, row.comm_is_plain, row.short_comm);
+  visitor.text("event", row.event.event_name, row.event_name_is_plain, row.short_event_name);
   visitor.optional_address("lock", row.event.lock);
   visitor.optional_number("ret", row.event.ret);
   visitor.word("context", context_name(row.event.context));
@@ -288,9 +312,9 @@ class CsvRow {
     separate();
     at_ = put_number(at_, value);
   }
-  void text(std::string_view, std::string_view value, bool plain) {
+  void text(std::string_view, std::string_view value, bool plain, const ShortText* short_text) {
     separate();
-    at_ = put_csv_field(out_, at_, value, plain);
+    at_ = short_text != nullptr ? put_short(at_, *short_text) : put_csv_field(out_, at_, value, plain);
   }
   void address(std::string_view, uint64_t value) {
     separate();
@@ -333,7 +357,7 @@ class CsvHeader {
   void end() { names_.end(); }
 
   void number(std::string_view name, uint64_t) { put_name(name); }
-  void text(std::string_view name, std::string_view, bool) { put_name(name); }
+  void text(std::string_view name, std::string_view, bool, const ShortText*) { put_name(name); }
   void address(std::string_view name, uint64_t) { put_name(name); }
   void optional_address(std::string_view name, std::optional<uint64_t>) { put_name(name); }
   void optional_number(std::string_view name, std::optional<int64_t>) { put_name(name); }
@@ -362,9 +386,15 @@ class JsonRow {
     key(name);
     at_ = put_number(at_, value);
   }
-  void text(std::string_view name, std::string_view value, bool plain) {
+  void text(std::string_view name, std::string_view value, bool plain, const ShortText* short_text) {
     key(name);
-    at_ = put_json_string(out_, at_, value, plain);
+    if (short_text != nullptr) {
+      at_ = put_char(at_, '"');
+      at_ = put_short(at_, *short_text);
+      at_ = put_char(at_, '"');
+    } else {
+      at_ = put_json_string(out_, at_, value, plain);
+    }
   }
   void address(std::string_view name, uint64_t value) {
     key(name);
@@ -472,7 +502,10 @@ class EventsVisitor final : public perf::RecordVisitor {
     ++lock_events_;
     EventRow row{*event, comm_of(sample.tid)};
     row.comm_is_plain = last_comm_is_plain_;
-    row.event_name_is_plain = event_name_is_plain(sample.event->index, event->event_name);
+    row.short_comm = last_short_comm_;
+    const EventNameForm& name = event_name_form(sample.event->index, event->event_name);
+    row.event_name_is_plain = name.plain;
+    row.short_event_name = name.is_short ? &name.block : nullptr;
     count_frames(sample.callchain, row);
     format_.row(out_, row);
   }
@@ -497,16 +530,29 @@ class EventsVisitor final : public perf::RecordVisitor {
     if (!has_last_comm_ || tid != last_tid_) {
       last_comm_ = names_.get(tid);
       last_comm_is_plain_ = is_plain_text(last_comm_);
+      last_short_comm_ = ShortText::make(last_comm_block_, last_comm_, last_comm_is_plain_);
       last_tid_ = tid;
       has_last_comm_ = true;
     }
     return last_comm_;
   }
-  // An event's name does not change: whether it is plain text is worked out once per event.
-  bool event_name_is_plain(size_t index, std::string_view name) {
-    if (index >= event_name_plain_.size()) event_name_plain_.resize(index + 1, kNotYetKnown);
-    if (event_name_plain_[index] == kNotYetKnown) event_name_plain_[index] = is_plain_text(name);
-    return event_name_plain_[index] == 1;
+  // An event's name does not change: whether it is plain text, and its block, are worked out once
+  // per event.
+  struct EventNameForm {
+    bool known = false;
+    bool plain = false;
+    bool is_short = false;
+    ShortText block;
+  };
+  const EventNameForm& event_name_form(size_t index, std::string_view name) {
+    if (index >= event_names_.size()) event_names_.resize(index + 1);
+    EventNameForm& form = event_names_[index];
+    if (!form.known) {
+      form.known = true;
+      form.plain = is_plain_text(name);
+      form.is_short = ShortText::make(form.block, name, form.plain) != nullptr;
+    }
+    return form;
   }
   void forget_last_comm() { has_last_comm_ = false; }
 
@@ -518,8 +564,9 @@ class EventsVisitor final : public perf::RecordVisitor {
   uint32_t last_tid_ = 0;
   std::string_view last_comm_;
   bool last_comm_is_plain_ = false;
-  static constexpr uint8_t kNotYetKnown = 2;
-  std::vector<uint8_t> event_name_plain_;   // by event index: 1 plain, 0 not, or kNotYetKnown
+  ShortText last_comm_block_;
+  const ShortText* last_short_comm_ = nullptr;
+  std::vector<EventNameForm> event_names_;  // by event index
   std::vector<uint64_t> samples_by_event_;  // by event index
   uint64_t lock_events_ = 0;
   uint64_t other_samples_ = 0;
