@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 
 #include "commands.hpp"
@@ -104,11 +105,6 @@ char* put_text(LineWriter& out, char* at, std::string_view value) {
   return put_fixed(at, value);
 }
 
-template <typename Int>
-char* put_number(char* at, Int value) {
-  return std::to_chars(at, at + 24, value).ptr;
-}
-
 // The 8 decimal digits of a value below 10^8, leading zeros included, as ASCII, first digit in the
 // lowest byte (memory order): split into halves of 4 digits, each into pairs, each pair into
 // digits, all lanes at once. Checked against std::to_chars for every value below 10^8.
@@ -122,10 +118,41 @@ uint64_t eight_digits_of(uint32_t value) {
   return (tens_high | (tens_low << 8)) + 0x3030303030303030ull;
 }
 
+// "00" to "99".
+constexpr std::array<char, 200> kDigitPairs = [] {
+  std::array<char, 200> pairs{};
+  for (size_t i = 0; i < 100; ++i) {
+    pairs[2 * i] = static_cast<char>('0' + i / 10);
+    pairs[2 * i + 1] = static_cast<char>('0' + i % 10);
+  }
+  return pairs;
+}();
+
+// A value below 100 with no branch on its length: most of a row's numbers (cpu, frame counts,
+// preempt count) are one or two digits, and std::to_chars' loop mispredicted where they change
+// length from row to row. Both bytes are written (the row's reserve has room); the length counts.
+char* put_below_100(char* at, uint32_t value) {
+  const char* pair = kDigitPairs.data() + 2 * value;
+  bool two_digits = value >= 10;
+  at[0] = pair[two_digits ? 0 : 1];
+  at[1] = pair[1];
+  return at + 1 + static_cast<size_t>(two_digits);
+}
+
+template <typename Int>
+char* put_number(char* at, Int value) {
+  if constexpr (std::is_signed_v<Int>) {
+    if (value < 0) return std::to_chars(at, at + 24, value).ptr;
+  }
+  if (static_cast<uint64_t>(value) < 100) return put_below_100(at, static_cast<uint32_t>(value));
+  return std::to_chars(at, at + 24, value).ptr;
+}
+
 // Times in nanoseconds have 11 to 20 digits: std::to_chars spent most of a row on them, a digit
 // pair per step. The low 8 digits are made at once instead; to_chars writes the few above them.
 char* put_number(char* at, uint64_t value) {
   constexpr uint64_t kLowDigits = 100'000'000;
+  if (value < 100) return put_below_100(at, static_cast<uint32_t>(value));
   if (value < kLowDigits) return std::to_chars(at, at + 24, value).ptr;
   at = std::to_chars(at, at + 24, value / kLowDigits).ptr;
   uint64_t low = eight_digits_of(static_cast<uint32_t>(value % kLowDigits));
@@ -189,6 +216,21 @@ struct ShortText {
 char* put_short(char* at, const ShortText& text) {
   std::memcpy(at, text.bytes.data(), ShortText::kCapacity);
   return at + text.size;
+}
+
+// Each context's name (context_name) in a block: a call to context_name and a memcpy of its length
+// per row were a tenth of the writer's time. ExecContext has four values; any other is named
+// "task", as context_name names it.
+constexpr size_t kContexts = 4;
+const std::array<ShortText, kContexts> kContextWords = [] {
+  std::array<ShortText, kContexts> words{};
+  for (size_t i = 0; i < kContexts; ++i) ShortText::make(words[i], context_name(static_cast<ExecContext>(i)), true);
+  return words;
+}();
+
+const ShortText& context_word(ExecContext context) {
+  size_t index = static_cast<size_t>(context);
+  return index < kContexts ? kContextWords[index] : kContextWords[0];
 }
 
 struct EventRow {
@@ -291,7 +333,7 @@ void visit_columns(const EventRow& row, Visitor& visitor) {
   visitor.text("event", row.event.event_name, row.event_name_is_plain, row.short_event_name);
   visitor.optional_address("lock", row.event.lock);
   visitor.optional_number("ret", row.event.ret);
-  visitor.word("context", context_name(row.event.context));
+  visitor.word("context", context_word(row.event.context));
   visitor.boolean("irqs_off", row.event.irqs_off);
   visitor.number("stack_depth", row.stack_depth());
   visitor.number("kernel_frames", row.kernel_frames);
@@ -332,6 +374,10 @@ class CsvRow {
     separate();
     at_ = put_fixed(at_, value);
   }
+  void word(std::string_view, const ShortText& value) {
+    separate();
+    at_ = put_short(at_, value);
+  }
   void boolean(std::string_view, bool value) {
     separate();
     at_ = put_char(at_, value ? '1' : '0');
@@ -361,7 +407,7 @@ class CsvHeader {
   void address(std::string_view name, uint64_t) { put_name(name); }
   void optional_address(std::string_view name, std::optional<uint64_t>) { put_name(name); }
   void optional_number(std::string_view name, std::optional<int64_t>) { put_name(name); }
-  void word(std::string_view name, std::string_view) { put_name(name); }
+  void word(std::string_view name, const ShortText&) { put_name(name); }
   void boolean(std::string_view name, bool) { put_name(name); }
   void bit_flags(std::string_view name, uint64_t) { put_name(name); }
 
@@ -412,10 +458,10 @@ class JsonRow {
     key(name);
     at_ = value ? put_number(at_, *value) : put_fixed(at_, "null");
   }
-  void word(std::string_view name, std::string_view value) {
+  void word(std::string_view name, const ShortText& value) {
     key(name);
     at_ = put_char(at_, '"');
-    at_ = put_fixed(at_, value);
+    at_ = put_short(at_, value);
     at_ = put_char(at_, '"');
   }
   void boolean(std::string_view name, bool value) {
