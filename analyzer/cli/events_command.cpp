@@ -132,7 +132,7 @@ constexpr std::array<char, 200> kDigitPairs = [] {
 // preempt count) are one or two digits, and std::to_chars' loop mispredicted where they change
 // length from row to row. Both bytes are written (the row's reserve has room); the length counts.
 char* put_below_100(char* at, uint32_t value) {
-  const char* pair = kDigitPairs.data() + 2 * value;
+  const char* pair = kDigitPairs.data() + 2 * size_t{value};
   bool two_digits = value >= 10;
   at[0] = pair[two_digits ? 0 : 1];
   at[1] = pair[1];
