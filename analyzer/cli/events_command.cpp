@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 
 #include "commands.hpp"
@@ -104,11 +105,6 @@ char* put_text(LineWriter& out, char* at, std::string_view value) {
   return put_fixed(at, value);
 }
 
-template <typename Int>
-char* put_number(char* at, Int value) {
-  return std::to_chars(at, at + 24, value).ptr;
-}
-
 // The 8 decimal digits of a value below 10^8, leading zeros included, as ASCII, first digit in the
 // lowest byte (memory order): split into halves of 4 digits, each into pairs, each pair into
 // digits, all lanes at once. Checked against std::to_chars for every value below 10^8.
@@ -122,10 +118,41 @@ uint64_t eight_digits_of(uint32_t value) {
   return (tens_high | (tens_low << 8)) + 0x3030303030303030ull;
 }
 
+// "00" to "99".
+constexpr std::array<char, 200> kDigitPairs = [] {
+  std::array<char, 200> pairs{};
+  for (size_t i = 0; i < 100; ++i) {
+    pairs[2 * i] = static_cast<char>('0' + i / 10);
+    pairs[2 * i + 1] = static_cast<char>('0' + i % 10);
+  }
+  return pairs;
+}();
+
+// A value below 100 with no branch on its length: most of a row's numbers (cpu, frame counts,
+// preempt count) are one or two digits, and std::to_chars' loop mispredicted where they change
+// length from row to row. Both bytes are written (the row's reserve has room); the length counts.
+char* put_below_100(char* at, uint32_t value) {
+  const char* pair = kDigitPairs.data() + 2 * size_t{value};
+  bool two_digits = value >= 10;
+  at[0] = pair[two_digits ? 0 : 1];
+  at[1] = pair[1];
+  return at + 1 + static_cast<size_t>(two_digits);
+}
+
+template <typename Int>
+char* put_number(char* at, Int value) {
+  if constexpr (std::is_signed_v<Int>) {
+    if (value < 0) return std::to_chars(at, at + 24, value).ptr;
+  }
+  if (static_cast<uint64_t>(value) < 100) return put_below_100(at, static_cast<uint32_t>(value));
+  return std::to_chars(at, at + 24, value).ptr;
+}
+
 // Times in nanoseconds have 11 to 20 digits: std::to_chars spent most of a row on them, a digit
 // pair per step. The low 8 digits are made at once instead; to_chars writes the few above them.
 char* put_number(char* at, uint64_t value) {
   constexpr uint64_t kLowDigits = 100'000'000;
+  if (value < 100) return put_below_100(at, static_cast<uint32_t>(value));
   if (value < kLowDigits) return std::to_chars(at, at + 24, value).ptr;
   at = std::to_chars(at, at + 24, value / kLowDigits).ptr;
   uint64_t low = eight_digits_of(static_cast<uint32_t>(value % kLowDigits));
@@ -169,11 +196,50 @@ bool is_plain_text(std::string_view value) {
   return true;
 }
 
+// A short plain text (a comm, an event name) kept at the start of a fixed block, so that it is
+// written with one copy of constant size: copies of the text's own length were calls to memcpy,
+// two per row. The row's reserve holds the block's overrun.
+struct ShortText {
+  static constexpr size_t kCapacity = 64;
+  std::array<char, kCapacity> bytes{};
+  size_t size = 0;
+
+  // A copy of `text`, or nullptr when it is too long or not plain (it is written the slow way).
+  static const ShortText* make(ShortText& block, std::string_view text, bool plain) {
+    if (!plain || text.size() > kCapacity) return nullptr;
+    std::memcpy(block.bytes.data(), text.data(), text.size());
+    block.size = text.size();
+    return &block;
+  }
+};
+
+char* put_short(char* at, const ShortText& text) {
+  std::memcpy(at, text.bytes.data(), ShortText::kCapacity);
+  return at + text.size;
+}
+
+// Each context's name (context_name) in a block: a call to context_name and a memcpy of its length
+// per row were a tenth of the writer's time. ExecContext has four values; any other is named
+// "task", as context_name names it.
+constexpr size_t kContexts = 4;
+const std::array<ShortText, kContexts> kContextWords = [] {
+  std::array<ShortText, kContexts> words{};
+  for (size_t i = 0; i < kContexts; ++i) ShortText::make(words[i], context_name(static_cast<ExecContext>(i)), true);
+  return words;
+}();
+
+const ShortText& context_word(ExecContext context) {
+  size_t index = static_cast<size_t>(context);
+  return index < kContexts ? kContextWords[index] : kContextWords[0];
+}
+
 struct EventRow {
   const LockEvent& event;
   std::string_view comm;
-  bool comm_is_plain = false;        // is_plain_text(comm), known ahead
-  bool event_name_is_plain = false;  // is_plain_text(event.event_name), known ahead
+  bool comm_is_plain = false;                   // is_plain_text(comm), known ahead
+  bool event_name_is_plain = false;             // is_plain_text(event.event_name), known ahead
+  const ShortText* short_comm = nullptr;        // comm in a block, when it is short and plain
+  const ShortText* short_event_name = nullptr;  // the same for event.event_name
   uint64_t kernel_frames = 0;
   uint64_t user_frames = 0;
   uint64_t stack_depth() const { return kernel_frames + user_frames; }
@@ -263,11 +329,11 @@ void visit_columns(const EventRow& row, Visitor& visitor) {
   visitor.number("cpu", sample.cpu);
   visitor.number("pid", static_cast<int32_t>(sample.pid));
   visitor.number("tid", static_cast<int32_t>(sample.tid));
-  visitor.text("comm", row.comm, row.comm_is_plain);
-  visitor.text("event", row.event.event_name, row.event_name_is_plain);
+  visitor.text("comm", row.comm, row.comm_is_plain, row.short_comm);
+  visitor.text("event", row.event.event_name, row.event_name_is_plain, row.short_event_name);
   visitor.optional_address("lock", row.event.lock);
   visitor.optional_number("ret", row.event.ret);
-  visitor.word("context", context_name(row.event.context));
+  visitor.word("context", context_word(row.event.context));
   visitor.boolean("irqs_off", row.event.irqs_off);
   visitor.number("stack_depth", row.stack_depth());
   visitor.number("kernel_frames", row.kernel_frames);
@@ -288,9 +354,9 @@ class CsvRow {
     separate();
     at_ = put_number(at_, value);
   }
-  void text(std::string_view, std::string_view value, bool plain) {
+  void text(std::string_view, std::string_view value, bool plain, const ShortText* short_text) {
     separate();
-    at_ = put_csv_field(out_, at_, value, plain);
+    at_ = short_text != nullptr ? put_short(at_, *short_text) : put_csv_field(out_, at_, value, plain);
   }
   void address(std::string_view, uint64_t value) {
     separate();
@@ -307,6 +373,10 @@ class CsvRow {
   void word(std::string_view, std::string_view value) {
     separate();
     at_ = put_fixed(at_, value);
+  }
+  void word(std::string_view, const ShortText& value) {
+    separate();
+    at_ = put_short(at_, value);
   }
   void boolean(std::string_view, bool value) {
     separate();
@@ -333,11 +403,11 @@ class CsvHeader {
   void end() { names_.end(); }
 
   void number(std::string_view name, uint64_t) { put_name(name); }
-  void text(std::string_view name, std::string_view, bool) { put_name(name); }
+  void text(std::string_view name, std::string_view, bool, const ShortText*) { put_name(name); }
   void address(std::string_view name, uint64_t) { put_name(name); }
   void optional_address(std::string_view name, std::optional<uint64_t>) { put_name(name); }
   void optional_number(std::string_view name, std::optional<int64_t>) { put_name(name); }
-  void word(std::string_view name, std::string_view) { put_name(name); }
+  void word(std::string_view name, const ShortText&) { put_name(name); }
   void boolean(std::string_view name, bool) { put_name(name); }
   void bit_flags(std::string_view name, uint64_t) { put_name(name); }
 
@@ -362,9 +432,15 @@ class JsonRow {
     key(name);
     at_ = put_number(at_, value);
   }
-  void text(std::string_view name, std::string_view value, bool plain) {
+  void text(std::string_view name, std::string_view value, bool plain, const ShortText* short_text) {
     key(name);
-    at_ = put_json_string(out_, at_, value, plain);
+    if (short_text != nullptr) {
+      at_ = put_char(at_, '"');
+      at_ = put_short(at_, *short_text);
+      at_ = put_char(at_, '"');
+    } else {
+      at_ = put_json_string(out_, at_, value, plain);
+    }
   }
   void address(std::string_view name, uint64_t value) {
     key(name);
@@ -382,10 +458,10 @@ class JsonRow {
     key(name);
     at_ = value ? put_number(at_, *value) : put_fixed(at_, "null");
   }
-  void word(std::string_view name, std::string_view value) {
+  void word(std::string_view name, const ShortText& value) {
     key(name);
     at_ = put_char(at_, '"');
-    at_ = put_fixed(at_, value);
+    at_ = put_short(at_, value);
     at_ = put_char(at_, '"');
   }
   void boolean(std::string_view name, bool value) {
@@ -472,7 +548,10 @@ class EventsVisitor final : public perf::RecordVisitor {
     ++lock_events_;
     EventRow row{*event, comm_of(sample.tid)};
     row.comm_is_plain = last_comm_is_plain_;
-    row.event_name_is_plain = event_name_is_plain(sample.event->index, event->event_name);
+    row.short_comm = last_short_comm_;
+    const EventNameForm& name = event_name_form(sample.event->index, event->event_name);
+    row.event_name_is_plain = name.plain;
+    row.short_event_name = name.is_short ? &name.block : nullptr;
     count_frames(sample.callchain, row);
     format_.row(out_, row);
   }
@@ -497,16 +576,29 @@ class EventsVisitor final : public perf::RecordVisitor {
     if (!has_last_comm_ || tid != last_tid_) {
       last_comm_ = names_.get(tid);
       last_comm_is_plain_ = is_plain_text(last_comm_);
+      last_short_comm_ = ShortText::make(last_comm_block_, last_comm_, last_comm_is_plain_);
       last_tid_ = tid;
       has_last_comm_ = true;
     }
     return last_comm_;
   }
-  // An event's name does not change: whether it is plain text is worked out once per event.
-  bool event_name_is_plain(size_t index, std::string_view name) {
-    if (index >= event_name_plain_.size()) event_name_plain_.resize(index + 1, kNotYetKnown);
-    if (event_name_plain_[index] == kNotYetKnown) event_name_plain_[index] = is_plain_text(name);
-    return event_name_plain_[index] == 1;
+  // An event's name does not change: whether it is plain text, and its block, are worked out once
+  // per event.
+  struct EventNameForm {
+    bool known = false;
+    bool plain = false;
+    bool is_short = false;
+    ShortText block;
+  };
+  const EventNameForm& event_name_form(size_t index, std::string_view name) {
+    if (index >= event_names_.size()) event_names_.resize(index + 1);
+    EventNameForm& form = event_names_[index];
+    if (!form.known) {
+      form.known = true;
+      form.plain = is_plain_text(name);
+      form.is_short = ShortText::make(form.block, name, form.plain) != nullptr;
+    }
+    return form;
   }
   void forget_last_comm() { has_last_comm_ = false; }
 
@@ -518,8 +610,9 @@ class EventsVisitor final : public perf::RecordVisitor {
   uint32_t last_tid_ = 0;
   std::string_view last_comm_;
   bool last_comm_is_plain_ = false;
-  static constexpr uint8_t kNotYetKnown = 2;
-  std::vector<uint8_t> event_name_plain_;   // by event index: 1 plain, 0 not, or kNotYetKnown
+  ShortText last_comm_block_;
+  const ShortText* last_short_comm_ = nullptr;
+  std::vector<EventNameForm> event_names_;  // by event index
   std::vector<uint64_t> samples_by_event_;  // by event index
   uint64_t lock_events_ = 0;
   uint64_t other_samples_ = 0;

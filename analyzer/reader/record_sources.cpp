@@ -67,9 +67,8 @@ StreamRecordSource::StreamRecordSource(int fd, uint64_t start_offset, uint64_t l
       stream_offset_(start_offset),
       unread_limit_(limit) {}
 
-bool StreamRecordSource::fill(size_t size) {
+bool StreamRecordSource::refill(size_t size) {
   size_t buffered = end_pos_ - read_pos_;
-  if (buffered >= size) return true;
   // A size the rest of the descriptor cannot hold (a hostile length in file mode) is neither
   // waited nor allocated for.
   if (size - buffered > unread_limit_) return false;

@@ -97,8 +97,10 @@ class StreamRecordSource {
  private:
   static constexpr uint64_t kNothingKept = UINT64_MAX;
   // Makes `size` bytes available from read_pos_; false at a clean end of stream when size bytes
-  // cannot be had and none are buffered.
-  bool fill(size_t size);
+  // cannot be had and none are buffered. Inline for the usual case, bytes already buffered: next()
+  // asks twice per record, and the call was most of its cost.
+  bool fill(size_t size) { return end_pos_ - read_pos_ >= size || refill(size); }
+  bool refill(size_t size);
   uint64_t buffer_start_offset() const { return stream_offset_ - read_pos_; }
 
   int fd_;

@@ -6,8 +6,9 @@ namespace lockscope::perf {
 
 void TimeOrderQueue::push(const RawRecord& record, uint64_t time) {
   if (flushed_any_ && time < flushed_up_to_) ++out_of_order_;
-  // Appended in sequence order, the entries stay sorted while times do not go back.
-  if (!entries_.empty() && time < entries_.back().time) entries_sorted_ = false;
+  // Appended in sequence order, the entries stay sorted while times do not go back; an older
+  // time starts a new run.
+  if (!entries_.empty() && time < entries_.back().time) run_starts_.push_back(entries_.size());
   // Filled in place: an Entry built aside and copied in cost store-forwarding stalls (a third of
   // push's time).
   Entry& entry = entries_.emplace_back();
@@ -29,13 +30,37 @@ void TimeOrderQueue::push(const RawRecord& record, uint64_t time) {
 }
 
 void TimeOrderQueue::sort_entries() {
-  // (time, sequence) is unique, so a plain sort is deterministic and needs no extra buffer. Many
-  // rounds arrive already in order (one CPU's buffer): no sort for them.
-  if (entries_sorted_) return;
-  std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
+  // Many rounds arrive already in order (one CPU's buffer): nothing to do for them.
+  if (run_starts_.empty()) return;
+  merge_runs();
+}
+
+// Merges neighbouring runs in pairs until one is left, between entries_ and spare_entries_. Each
+// run's entries are in sequence order and an earlier run's sequences are all lower, so a merge
+// that takes from the earlier run on equal times keeps (time, sequence) order: records with equal
+// times stay in file order, as the sort they replace left them.
+void TimeOrderQueue::merge_runs() {
+  auto earlier = [](const Entry& a, const Entry& b) {
     return a.time != b.time ? a.time < b.time : a.sequence < b.sequence;
-  });
-  entries_sorted_ = true;
+  };
+  run_starts_.push_back(entries_.size());  // the end of the last run, as one more start
+  while (run_starts_.size() > 1) {
+    spare_entries_.resize(entries_.size());
+    spare_run_starts_.clear();
+    size_t begin = 0;
+    for (size_t run = 0; run < run_starts_.size(); run += 2) {
+      size_t middle = run_starts_[run];
+      size_t end = run + 1 < run_starts_.size() ? run_starts_[run + 1] : middle;
+      std::merge(entries_.begin() + static_cast<ptrdiff_t>(begin), entries_.begin() + static_cast<ptrdiff_t>(middle),
+                 entries_.begin() + static_cast<ptrdiff_t>(middle), entries_.begin() + static_cast<ptrdiff_t>(end),
+                 spare_entries_.begin() + static_cast<ptrdiff_t>(begin), earlier);
+      spare_run_starts_.push_back(end);
+      begin = end;
+    }
+    std::swap(entries_, spare_entries_);
+    std::swap(run_starts_, spare_run_starts_);
+  }
+  run_starts_.clear();
 }
 
 void TimeOrderQueue::drop_flushed(size_t flushed) {

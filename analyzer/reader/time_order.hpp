@@ -13,9 +13,13 @@
 
 namespace lockscope::perf {
 
-// Records held back for time ordering, sorted at each flush. Records in a StreamRecordSource's
-// buffer stay there (the source keeps them: no copy); others (decompressed ones) are copied into
-// an arena.
+// Records held back for time ordering, put in time order at each flush. Records in a
+// StreamRecordSource's buffer stay there (the source keeps them: no copy); others (decompressed
+// ones) are copied into an arena.
+//
+// The entries arrive as a few runs already in time order: what a round left over (sorted), then
+// each CPU's ring buffer in turn. push() notes where each run starts, and a flush merges the runs
+// instead of sorting: on the shared recording the sort was most of the queue's time.
 class TimeOrderQueue {
  public:
   // The source whose buffered records are held in place (the data section or the pipe).
@@ -65,6 +69,7 @@ class TimeOrderQueue {
   };
 
   void sort_entries();
+  void merge_runs();
   void drop_flushed(size_t flushed);
   void keep_unflushed();
 
@@ -72,7 +77,10 @@ class TimeOrderQueue {
   bool window_holds_any_ = false;
   std::vector<std::byte> arena_, spare_;
   std::vector<Entry> entries_;
-  bool entries_sorted_ = true;  // by (time, sequence)
+  // Where each run of entries in time order starts, after the first (which starts at 0); empty
+  // when all entries are in order. Reused, as merge_runs' spare entries: no allocation per round.
+  std::vector<size_t> run_starts_, spare_run_starts_;
+  std::vector<Entry> spare_entries_;
   uint64_t sequence_ = 0;
   uint64_t max_time_ = 0;
   uint64_t previous_round_max_ = 0;
