@@ -349,6 +349,7 @@ void DwarfIndex::release_pages() {
 // .debug_aranges: per unit, a header and (address, length) pairs ending in (0, 0). Read here
 // instead of with dwarf_getaranges, which opens every unit to find its DIE.
 void DwarfIndex::read_code_ranges() {
+  if (code_ranges_read_) return;
   code_ranges_read_ = true;
   Elf_Scn* scn = nullptr;
   size_t names_index = 0;
@@ -405,7 +406,7 @@ void DwarfIndex::read_code_ranges() {
 }
 
 std::optional<Dwarf_Off> DwarfIndex::unit_of_code(uint64_t address) {
-  if (!code_ranges_read_) read_code_ranges();
+  read_code_ranges();
   auto it = std::upper_bound(code_ranges_.begin(), code_ranges_.end(), address,
                              [](uint64_t a, const CodeRange& r) { return a < r.low; });
   if (it == code_ranges_.begin() || address >= (it - 1)->high) return std::nullopt;

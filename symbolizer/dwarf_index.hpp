@@ -83,6 +83,9 @@ class DwarfIndex {
   // Inline frames and source lines of a code address; fills `inlines`, `file` and `line`.
   void describe_code(uint64_t address, CodeLocation& out);
 
+  // .debug_aranges, read at the first lookup of code unless read here before.
+  void read_code_ranges();
+
  private:
   struct CompileUnit {
     Dwarf_Off unit = 0;
@@ -110,7 +113,6 @@ class DwarfIndex {
     Dwarf_Off unit = 0;
   };
 
-  void read_code_ranges();
   std::optional<Dwarf_Off> unit_of_code(uint64_t address);
   // Null when the unit cannot be opened on its own; callers then use the whole-file Dwarf.
   UnitView* view_of(Dwarf_Off unit);
