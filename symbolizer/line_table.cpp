@@ -341,6 +341,7 @@ std::optional<LineTable> LineTable::read(const LineSections& sections, uint64_t 
             directory = number;
           }
         }
+        if (path == nullptr) return false;
         if (!files) {
           table.directories_.push_back(path);
         } else {
