@@ -13,7 +13,8 @@
 //    .debug_aranges. Only that unit's top-level DIEs are scanned (its whole tree for a
 //    function-local static `lock.1`). Without a match there, all units are scanned as before.
 //  - Code: the unit's subprogram ranges are collected once; inline frames are found by descending
-//    only into DIEs whose ranges contain the address.
+//    only into DIEs whose ranges contain the address. Source lines come from the unit's line
+//    program, read here (line_table.hpp) rather than sorted whole by libdw.
 //  - Touched .debug_* pages are unmapped again every few lookups (MADV_DONTNEED on the read-only
 //    mapping: a later access reads them back from the page cache), so resident memory stays small.
 // Type walks are depth-limited so that a DWARF type cycle cannot loop forever.
@@ -30,6 +31,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "line_table.hpp"
 #include "lockscope/symbolizer.hpp"
 
 namespace lockscope::symbolizer {
@@ -81,6 +83,9 @@ class DwarfIndex {
   // Inline frames and source lines of a code address; fills `inlines`, `file` and `line`.
   void describe_code(uint64_t address, CodeLocation& out);
 
+  // .debug_aranges, read at the first lookup of code unless read here before.
+  void read_code_ranges();
+
  private:
   struct CompileUnit {
     Dwarf_Off unit = 0;
@@ -108,7 +113,6 @@ class DwarfIndex {
     Dwarf_Off unit = 0;
   };
 
-  void read_code_ranges();
   std::optional<Dwarf_Off> unit_of_code(uint64_t address);
   // Null when the unit cannot be opened on its own; callers then use the whole-file Dwarf.
   UnitView* view_of(Dwarf_Off unit);
@@ -140,6 +144,8 @@ class DwarfIndex {
   const Located* choose_variable(uint64_t address, uint64_t offset, std::string_view wanted, bool* named_as_wanted);
   const std::vector<Subprogram>& subprograms_of(Dwarf_Off unit, Dwarf_Die* cu_die);
   const std::string& source_root_of(Dwarf_Off unit, Dwarf_Die* cu_die);
+  // Null when the unit has no line table or it cannot be read.
+  const LineTable* line_table_of(Dwarf_Off unit, Dwarf_Die* cu_die);
   std::string source_path(Dwarf_Off unit, Dwarf_Die* cu_die, const char* raw_path);
 
   Elf* elf_;
@@ -168,6 +174,8 @@ class DwarfIndex {
   std::unordered_set<Dwarf_Off> walked_units_;
   std::unordered_map<Dwarf_Off, std::vector<Subprogram>> subprograms_;
   std::unordered_map<Dwarf_Off, std::string> source_roots_;
+  LineSections line_sections_;  // as libelf (or libdw, decompressing them) gives them
+  std::unordered_map<Dwarf_Off, std::unique_ptr<LineTable>> line_tables_;
 };
 
 // True for the kernel's lock types, by typedef name ("spinlock_t") or struct tag ("mutex").

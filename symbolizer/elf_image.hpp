@@ -92,6 +92,8 @@ class ElfImage {
   // The file group of the first local symbol with this exact name, 0 when there is none.
   // EXPORT_SYMBOL(x) leaves a local `__ksymtab_x` in the object file that defines x.
   uint32_t file_group_of(std::string_view local_name) const;
+  // Builds the index of names now rather than at the first lookup by name (see name_hashes_).
+  void index_names() const;
 
  private:
   SymbolHit symbol_at(uint64_t address, bool want_code) const;
@@ -99,7 +101,6 @@ class ElfImage {
   void read_sections();
   void read_symbols();
   void read_build_id();
-  void index_names() const;
   // The symbols named exactly `name`.
   std::vector<const ElfSymbol*> named(std::string_view name) const;
 

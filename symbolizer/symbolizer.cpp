@@ -64,6 +64,11 @@ class VmlinuxSymbolizer final : public Symbolizer {
     return *address + static_cast<uint64_t>(relocation_);
   }
 
+  void warm_up() override {
+    elf_.index_names();
+    if (index_ != nullptr) index_->read_code_ranges();
+  }
+
   DataName name_data(uint64_t runtime_address) override {
     auto cached = data_cache_.find(runtime_address);
     if (cached != data_cache_.end()) return cached->second;

@@ -4,6 +4,7 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -26,6 +28,7 @@
 #include "lockdep.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/perf_data.hpp"
+#include "lockscope/probe_table.hpp"
 #include "lockscope/symbolizer.hpp"
 #include "lockscope/unique_fd.hpp"
 #include "report_output.hpp"
@@ -190,6 +193,7 @@ void run_report(const ReportOptions& options) {
                               options.kaslr_offset, options.force_vmlinux, {}};
   KernelSymbols kernel_symbols;
   std::optional<report::LockrecSideFile> lockrec;
+  std::optional<KernelFacts> file_kernel;
   if (options.input != "-") {
     perf::KernelImageInfo image = perf::read_kernel_image_info(options.input);
     KernelFacts kernel = KernelFacts::from(image);
@@ -204,7 +208,29 @@ void run_report(const ReportOptions& options) {
       // checked against the kernel that was recorded.
       if (kernel.build_id_hex.empty()) kernel.build_id_hex = lockrec->kernel_build_id;
     }
-    kernel_symbols = open_kernel_symbols(sources, kernel);
+    file_kernel = kernel;
+  }
+  auto reader = perf::PerfDataReader::open(options.input);
+  // Opening a vmlinux (its symbol table read and sorted, its indexes built) takes about as long as
+  // reading the recording. Only contention tracepoints need names during the read (their callers);
+  // without them a second thread opens the symbols meanwhile, and its error, if any, is thrown
+  // when the read is done.
+  std::future<KernelSymbols> opening;
+  if (file_kernel) {
+    const std::vector<perf::EventDesc>& events = reader->metadata().events;
+    const bool names_while_reading = std::any_of(events.begin(), events.end(), [](const perf::EventDesc& event) {
+      return std::find(probes::contention_tracepoints.begin(), probes::contention_tracepoints.end(), event.name) !=
+             probes::contention_tracepoints.end();
+    });
+    if (names_while_reading) {
+      kernel_symbols = open_kernel_symbols(sources, *file_kernel);
+    } else {
+      opening = std::async(std::launch::async, [&sources, kernel = *file_kernel] {
+        KernelSymbols opened = open_kernel_symbols(sources, kernel);
+        if (opened.symbols) opened.symbols->warm_up();
+        return opened;
+      });
+    }
   }
   std::unique_ptr<symbolizer::Symbolizer>& symbols = kernel_symbols.symbols;
   std::unique_ptr<contention::SymbolizerCallerNamer> caller_namer;
@@ -217,7 +243,6 @@ void run_report(const ReportOptions& options) {
     contention_feed = std::make_unique<contention::ContentionVisitor>(*contention_stats);
   }
 
-  auto reader = perf::PerfDataReader::open(options.input);
   model::HolderModel model(model_options);
   lockdep::LockdepReplay lockdep;
   {
@@ -227,6 +252,7 @@ void run_report(const ReportOptions& options) {
     reader->read(all, perf::RecordOrder::time);
     all.finish();
   }
+  if (opening.valid()) kernel_symbols = opening.get();
   lockdep.finish(&model);
 
   report::Filters filters = options.filters;

@@ -89,6 +89,11 @@ class Symbolizer {
   // `__lock_text_start` that perf uses to recognise lock functions; nothing when absent.
   virtual std::optional<uint64_t> address_of(std::string_view symbol) = 0;
 
+  // Reads now what the first lookups would otherwise read on demand (for a vmlinux: the index of
+  // symbol names and .debug_aranges), for a caller with a thread to spare while it does other work.
+  // Call it before any lookup, never during one: a Symbolizer is used by one thread at a time.
+  virtual void warm_up() {}
+
   virtual DataName name_data(uint64_t runtime_address) = 0;
   virtual CodeLocation name_code(uint64_t runtime_address) = 0;
   // Whether the address lies in an executable section (or a text symbol from kallsyms).
