@@ -40,18 +40,14 @@ void LockEventFeed::on_sample(const perf::Sample& sample) {
   if (role.type == EventRole::Type::trylock_return) on_trylock_return(sample, *event, role);
 }
 
-namespace {
-// The context a trylock's two probes share: a task's by thread, an interrupt's by CPU (an
-// interrupt's samples carry the tid of the task it interrupted).
-uint64_t trylock_context_key(const perf::Sample& sample, ExecContext context) {
+uint64_t execution_context_key(const perf::Sample& sample, ExecContext context) {
   if (context == ExecContext::task && sample.tid != 0) return sample.tid;
   return (uint64_t{1} << 40) | (uint64_t{sample.cpu} << 8) | static_cast<uint64_t>(context);
 }
-}  // namespace
 
 void LockEventFeed::on_trylock_entry(const perf::Sample& sample, const LockEvent& event, const EventRole& role) {
   if (!event.lock) return;
-  PendingTrylock& trylock = trylocks_[trylock_context_key(sample, event.context)];
+  PendingTrylock& trylock = trylocks_[execution_context_key(sample, event.context)];
   settle(trylock, std::nullopt);
   trylock.pending = true;
   trylock.sample = sample;
@@ -66,7 +62,7 @@ void LockEventFeed::on_trylock_entry(const perf::Sample& sample, const LockEvent
 }
 
 void LockEventFeed::on_trylock_return(const perf::Sample& sample, const LockEvent& event, const EventRole& role) {
-  auto found = trylocks_.find(trylock_context_key(sample, event.context));
+  auto found = trylocks_.find(execution_context_key(sample, event.context));
   if (found == trylocks_.end() || !found->second.pending || found->second.role.row->function != role.row->function) {
     each([&](LockEventConsumer& consumer) { consumer.on_trylock_result_without_entry(sample); });
     return;

@@ -35,6 +35,12 @@ struct EventRole {
 };
 EventRole role_of_event(std::string_view event_name);
 
+// The context a sample ran in, as a key: a task's by thread, an interrupt's by CPU (an
+// interrupt's samples carry the tid of the task it interrupted, and lockdep keeps interrupt
+// contexts' locks apart from the task's). The idle tasks share tid 0: told apart by CPU too.
+// A trylock's two probes are paired, and held locks are replayed, per such context.
+uint64_t execution_context_key(const perf::Sample& sample, ExecContext context);
+
 // A trylock as the feed pairs it, once for every consumer: the entry probe (it has the lock and
 // the caller's stack) with the return probe of the same function on the same context (it says
 // whether the lock was taken). `taken` is empty when no result came: another trylock entry on

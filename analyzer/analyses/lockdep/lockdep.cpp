@@ -150,14 +150,6 @@ bool is_read(Access access) {
   return access == Access::rwlock_read || access == Access::rwsem_read || access == Access::percpu_rwsem_read;
 }
 
-// Where an acquisition's held locks live: a task's own stack, or per CPU the interrupt context
-// it ran in (lockdep keeps interrupt contexts' locks apart from the task they interrupted). The
-// idle tasks share tid 0, so they are told apart by CPU too.
-uint64_t context_key(const perf::Sample& sample, ExecContext context) {
-  if (context == ExecContext::task && sample.tid != 0) return sample.tid;
-  return (uint64_t{1} << 40) | (uint64_t{sample.cpu} << 8) | static_cast<uint64_t>(context);
-}
-
 }  // namespace
 
 std::string_view usage_name(Usage usage) { return kUsageNames[static_cast<size_t>(usage)]; }
@@ -313,7 +305,7 @@ struct LockdepReplay::State {
     uint32_t lock = lock_for(taken.lock);
     locks[lock].access_mask |= 1u << static_cast<unsigned>(taken.access);
     mark_usage(lock, taken);
-    if (has_release_events) replay_acquire(contexts[context_key(*taken.sample, taken.context)], lock, taken);
+    if (has_release_events) replay_acquire(contexts[execution_context_key(*taken.sample, taken.context)], lock, taken);
   }
 
   uint32_t lock_for(uint64_t address) {
@@ -414,7 +406,7 @@ void LockdepReplay::on_lock_event(const perf::Sample& sample, const LockEvent& e
       return;
     }
     case Type::release:
-      if (event.lock) s.replay_release(s.contexts[context_key(sample, event.context)], *event.lock);
+      if (event.lock) s.replay_release(s.contexts[execution_context_key(sample, event.context)], *event.lock);
       return;
     case Type::trylock_entry:  // replayed once paired with its result: on_trylock
     case Type::trylock_return:
