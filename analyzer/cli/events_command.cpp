@@ -435,9 +435,7 @@ class JsonRow {
   void text(std::string_view name, std::string_view value, bool plain, const ShortText* short_text) {
     key(name);
     if (short_text != nullptr) {
-      at_ = put_char(at_, '"');
-      at_ = put_short(at_, *short_text);
-      at_ = put_char(at_, '"');
+      put_quoted_short(*short_text);
     } else {
       at_ = put_json_string(out_, at_, value, plain);
     }
@@ -460,9 +458,7 @@ class JsonRow {
   }
   void word(std::string_view name, const ShortText& value) {
     key(name);
-    at_ = put_char(at_, '"');
-    at_ = put_short(at_, value);
-    at_ = put_char(at_, '"');
+    put_quoted_short(value);
   }
   void boolean(std::string_view name, bool value) {
     key(name);
@@ -482,6 +478,11 @@ class JsonRow {
   void put_quoted_hex(uint64_t value) {
     at_ = put_char(at_, '"');
     at_ = put_hex(at_, value);
+    at_ = put_char(at_, '"');
+  }
+  void put_quoted_short(const ShortText& text) {
+    at_ = put_char(at_, '"');
+    at_ = put_short(at_, text);
     at_ = put_char(at_, '"');
   }
 
