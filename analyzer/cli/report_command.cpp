@@ -28,7 +28,6 @@
 #include "lockdep.hpp"
 #include "lockscope/error.hpp"
 #include "lockscope/perf_data.hpp"
-#include "lockscope/probe_table.hpp"
 #include "lockscope/symbolizer.hpp"
 #include "lockscope/unique_fd.hpp"
 #include "report_output.hpp"
@@ -219,8 +218,8 @@ void run_report(const ReportOptions& options) {
   if (file_kernel) {
     const std::vector<perf::EventDesc>& events = reader->metadata().events;
     const bool names_while_reading = std::any_of(events.begin(), events.end(), [](const perf::EventDesc& event) {
-      return std::find(probes::contention_tracepoints.begin(), probes::contention_tracepoints.end(), event.name) !=
-             probes::contention_tracepoints.end();
+      EventRole::Type type = role_of_event(event.name).type;
+      return type == EventRole::Type::contention_begin || type == EventRole::Type::contention_end;
     });
     if (names_while_reading) {
       kernel_symbols = open_kernel_symbols(sources, *file_kernel);
